@@ -1,0 +1,3 @@
+from stockade.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""The ``stockade`` command line: the only place (with the HTTP API) that catches StockadeError."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from stockade import __version__
+from stockade.errors import StockadeError
+from stockade.textsafe import safe_text
+
+from ._admit import admit
+from ._audit import audit
+from ._demo import demo
+from ._policy import policy
+from ._runs import runs, trace
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stockade")
+def cli() -> None:
+    """Stockade: sandbox, admit, gate and prove every AI-agent tool call."""
+
+
+cli.add_command(policy)
+cli.add_command(admit)
+cli.add_command(audit)
+cli.add_command(runs)
+cli.add_command(trace)
+cli.add_command(demo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning StockadeError into a message and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="stockade", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+    except StockadeError as e:
+        click.echo(f"stockade: error: {safe_text(e.message)}", err=True)
+        sys.exit(e.exit_code)
