@@ -1,0 +1,39 @@
+"""Versioned schema migrations of the run store. Append only: never edit a shipped migration."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs and their evidence
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        workload TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        server TEXT,
+        backend TEXT NOT NULL,
+        policy_hash TEXT NOT NULL,
+        image_digest TEXT,
+        spec TEXT NOT NULL,
+        network_profile TEXT NOT NULL,
+        status TEXT NOT NULL,
+        end_reason TEXT,
+        exit_code INTEGER,
+        signal INTEGER,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT
+    );
+    CREATE INDEX runs_created ON runs(created_at);
+    CREATE INDEX runs_status ON runs(status);
+    CREATE TABLE evidence (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX evidence_run ON evidence(run_id, id);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
