@@ -33,7 +33,16 @@ from ._checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
-from ._keys import AuditKeys, load_hmac_key, load_keys, load_or_create_keys, load_public_key
+from ._keys import (
+    HMAC_KEY_FILE,
+    PUBLIC_KEY_FILE,
+    SIGNING_KEY_FILE,
+    AuditKeys,
+    load_hmac_key,
+    load_keys,
+    load_or_create_keys,
+    load_public_key,
+)
 from ._log import RESERVED_TYPES, TORN_TAIL_TYPE, AuditLog, AuditTornTailError, FsyncMode
 from ._redact import PATTERNS, Redactor
 from ._verify import (
@@ -50,8 +59,11 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_TYPE",
     "GENESIS",
+    "HMAC_KEY_FILE",
     "PATTERNS",
+    "PUBLIC_KEY_FILE",
     "RESERVED_TYPES",
+    "SIGNING_KEY_FILE",
     "TORN_TAIL_TYPE",
     "AuditKeys",
     "AuditLog",
