@@ -1,0 +1,35 @@
+"""Local sandbox runner: gVisor (runsc) and namespaces (bubblewrap) backends.
+
+``build_spec`` derives a spec from policy limits plus tighten-only overrides; ``launch`` starts it
+(or refuses, naming the missing control) and returns a :class:`Sandbox` handle; ``run_recorded``
+does the same while keeping the run store and audit log; ``reap_leftovers`` cleans after a crash.
+"""
+
+from ._cgroup import cgroup_v1_root
+from ._layout import check_bind, host_layout
+from ._probe import GvisorRuntime, find_bwrap, find_gvisor
+from ._protocols import RunStoreLike, SecretSource
+from ._reap import reap_leftovers
+from ._runner import POLL_INTERVAL_S, Outcome, Sandbox, launch
+from ._seccomp import DENIED_SYSCALLS
+from ._spec import Overrides, PolicyLimits, build_spec
+
+__all__ = [
+    "DENIED_SYSCALLS",
+    "POLL_INTERVAL_S",
+    "GvisorRuntime",
+    "Outcome",
+    "Overrides",
+    "PolicyLimits",
+    "RunStoreLike",
+    "Sandbox",
+    "SecretSource",
+    "build_spec",
+    "cgroup_v1_root",
+    "check_bind",
+    "find_bwrap",
+    "find_gvisor",
+    "host_layout",
+    "launch",
+    "reap_leftovers",
+]

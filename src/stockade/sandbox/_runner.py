@@ -1,0 +1,292 @@
+"""Launch a spec on a backend, enforce its budgets, account for its end, and clean up.
+
+``launch`` refuses (raises :class:`SandboxError`) before anything starts when a control cannot be
+applied. Once started, a monitor thread enforces the wall-clock deadline and the CPU budget (read
+from the run's cgroup: gVisor ignores RLIMIT_CPU) and, at the end, records exit code, signal and
+end reason, then deletes the container, the cgroup, the bundle and the secret files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from stockade.errors import SandboxError, StockadeError
+from stockade.models import AuditSink, EndReason, RunStatus, Runtime, SandboxSpec
+
+from ._backends import Prepared, host_pids_backstop, prepare_bwrap, prepare_gvisor
+from ._cgroup import Cgroup, cgroup_v1_root
+from ._layout import check_spec_binds
+from ._probe import find_bwrap, find_gvisor
+from ._reap import LiveRun, destroy, process_start_time
+
+__all__ = ["POLL_INTERVAL_S", "Outcome", "Sandbox", "launch"]
+
+#: How often the monitor reads the CPU counter and the deadline (bounds the overshoot).
+POLL_INTERVAL_S = 0.05
+_KILLED = frozenset(
+    {EndReason.DEADLINE, EndReason.CPU_LIMIT, EndReason.MEMORY_LIMIT, EndReason.KILLED_BY_OPERATOR}
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    backend: str
+    end_reason: EndReason
+    exit_code: int | None
+    signal: int | None
+    cpu_seconds: float
+    memory_peak_bytes: int
+    oom_kills: int
+
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus.KILLED if self.end_reason in _KILLED else RunStatus.EXITED
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["end_reason"] = self.end_reason.value
+        d["status"] = self.status.value
+        return d
+
+
+class Sandbox:
+    """A running sandbox: stdio pipes (when asked), ``wait()``, ``kill()``."""
+
+    def __init__(
+        self,
+        *,
+        spec: SandboxSpec,
+        run_id: str,
+        backend: str,
+        proc: subprocess.Popen[bytes],
+        prepared: Prepared,
+        cgroup: Cgroup,
+        live: LiveRun,
+        state: Path,
+        audit: AuditSink | None,
+        runsc: str | None,
+    ) -> None:
+        self.spec = spec
+        self.run_id = run_id
+        self.backend = backend
+        self.stdin: IO[bytes] | None = proc.stdin
+        self.stdout: IO[bytes] | None = proc.stdout
+        self.stderr: IO[bytes] | None = proc.stderr
+        self._proc = proc
+        self._prepared = prepared
+        self._cgroup = cgroup
+        self._live = live
+        self._state = state
+        self._audit = audit
+        self._runsc = runsc
+        self._reason: EndReason | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._outcome: Outcome | None = None
+        self._deadline = time.monotonic() + spec.timeout_s
+        self._thread = threading.Thread(target=self._monitor, name=f"sandbox-{run_id}", daemon=True)
+        self._thread.start()
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def kill(self, reason: EndReason = EndReason.KILLED_BY_OPERATOR) -> None:
+        """Stop the whole process tree now; the first reason given is the one recorded."""
+        with self._lock:
+            if self._reason is None:
+                self._reason = reason
+        self._kill_tree()
+
+    def _kill_tree(self) -> None:
+        if self.backend == "gvisor" and self._runsc:
+            subprocess.run(
+                [self._runsc, f"--root={self._prepared.runsc_root}", "kill", "--all",
+                 self._prepared.container_id, "KILL"],
+                capture_output=True, timeout=30, check=False,
+            )  # fmt: skip
+        self._cgroup.kill_all()
+        with contextlib.suppress(ProcessLookupError):
+            self._proc.kill()
+
+    def wait(self, timeout: float | None = None) -> Outcome:
+        """The outcome once the run ended and was cleaned up; SandboxError on ``timeout``."""
+        if not self._done.wait(timeout):
+            raise SandboxError(
+                f"run {self.run_id} still running after {timeout}s", "kill() it or wait longer"
+            )
+        if self._outcome is None:
+            raise SandboxError(f"run {self.run_id} ended without an outcome", "report a bug")
+        return self._outcome
+
+    def _monitor(self) -> None:
+        cpu_ns = self.spec.cpu_seconds * 1e9
+        while True:
+            try:
+                self._proc.wait(timeout=POLL_INTERVAL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() >= self._deadline:
+                self.kill(EndReason.DEADLINE)
+            elif self._cgroup.usage().cpu_ns >= cpu_ns:
+                self.kill(EndReason.CPU_LIMIT)
+        self._finish()
+
+    def _finish(self) -> None:
+        usage = self._cgroup.usage()
+        rc = self._proc.returncode
+        exit_code: int | None = rc if rc >= 0 else None
+        sig: int | None = -rc if rc < 0 else (rc - 128 if rc > 128 else None)
+        reason = self._reason
+        if reason is None:
+            oom = usage.oom_kills > 0 or (sig == 9 and usage.memory_failcnt > 0)
+            reason = EndReason.MEMORY_LIMIT if oom else EndReason.EXITED
+        self._outcome = Outcome(
+            run_id=self.run_id,
+            backend=self.backend,
+            end_reason=reason,
+            exit_code=exit_code,
+            signal=sig,
+            cpu_seconds=round(usage.cpu_ns / 1e9, 3),
+            memory_peak_bytes=usage.memory_bytes,
+            oom_kills=usage.oom_kills,
+        )
+        destroy(self._live, self._runsc)
+        LiveRun.forget(self._state, self.run_id)
+        for s in (self.stdin,):
+            if s is not None:
+                with contextlib.suppress(OSError):
+                    s.close()
+        if self._audit is not None:
+            with contextlib.suppress(StockadeError):
+                self._audit.append("sandbox.ended", self._outcome.as_dict(), run_id=self.run_id)
+        self._done.set()
+
+
+def _refuse(audit: AuditSink | None, run_id: str, err: SandboxError) -> SandboxError:
+    if audit is not None:
+        audit.append("sandbox.refused", {"what": err.what}, run_id=run_id)
+    return err
+
+
+def launch(
+    spec: SandboxSpec,
+    *,
+    state: Path,
+    run_id: str | None = None,
+    secrets: Any = None,
+    audit: AuditSink | None = None,
+    stdin: int | IO[Any] | None = subprocess.DEVNULL,
+    stdout: int | IO[Any] | None = subprocess.PIPE,
+    stderr: int | IO[Any] | None = subprocess.PIPE,
+    protected: tuple[str, ...] = (),
+) -> Sandbox:
+    """Start ``spec``; refuse with :class:`SandboxError` if any control cannot be applied.
+
+    ``stdin``/``stdout``/``stderr`` take subprocess values: ``PIPE`` gives the stdio attach mode
+    (``Sandbox.stdin``/``stdout`` speak to the workload), a file or ``None`` passes it through.
+    ``protected`` lists host paths no bind may expose (stockade's own keys and state).
+    """
+    run_id = run_id or uuid.uuid4().hex
+    backend = spec.runtime.value
+    try:
+        if os.geteuid() != 0:
+            raise SandboxError(
+                "the local sandbox runner needs root (to create cgroups and drop to the "
+                "unprivileged sandbox uid)",
+                "run stockade as root",
+            )
+        if spec.rootfs is not None or spec.image_digest is not None:
+            raise SandboxError(
+                "image root file systems are not supported by the local runner yet (got an "
+                "image spec, expected a host command)",
+                "run a host command, or use a backend that runs images",
+            )
+        if spec.network.mode != "none":
+            raise SandboxError(
+                "network profile 'allowlist' needs the egress proxy, which this runner does not "
+                "provide yet",
+                "use --network none",
+            )
+        if spec.runtime == Runtime.KUBERNETES:
+            raise SandboxError("runtime kubernetes is not a local runtime", "use gvisor")
+        check_spec_binds(spec, (str(state), *protected))
+        root = cgroup_v1_root()
+        rt = find_gvisor() if spec.runtime == Runtime.GVISOR else None
+        bwrap = find_bwrap() if spec.runtime == Runtime.NAMESPACES else None
+    except SandboxError as e:
+        raise _refuse(audit, run_id, e) from None
+    cgroup = Cgroup(root, run_id)
+    prepared = Prepared(argv=[])
+    live = LiveRun(
+        run_id=run_id, backend=backend, container_id=f"stockade-{run_id}",
+        runsc_root=str(state / "runsc"), cgroup_root=str(root),
+        run_dir=str(state / "runs" / run_id), secrets_dir="", runner_pid=os.getpid(),
+        runner_start=process_start_time(os.getpid()),
+    )  # fmt: skip
+    try:
+        live.write(state)
+        cgroup.create(
+            memory_bytes=spec.memory_mb * 1024 * 1024,
+            host_pids=host_pids_backstop(spec, backend),
+            cpu_quota_us=100_000,
+        )
+        if rt is not None:
+            prepared = prepare_gvisor(
+                spec, rt, run_id=run_id, state=state, cgroup=cgroup, secrets=secrets
+            )
+        elif bwrap is not None:
+            prepared = prepare_bwrap(spec, bwrap, cgroup=cgroup, secrets=secrets)
+        else:
+            raise SandboxError(f"no local backend for runtime {backend!r}", "use gvisor")
+        live = LiveRun(**{**asdict(live), "secrets_dir": prepared.secrets_dir})
+        live.write(state)
+        if audit is not None:
+            for name in spec.secrets:
+                audit.append("sandbox.secret_delivered", {"name": name}, run_id=run_id)
+        proc = subprocess.Popen(
+            prepared.argv,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            pass_fds=prepared.pass_fds,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            cwd="/",
+            start_new_session=True,
+        )
+    except (SandboxError, OSError) as e:
+        destroy(live, rt.runsc if rt else None)
+        LiveRun.forget(state, run_id)
+        err = (
+            e
+            if isinstance(e, SandboxError)
+            else SandboxError(
+                f"the sandbox could not be started: {e}", "check the state directory and cgroups"
+            )
+        )
+        raise _refuse(audit, run_id, err) from None
+    finally:
+        for fd in prepared.close_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    if audit is not None:
+        data: dict[str, Any] = {"backend": backend, "spec": spec.model_dump(mode="json")}
+        if rt is not None:
+            data["platform"] = rt.platform
+        else:
+            data["gvisor_waived"] = True
+        audit.append("sandbox.launched", data, run_id=run_id)
+    return Sandbox(
+        spec=spec, run_id=run_id, backend=backend, proc=proc, prepared=prepared, cgroup=cgroup,
+        live=live, state=state, audit=audit, runsc=rt.runsc if rt else None,
+    )  # fmt: skip
