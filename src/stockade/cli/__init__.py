@@ -13,6 +13,7 @@ from stockade.textsafe import safe_text
 from ._admit import admit
 from ._audit import audit
 from ._demo import demo
+from ._gateway import gateway, tools
 from ._policy import policy
 from ._runs import runs, trace
 
@@ -31,6 +32,8 @@ cli.add_command(audit)
 cli.add_command(runs)
 cli.add_command(trace)
 cli.add_command(demo)
+cli.add_command(gateway)
+cli.add_command(tools)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,194 @@
+"""``stockade gateway`` (serve MCP) and ``stockade tools diff|approve`` (tool pins)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from pathlib import Path
+
+import click
+
+from stockade import paths
+from stockade.errors import UsageError
+from stockade.gateway import (
+    Gateway,
+    PinError,
+    PinStore,
+    RuleDecider,
+    SubprocessLauncher,
+    approve,
+    load_gateway_config,
+    serve_stdio,
+)
+from stockade.models import Decision, SystemClock, ToolCall
+from stockade.textsafe import safe_text
+
+__all__ = ["gateway", "tools"]
+
+_policy_option = click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Policy file with a 'gateway:' section.",
+)
+
+
+class _DenyApprover:
+    """Policy-driven default approver: nothing is auto-approved (deny on require_approval)."""
+
+    def decide(self, call: ToolCall, decision: Decision) -> Decision:
+        return Decision.deny(f"approval required and no approver is configured ({decision.reason})")
+
+
+@click.command(name="gateway")
+@_policy_option
+@click.option("--stdio", "use_stdio", is_flag=True, help="Serve MCP on stdin/stdout.")
+@click.option(
+    "--unsafe-no-sandbox",
+    is_flag=True,
+    help="Run downstream servers as plain child processes (UNSAFE: testing only).",
+)
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Audit log (default: $STOCKADE_HOME/audit/audit.jsonl).",
+)
+@click.option(
+    "--host-token-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="File holding the host application's credential for registering trusted context.",
+)
+def gateway(
+    policy_path: Path,
+    use_stdio: bool,
+    unsafe_no_sandbox: bool,
+    audit_log: Path | None,
+    host_token_file: Path | None,
+) -> None:
+    """Serve one MCP endpoint that gates every tool call of the policy's servers."""
+    if not use_stdio:
+        raise UsageError("no transport selected", "pass --stdio (HTTP is not available yet)")
+    if not unsafe_no_sandbox:
+        raise UsageError(
+            "the sandbox launcher is not wired into the gateway yet",
+            "pass --unsafe-no-sandbox to run servers as plain child processes (testing only)",
+        )
+    cfg, pins_dir = load_gateway_config(policy_path)
+    host_cred = host_token_file.read_text(encoding="utf-8").strip() if host_token_file else None
+    from stockade.audit import AuditLog
+
+    log_path = audit_log or paths.audit_log()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with AuditLog.open(log_path, paths.key_dir()) as sink:
+        sink.append(
+            "gateway.start",
+            {
+                "policy": str(policy_path),
+                "servers": [s.name for s in cfg.servers],
+                "unsafe_no_sandbox": True,
+            },
+        )
+        gw = Gateway(
+            cfg,
+            pins=PinStore(pins_dir),
+            launcher=SubprocessLauncher(),
+            decider=RuleDecider.from_config(cfg),
+            approver=_DenyApprover(),
+            audit=sink,
+            clock=SystemClock(),
+            host_credential=host_cred,
+        )
+        asyncio.run(serve_stdio(gw))
+
+
+@click.group(name="tools")
+def tools() -> None:
+    """Review and approve pinned MCP tool definitions."""
+
+
+@tools.command(name="diff")
+@_policy_option
+@click.option("--json", "as_json", is_flag=True, help="Print pending definitions as JSON.")
+def tools_diff(policy_path: Path, as_json: bool) -> None:
+    """Show tools whose definitions are new or changed and therefore hidden."""
+    cfg, pins_dir = load_gateway_config(policy_path)
+    store = PinStore(pins_dir)
+    report: list[dict[str, object]] = []
+    for spec in cfg.servers:
+        pins = store.load(spec.name)
+        _, pending = store.load_pending(spec.name)
+        for name, p in sorted(pending.items()):
+            old = pins.tools.get(name)
+            report.append(
+                {
+                    "server": spec.name,
+                    "tool": name,
+                    "reason": p.reason,
+                    "hash": p.hash,
+                    "pinned_hash": old.hash if old else None,
+                    "findings": [f.model_dump() for f in p.findings],
+                    "definition": p.definition,
+                }
+            )
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=True))
+        return
+    if not report:
+        click.echo("no pending tool definitions")
+        return
+    for r in report:
+        head = f"{r['server']}__{r['tool']}: {r['reason']} -> {r['hash']}"
+        click.echo(safe_text(head, single_line=True))
+        if r["pinned_hash"]:
+            click.echo(f"  pinned: {r['pinned_hash']}")
+        findings = r["findings"]
+        assert isinstance(findings, list)  # noqa: S101 - built above
+        for f in findings:
+            click.echo(
+                "  FINDING "
+                + safe_text(f"{f['kind']} at {f['where']}: {f['detail']}", single_line=True)
+            )
+        body = json.dumps(r["definition"], indent=2, sort_keys=True, ensure_ascii=False)
+        for line in body.splitlines():
+            click.echo("  | " + safe_text(line, single_line=True, limit=200))
+
+
+@tools.command(name="approve")
+@_policy_option
+@click.argument("server")
+@click.argument("tool")
+@click.option("--hash", "expected", required=True, help="The pending hash shown by 'tools diff'.")
+def tools_approve(policy_path: Path, server: str, tool: str, expected: str) -> None:
+    """Pin a pending definition (must match --hash exactly, so you approve what you reviewed)."""
+    cfg, pins_dir = load_gateway_config(policy_path)
+    spec = next((s for s in cfg.servers if s.name == server), None)
+    if spec is None:
+        raise UsageError(f"no server {server!r} in the policy", "see the gateway section's servers")
+    store = PinStore(pins_dir)
+    package, pending = store.load_pending(server)
+    p = pending.get(tool)
+    if p is None:
+        raise PinError(
+            f"no pending definition for {server}__{tool}", "run 'stockade tools diff' first"
+        )
+    if p.hash != expected:
+        raise PinError(
+            f"pending hash is {p.hash}, expected {expected}", "review 'stockade tools diff' again"
+        )
+    if package != spec.package:
+        raise PinError(
+            f"pending list was made for package {package!r}, policy says {spec.package!r}",
+            "restart the gateway",
+        )
+    store.save(
+        approve(
+            store.load(server), p, package=spec.package, approved_by=f"operator:{getpass.getuser()}"
+        )
+    )
+    del pending[tool]
+    store.save_pending(server, package, pending)
+    click.echo(safe_text(f"pinned {server}__{tool} {p.hash}", single_line=True))

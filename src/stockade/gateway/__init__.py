@@ -1,0 +1,97 @@
+"""The MCP gateway: pinning, scanning, trust tagging, taint, the interceptor chain, transports."""
+
+from ._canon import canonical_json, definition_hash
+from ._chain import CallContext, Interceptor, Next, ToolResult, compose, deny_result
+from ._config import GatewayConfig, ServerSpec, ToolRule, load_gateway_config
+from ._decider import RuleDecider, sink_rules
+from ._downstream import DownstreamSession
+from ._errors import ConfigError, DownstreamError, NamespaceError, PinError, ProtocolError
+from ._gateway import SUPPORTED_VERSIONS, Gateway
+from ._interceptors import (
+    ApprovalStep,
+    ArgumentValidation,
+    AuditStep,
+    Authenticate,
+    DecisionContext,
+    FlowRule,
+    OutputHandling,
+    PinCheck,
+    PolicyDecider,
+    PolicyStep,
+    RateLimit,
+    SinkRule,
+    redact,
+)
+from ._jsonrpc import LineReader, Oversized, parse_message
+from ._launcher import DownstreamProcess, Launcher, SubprocessLauncher
+from ._names import SEPARATOR, Namespace, qualify, split
+from ._pins import Pending, Pin, PinSet, Reconciled, approve, reconcile
+from ._pinstore import PinStore
+from ._scan import Finding, scan_tool
+from ._stdio import serve_stdio, serve_streams
+from ._taint import ContextKey, TaintTracker, TrustedContext
+from ._trust import TRUST_META_KEY, tag_result
+
+__all__ = [
+    "SEPARATOR",
+    "SUPPORTED_VERSIONS",
+    "TRUST_META_KEY",
+    "ApprovalStep",
+    "ArgumentValidation",
+    "AuditStep",
+    "Authenticate",
+    "CallContext",
+    "ConfigError",
+    "ContextKey",
+    "DecisionContext",
+    "DownstreamError",
+    "DownstreamProcess",
+    "DownstreamSession",
+    "Finding",
+    "FlowRule",
+    "Gateway",
+    "GatewayConfig",
+    "Interceptor",
+    "Launcher",
+    "LineReader",
+    "Namespace",
+    "NamespaceError",
+    "Next",
+    "OutputHandling",
+    "Oversized",
+    "Pending",
+    "Pin",
+    "PinCheck",
+    "PinError",
+    "PinSet",
+    "PinStore",
+    "PolicyDecider",
+    "PolicyStep",
+    "ProtocolError",
+    "RateLimit",
+    "Reconciled",
+    "RuleDecider",
+    "ServerSpec",
+    "SinkRule",
+    "SubprocessLauncher",
+    "TaintTracker",
+    "ToolResult",
+    "ToolRule",
+    "TrustedContext",
+    "approve",
+    "canonical_json",
+    "compose",
+    "definition_hash",
+    "deny_result",
+    "load_gateway_config",
+    "parse_message",
+    "qualify",
+    "reconcile",
+    "redact",
+    "scan_tool",
+    "serve_stdio",
+    "serve_streams",
+    "sink_rules",
+    "split",
+    "tag_result",
+]

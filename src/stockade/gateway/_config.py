@@ -1,0 +1,99 @@
+"""Gateway configuration: the MCP servers to aggregate and the gateway's own limits.
+
+Read from the ``gateway:`` section of a policy file (YAML). Unknown keys are errors; every default
+is the safe one (no TOFU, default deny, small messages, short timeouts).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from stockade.models import Category, Frozen
+
+from ._errors import ConfigError
+
+__all__ = ["GatewayConfig", "ServerSpec", "ToolRule", "load_gateway_config"]
+
+
+class ToolRule(Frozen):
+    """Per-tool rule: ``allow``, ``deny`` or ``require_approval``; optional sink arguments."""
+
+    action: Literal["allow", "deny", "require_approval"] = "deny"
+    category: Category = Category.EXFILTRATION
+    sensitive_args: tuple[str, ...] = ()
+    when_tainted: Literal["deny", "require_approval"] = "require_approval"
+
+
+class ServerSpec(Frozen):
+    """One downstream server, launched over stdio."""
+
+    name: str = Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+    command: tuple[str, ...] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    package: str = Field(
+        default="", description="image digest or package-tree hash the pins bind to"
+    )
+    tofu: bool = Field(default=False, description="trust-on-first-use for NEW tools only")
+    tools: dict[str, ToolRule] = Field(default_factory=dict)
+    call_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("env")
+    @classmethod
+    def _no_secrets_inline(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if any(s in k.upper() for s in ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "APIKEY")):
+                raise ValueError(
+                    f"env {k!r} looks like a credential: grant it from the secret store"
+                )
+        return v
+
+
+class GatewayConfig(Frozen):
+    servers: tuple[ServerSpec, ...] = ()
+    default: Literal["deny"] = "deny"
+    pins_dir: str = "pins"
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=1024, le=64 * 1024 * 1024)
+    max_result_chars: int = Field(default=65536, gt=0)
+    rate_per_minute: int = Field(default=120, gt=0)
+    rate_burst: int = Field(default=30, gt=0)
+    approval_timeout_s: float = Field(default=60.0, gt=0)
+    clients: tuple[str, ...] = ("stdio",)
+
+
+def load_gateway_config(path: Path) -> tuple[GatewayConfig, Path]:
+    """Parse the ``gateway:`` section; returns the config and the resolved pins directory."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read policy {path}: {e.strerror}", "check the --policy path"
+        ) from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"policy {path} is not valid YAML: {e}", "fix the YAML syntax") from e
+    if not isinstance(raw, dict) or not isinstance(raw.get("gateway"), dict):
+        raise ConfigError(
+            f"policy {path} has no 'gateway:' mapping", "add a gateway section listing servers"
+        )
+    try:
+        cfg = GatewayConfig.model_validate(raw["gateway"])
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
+        )
+        raise ConfigError(
+            f"policy {path}: invalid gateway section: {problems}", "see docs/gateway.md"
+        ) from e
+    names = [s.name for s in cfg.servers]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"policy {path}: server names repeat: {names}", "give each server a unique name"
+        )
+    pins = Path(cfg.pins_dir)
+    if not pins.is_absolute():
+        pins = path.parent / pins
+    return cfg, pins

@@ -1,0 +1,116 @@
+"""Tool pinning: a tool is exposed only when its full definition's hash is pinned.
+
+Pure core (:func:`reconcile`) plus the pin-file model. A pin set belongs to one server *and* one
+package identity (image digest or package-tree hash): a different package voids every pin.
+Trust-on-first-use pins new tools only for servers whose policy opts into it, and never re-pins a
+*changed* definition: a change always waits for an operator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from stockade.models import Frozen
+
+from ._canon import definition_hash
+from ._scan import Finding, scan_tool
+
+__all__ = ["Pending", "Pin", "PinSet", "Reconciled", "approve", "reconcile"]
+
+
+class Pin(Frozen):
+    """An approved definition hash, how it was approved, and what the scan found then."""
+
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    approved_by: str = Field(min_length=1)
+    findings: tuple[Finding, ...] = ()
+
+
+class Pending(Frozen):
+    """A definition seen but not pinned (new or changed), kept for ``stockade tools diff``."""
+
+    tool: str
+    hash: str
+    reason: Literal["new", "changed", "package-changed"]
+    definition: dict[str, Any]
+    pinned_hash: str | None = None
+    findings: tuple[Finding, ...] = ()
+
+
+class PinSet(Frozen):
+    """The pin file of one server (JSON, ``version: 1``)."""
+
+    version: Literal[1] = 1
+    server: str = Field(min_length=1)
+    package: str = ""
+    tools: dict[str, Pin] = Field(default_factory=dict)
+
+
+class Reconciled(Frozen):
+    """Outcome of comparing a server's current tools with its pins."""
+
+    pins: PinSet
+    exposed: dict[str, dict[str, Any]]
+    pending: dict[str, Pending]
+    events: tuple[dict[str, Any], ...] = ()
+
+
+def reconcile(
+    pins: PinSet,
+    package: str,
+    tools: list[dict[str, Any]],
+    *,
+    tofu: bool,
+    other_tools: tuple[str, ...] = (),
+) -> Reconciled:
+    """Decide which of ``tools`` are exposed; returns the (possibly TOFU-extended) pin set."""
+    same_package = pins.package == package
+    current = dict(pins.tools) if same_package else {}
+    fresh_package = not pins.tools and not pins.package
+    exposed: dict[str, dict[str, Any]] = {}
+    pending: dict[str, Pending] = {}
+    events: list[dict[str, Any]] = []
+    for tool in tools:
+        name = str(tool.get("name", ""))
+        h = definition_hash(tool)
+        pin = current.get(name)
+        if pin is not None and pin.hash == h:
+            exposed[name] = tool
+            continue
+        findings = scan_tool(tool, other_tools)
+        if pin is None and tofu and (same_package or fresh_package):
+            current[name] = Pin(hash=h, approved_by="tofu", findings=findings)
+            exposed[name] = tool
+            events.append({"event": "pin.tofu", "tool": name, "hash": h, "findings": len(findings)})
+            continue
+        if not same_package and not fresh_package:
+            reason: Literal["new", "changed", "package-changed"] = "package-changed"
+        else:
+            reason = "new" if pin is None else "changed"
+        old = pins.tools.get(name)
+        pending[name] = Pending(
+            tool=name,
+            hash=h,
+            reason=reason,
+            definition=tool,
+            pinned_hash=old.hash if old else None,
+            findings=findings,
+        )
+        events.append(
+            {"event": f"pin.{reason}", "tool": name, "hash": h, "findings": len(findings)}
+        )
+    new_pins = PinSet(
+        server=pins.server,
+        package=package if same_package or fresh_package else pins.package,
+        tools=current,
+    )
+    return Reconciled(pins=new_pins, exposed=exposed, pending=pending, events=tuple(events))
+
+
+def approve(pins: PinSet, pending: Pending, *, package: str, approved_by: str) -> PinSet:
+    """Pin one pending definition (an operator's decision). Changing package drops older pins."""
+    tools = dict(pins.tools) if pins.package == package else {}
+    tools[pending.tool] = Pin(hash=pending.hash, approved_by=approved_by, findings=pending.findings)
+    return PinSet(server=pins.server, package=package, tools=tools)

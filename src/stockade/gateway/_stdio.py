@@ -1,0 +1,85 @@
+"""The stdio transport: newline-delimited JSON-RPC on the gateway's own stdin/stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._gateway import Gateway
+from ._jsonrpc import INVALID_REQUEST, LineReader, Oversized, encode, error_response, parse_message
+
+__all__ = ["serve_stdio", "serve_streams"]
+
+Write = Callable[[bytes], Awaitable[None]]
+
+
+async def serve_streams(
+    gateway: Gateway, reader: asyncio.StreamReader, write: Write, *, client: str
+) -> None:
+    """Answer messages from ``reader`` until EOF; each request runs concurrently."""
+    lock = asyncio.Lock()
+
+    async def send(msg: dict[str, Any]) -> None:
+        async with lock:
+            await write(encode(msg))
+
+    gateway.set_notifier(send)
+    lines = LineReader(reader, gateway.config.max_message_bytes)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def answer(msg: dict[str, Any]) -> None:
+        resp = await gateway.handle(msg, client=client)
+        if resp is not None:
+            await send(resp)
+
+    while True:
+        line = await lines.next()
+        if line is None:
+            break
+        if isinstance(line, Oversized):
+            await send(
+                error_response(
+                    None, INVALID_REQUEST, f"message of {line.size} bytes exceeds the limit"
+                )
+            )
+            continue
+        if not line.strip():
+            continue
+        msg = parse_message(line)
+        if isinstance(msg, tuple):
+            code, text, rid = msg
+            await send(error_response(rid, code, text))
+            continue
+        task = asyncio.create_task(answer(msg))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.wait(tasks, timeout=gateway.config.approval_timeout_s + 5)
+        for t in tasks:
+            t.cancel()
+
+
+async def serve_stdio(gateway: Gateway, *, client: str = "stdio") -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**16)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    out_fd = sys.stdout.fileno()
+
+    async def write(data: bytes) -> None:
+        await loop.run_in_executor(None, _write_all, out_fd, data)
+
+    await gateway.start()
+    try:
+        await serve_streams(gateway, reader, write, client=client)
+    finally:
+        await gateway.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
