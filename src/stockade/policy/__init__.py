@@ -1,0 +1,64 @@
+"""Policy: the file format, its strict loader, the effective-policy hash and the decision engine.
+
+See docs/policy.md for every field, its safe default and the decision semantics.
+"""
+
+from ._engine import DecisionContext, DecisionEngine, decide
+from ._loader import CheckResult, check_policy, load_policy, parse_policy
+from ._patterns import domain_matches, image_repository, registry_matches
+from ._policy import Policy, canonical_json, effective_hash
+from ._problems import PolicyLoadError, Problem
+from ._ratelimit import Bucket, RateState, take
+from ._resolve import MOUNT_FLAGS, Mount
+from ._schema import (
+    LIMITS,
+    Approvals,
+    ArgumentRule,
+    Arguments,
+    ClientRule,
+    FsEntry,
+    NetworkSpec,
+    PolicyDoc,
+    RateLimit,
+    ServerPolicy,
+    ToolRule,
+    ToolsPolicy,
+)
+from ._yaml import MAX_BYTES, MAX_DEPTH
+
+__all__ = [
+    "LIMITS",
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MOUNT_FLAGS",
+    "Approvals",
+    "ArgumentRule",
+    "Arguments",
+    "Bucket",
+    "CheckResult",
+    "ClientRule",
+    "DecisionContext",
+    "DecisionEngine",
+    "FsEntry",
+    "Mount",
+    "NetworkSpec",
+    "Policy",
+    "PolicyDoc",
+    "PolicyLoadError",
+    "Problem",
+    "RateLimit",
+    "RateState",
+    "ServerPolicy",
+    "ToolRule",
+    "ToolsPolicy",
+    "canonical_json",
+    "check_policy",
+    "decide",
+    "domain_matches",
+    "effective_hash",
+    "image_repository",
+    "load_policy",
+    "parse_policy",
+    "registry_matches",
+    "take",
+]

@@ -1,0 +1,108 @@
+"""Resolve fs_allowlist entries on the host: relative to the policy's directory, no escapes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from stockade.models import Bind, Frozen
+
+from ._normalise import Finding
+from ._schema import PolicyDoc
+
+__all__ = ["MOUNT_FLAGS", "Mount", "Resolution", "resolve"]
+
+MOUNT_FLAGS = ("nosuid", "nodev")
+
+
+class Mount(Frozen):
+    """One granted host path: ``source`` is the absolute, symlink-free path actually mounted."""
+
+    path: str
+    source: str
+    mode: str
+    flags: tuple[str, ...] = MOUNT_FLAGS
+    exists: bool = True
+
+    def bind(self, target: str) -> Bind:
+        return Bind(source=self.source, target=target, mode="rw" if self.mode == "rw" else "ro")
+
+
+@dataclass
+class Resolution:
+    mounts: dict[str, tuple[Mount, ...]] = field(default_factory=dict)
+    secret_store: str | None = None
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def resolve(doc: PolicyDoc, policy_file: str) -> Resolution:
+    out = Resolution()
+    file_real = os.path.realpath(policy_file)
+    base_abs = os.path.dirname(os.path.abspath(policy_file))
+    base_real = os.path.dirname(file_real)
+    if doc.secret_store is not None:
+        out.secret_store = os.path.realpath(os.path.join(base_abs, doc.secret_store))
+    for i, server in enumerate(doc.servers):
+        mounts: list[Mount] = []
+        for j, entry in enumerate(server.fs_allowlist):
+            where = ("servers", i, "fs_allowlist", j)
+            lexical = os.path.normpath(os.path.join(base_abs, entry.path))
+            if not _under(lexical, base_abs):
+                what = (
+                    f"fs_allowlist path {entry.path!r} is absolute and outside the policy directory"
+                    if entry.path.startswith("/")
+                    else f"fs_allowlist path {entry.path!r} escapes the policy directory via '..'"
+                )
+                out.errors.append(
+                    Finding(where, what, f"grant a path inside {base_abs} (relative to the policy)")
+                )
+                continue
+            real = os.path.realpath(lexical)
+            if not _under(real, base_real):
+                out.errors.append(
+                    Finding(
+                        where,
+                        f"fs_allowlist path {entry.path!r} resolves through a symlink to "
+                        f"{real}, outside the policy directory",
+                        "grant the real directory inside the policy directory, not a symlink",
+                    )
+                )
+                continue
+            if entry.mode == "rw" and _under(file_real, real):
+                out.errors.append(
+                    Finding(
+                        where,
+                        f"fs_allowlist path {entry.path!r} is read-write and contains the policy "
+                        "file itself",
+                        "grant a subdirectory, or make it mode: ro",
+                    )
+                )
+                continue
+            if out.secret_store and (
+                _under(out.secret_store, real) or _under(real, out.secret_store)
+            ):
+                out.errors.append(
+                    Finding(
+                        where,
+                        f"fs_allowlist path {entry.path!r} would expose the secret store",
+                        "grant a directory that does not contain the secret store",
+                    )
+                )
+                continue
+            exists = os.path.isdir(real) or os.path.isfile(real)
+            if not exists:
+                out.warnings.append(
+                    Finding(
+                        where,
+                        f"fs_allowlist path {entry.path!r} does not exist yet",
+                        "create it; a run is refused until it exists",
+                    )
+                )
+            mounts.append(Mount(path=entry.path, source=real, mode=entry.mode, exists=exists))
+        out.mounts[server.name] = tuple(mounts)
+    return out
