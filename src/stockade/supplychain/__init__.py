@@ -1,6 +1,17 @@
 """Supply chain: image references, registry allowlist, signature verification, registry client."""
 
 from ._allowlist import AllowlistDecision, RegistryAllowlist, RegistryRule
+from ._cosign import (
+    ANNOTATION_BUNDLE,
+    ANNOTATION_CERTIFICATE,
+    ANNOTATION_CHAIN,
+    ANNOTATION_SIGNATURE,
+    SignatureEvidence,
+    SignatureLayer,
+    verify_image_signatures,
+    verify_signature_layer,
+)
+from ._dirlayout import DirImage, parse_signature_blob, read_dir_image
 from ._errors import (
     ImageReferenceError,
     RegistryDeniedError,
@@ -8,18 +19,38 @@ from ._errors import (
     SignatureVerificationError,
     TrustMaterialError,
 )
+from ._policy import IdentityMatcher, ReferenceMatch, SignatureRule, VerificationPolicy
 from ._reference import DEFAULT_REGISTRY, ImageReference, parse_reference
+from ._simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload, parse_payload
 
 __all__ = [
+    "ANNOTATION_BUNDLE",
+    "ANNOTATION_CERTIFICATE",
+    "ANNOTATION_CHAIN",
+    "ANNOTATION_SIGNATURE",
     "DEFAULT_REGISTRY",
+    "SIMPLESIGNING_MEDIA_TYPE",
     "AllowlistDecision",
+    "DirImage",
+    "IdentityMatcher",
     "ImageReference",
     "ImageReferenceError",
+    "ReferenceMatch",
     "RegistryAllowlist",
     "RegistryDeniedError",
     "RegistryError",
     "RegistryRule",
+    "SignatureEvidence",
+    "SignatureLayer",
+    "SignatureRule",
     "SignatureVerificationError",
     "TrustMaterialError",
+    "VerificationPolicy",
+    "make_payload",
+    "parse_payload",
     "parse_reference",
+    "parse_signature_blob",
+    "read_dir_image",
+    "verify_image_signatures",
+    "verify_signature_layer",
 ]
