@@ -16,7 +16,7 @@ from stockade.models import SandboxSpec
 from ._bwrap import bwrap_argv
 from ._cgroup import Cgroup
 from ._layout import etc_files, host_layout
-from ._oci import oci_config
+from ._oci import guest_nofile, oci_config
 from ._probe import GvisorRuntime
 from ._protocols import SecretSource
 from ._seccomp import compile_bpf, oci_seccomp
@@ -137,6 +137,25 @@ def prepare_gvisor(
     )
 
 
+def _check_traversable(path: Path, uid: int, gid: int) -> None:
+    """bwrap runs as the sandbox uid: every parent of a bind source must let it pass."""
+    for parent in path.parents:
+        st = parent.stat()
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid == gid:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            raise SandboxError(
+                f"bind source {str(path)!r} is unreachable for the sandbox uid {uid}: "
+                f"{str(parent)!r} has mode {stat.S_IMODE(st.st_mode):o} (got no search right, "
+                "expected o+x)",
+                "bind a path under a directory the sandbox uid may traverse (chmod o+x)",
+            )
+
+
 def prepare_bwrap(
     spec: SandboxSpec,
     bwrap: str,
@@ -149,10 +168,13 @@ def prepare_bwrap(
     A root shell joins the run's cgroups first, then drops every privilege with setpriv and
     execs bwrap, so everything the sandbox forks is counted and killed with the cgroup.
     """
+    for b in spec.binds:
+        _check_traversable(Path(b.source), spec.uid, spec.gid)
     values = _fetch(spec, secrets)
     setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-    if not Path(setpriv).is_file():
-        raise SandboxError("setpriv is not installed", "apt-get install util-linux")
+    for tool in ("setpriv", "prlimit"):
+        if shutil.which(tool) is None:
+            raise SandboxError(f"{tool} is not installed", "apt-get install util-linux")
     fds: list[int] = []
     try:
         seccomp_fd = compile_bpf()
@@ -169,7 +191,10 @@ def prepare_bwrap(
     inner = bwrap_argv(
         spec, host_layout(), bwrap=bwrap, seccomp_fd=seccomp_fd, etc_fds=etc, secret_fds=sec
     )
-    drop = [setpriv, f"--reuid={spec.uid}", f"--regid={spec.gid}", "--clear-groups",
+    prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
+    nofile = guest_nofile(spec)
+    limits = [prlimit, f"--nofile={nofile}:{nofile}", "--core=0:0", "--"]
+    drop = [*limits, setpriv, f"--reuid={spec.uid}", f"--regid={spec.gid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]  # fmt: skip
     files = cgroup.procs_files()
     script = "".join(f'echo $$ > "${i + 1}" && ' for i in range(len(files)))
