@@ -131,17 +131,17 @@ def parse_policy(data: bytes | str, *, file: str = "<memory>") -> CheckResult:
     errors += [_locate(file, located, norm, f, raw_path=True) for f in norm.findings]
     if norm.tree is None:
         return CheckResult(file, None, tuple(_sorted(errors)), (), None)
+    res = resolve(norm.tree, file)
+    errors += [_locate(file, located, norm, f) for f in res.errors]
+    warnings = [_locate(file, located, norm, f, warning=True) for f in res.warnings]
     try:
         doc = PolicyDoc.model_validate_json(json.dumps(norm.tree))
     except ValidationError as e:
         errors += [_from_pydantic(file, located, norm, err) for err in e.errors()]
-        return CheckResult(file, None, tuple(_sorted(errors)), (), norm.version)
+        return CheckResult(file, None, tuple(_sorted(errors)), tuple(warnings), norm.version)
     errors += [
         _locate(file, located, norm, Finding(p, what, fix)) for p, what, fix in cross_checks(doc)
     ]
-    res = resolve(doc, file)
-    errors += [_locate(file, located, norm, f) for f in res.errors]
-    warnings = [_locate(file, located, norm, f, warning=True) for f in res.warnings]
     warnings += [_locate(file, located, norm, f, warning=True) for f in _doc_warnings(doc)]
     if errors:
         return CheckResult(file, None, tuple(_sorted(errors)), tuple(warnings), norm.version)
@@ -150,7 +150,7 @@ def parse_policy(data: bytes | str, *, file: str = "<memory>") -> CheckResult:
         file=file,
         source_version=0 if norm.version == 0 else 1,
         effective_hash=effective_hash(doc),
-        mounts=res.mounts,
+        mounts={s.name: res.mounts.get(s.name, ()) for s in doc.servers},
         secret_store_path=res.secret_store,
         warnings=tuple(warnings),
     )

@@ -274,10 +274,16 @@ class NetworkSpec(_M):
     @field_validator("domains")
     @classmethod
     def _domains(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        try:
-            return tuple(sorted({validate_domain_pattern(d) for d in v}))
-        except ValueError as e:
-            raise _bad(str(e), "use api.example.com or *.example.com") from e
+        good: set[str] = set()
+        bad: list[str] = []
+        for d in v:
+            try:
+                good.add(validate_domain_pattern(d))
+            except ValueError as e:
+                bad.append(str(e))
+        if bad:
+            raise _bad("; ".join(bad), "use api.example.com or *.example.com")
+        return tuple(sorted(good))
 
     @model_validator(mode="after")
     def _consistent(self) -> NetworkSpec:
