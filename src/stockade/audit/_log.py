@@ -198,7 +198,7 @@ class AuditLog:
     def __exit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(checkpoint=e is None)  # an error in flight must not be masked
 
     # -- internals ----------------------------------------------------------------------------
     def _locked(self) -> _Held:
