@@ -23,6 +23,7 @@ from ._interceptors import (
     ArgumentValidation,
     AuditStep,
     Authenticate,
+    DecisionContext,
     FlowRule,
     OutputHandling,
     PinCheck,
@@ -60,6 +61,7 @@ class Gateway:
         self.config = config
         self._pins = pins
         self._audit = audit
+        self._decider = decider
         self.taint = TaintTracker(host_credential)
         self.sessions: dict[str, DownstreamSession] = {}
         for spec in config.servers:
@@ -166,10 +168,19 @@ class Gateway:
     def _lookup(self, server: str, tool: str) -> dict[str, Any] | None:
         return self._exposed.get(server, {}).get(tool)
 
-    def exposed_tools(self) -> list[dict[str, Any]]:
+    def exposed_tools(self, client: str = "") -> list[dict[str, Any]]:
+        """Pinned tools the policy does not deny outright, under their namespaced names.
+
+        Listing asks the decider with empty arguments in a clean context; every call is still
+        decided on its own arguments and taint.
+        """
         out: list[dict[str, Any]] = []
         for server in sorted(self._exposed):
             for tool, definition in sorted(self._exposed[server].items()):
+                probe = ToolCall(server=server, tool=tool, client=client or "anonymous")
+                dctx = DecisionContext(tainted=False, exposed_name=qualify(server, tool))
+                if self._decider(probe, dctx).kind == "deny":
+                    continue
                 entry = dict(definition)
                 entry["name"] = qualify(server, tool)
                 out.append(entry)
@@ -214,7 +225,7 @@ class Gateway:
         if method == "ping":
             return result_response(rid, {})
         if method == "tools/list":
-            return result_response(rid, {"tools": self.exposed_tools()})
+            return result_response(rid, {"tools": self.exposed_tools(client)})
         if method == "tools/call":
             return await self._tools_call(rid, params, client)
         return error_response(
