@@ -1,6 +1,12 @@
 """Supply chain: image references, registry allowlist, signature verification, registry client."""
 
 from ._allowlist import AllowlistDecision, RegistryAllowlist, RegistryRule
+from ._bundle import (
+    BundleEvidence,
+    load_trusted_root,
+    verify_attestation_bundle,
+    verify_bundle,
+)
 from ._cosign import (
     ANNOTATION_BUNDLE,
     ANNOTATION_CERTIFICATE,
@@ -31,6 +37,7 @@ __all__ = [
     "DEFAULT_REGISTRY",
     "SIMPLESIGNING_MEDIA_TYPE",
     "AllowlistDecision",
+    "BundleEvidence",
     "DirImage",
     "IdentityMatcher",
     "ImageReference",
@@ -46,11 +53,14 @@ __all__ = [
     "SignatureVerificationError",
     "TrustMaterialError",
     "VerificationPolicy",
+    "load_trusted_root",
     "make_payload",
     "parse_payload",
     "parse_reference",
     "parse_signature_blob",
     "read_dir_image",
+    "verify_attestation_bundle",
+    "verify_bundle",
     "verify_image_signatures",
     "verify_signature_layer",
 ]
