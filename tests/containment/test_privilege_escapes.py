@@ -38,7 +38,9 @@ print("euid", r.stdout.strip())
 
 @pytest.mark.guarantee("sandbox-no-capabilities")
 def test_capability_use_fails_mount_chown_raw_socket_ptrace(run: Runner) -> None:
-    payload = SYSCALLS + """
+    payload = (
+        SYSCALLS
+        + """
 open("/tmp/f", "w").close()
 attempt("mount", lambda: libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
 attempt("chown", lambda: os.chown("/tmp/f", 0, 0))
@@ -52,6 +54,7 @@ attempt("unshare-user", lambda: libc.unshare(0x10000000))
 caps = [l for l in open("/proc/self/status") if l.startswith("CapEff")]
 print(caps[0].strip())
 """
+    )
     r = run(payload)
     assert "ESCAPED" not in r.stdout, r.stdout
     for name in ("mount", "chown", "raw", "ptrace", "unshare-user"):
@@ -78,10 +81,13 @@ for p in ["/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches", "/proc/sysrq-
 
 @pytest.mark.guarantee("sandbox-no-keyring")
 def test_the_kernel_keyring_is_unavailable(run: Runner) -> None:
-    payload = SYSCALLS + """
+    payload = (
+        SYSCALLS
+        + """
 attempt("add_key", lambda: libc.syscall(248, b"user", b"stockade", b"v", 1, -3))
 attempt("keyctl", lambda: libc.syscall(250, 0, -3, 0))
 """
+    )
     r = run(payload)
     assert "ESCAPED" not in r.stdout
     assert "blocked add_key" in r.stdout
