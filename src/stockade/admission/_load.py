@@ -3,7 +3,7 @@
 YAML is loaded with a safe loader that also refuses anchors and aliases (no "billion laughs"),
 duplicate keys (two readers could pick different values), non-string keys, nesting deeper than
 :data:`MAX_DEPTH` and more than :data:`MAX_DOCUMENTS` documents; timestamps stay strings. JSON
-(a ``.json`` file, or text starting with ``{`` or ``[``) is parsed with the same refusals. A
+(a file named ``*.json``: one object or an array of objects) is parsed with the same refusals. A
 ``v1 List`` is expanded into its items. Every refusal is an :class:`InputError` (exit 2).
 """
 
@@ -143,8 +143,7 @@ def load_documents(text: str, source: str) -> list[Document]:
     """Split ``text`` (YAML stream or JSON) into Kubernetes documents, refusing unsafe input."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise InputError(f"{source}: larger than {MAX_BYTES} bytes", "split the file")
-    stripped = text.lstrip()
-    if source.endswith(".json") or stripped.startswith(("{", "[")):
+    if source.lower().endswith(".json"):
         raw = _parse_json(text, source)
     else:
         raw = _parse_yaml(text, source)

@@ -169,4 +169,5 @@ def admit(  # noqa: PLR0917 - click passes every option positionally by name
             raise
     click.echo(_as_json(pairs) if as_json else _human(pairs, level))
     if any(r.verdict is Verdict.DENY for _, r in pairs):
-        raise click.exceptions.Exit(1)
+        # SystemExit, not click's Exit: with standalone_mode=False click would swallow Exit's code.
+        sys.exit(1)
