@@ -2,8 +2,8 @@
 
 Pure core (:func:`reconcile`) plus the pin-file model. A pin set belongs to one server *and* one
 package identity (image digest or package-tree hash): a different package voids every pin.
-Trust-on-first-use pins new tools only for servers whose policy opts into it, and never re-pins a
-*changed* definition: a change always waits for an operator.
+Trust-on-first-use pins new tools only for servers whose policy opts into it, only when the scan
+found nothing, and never re-pins a *changed* definition: a change always waits for an operator.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def reconcile(
             exposed[name] = tool
             continue
         findings = scan_tool(tool, other_tools)
-        if pin is None and tofu and (same_package or fresh_package):
+        if pin is None and tofu and not findings and (same_package or fresh_package):
             current[name] = Pin(hash=h, approved_by="tofu", findings=findings)
             exposed[name] = tool
             events.append({"event": "pin.tofu", "tool": name, "hash": h, "findings": len(findings)})
