@@ -15,6 +15,7 @@ from ._audit import audit
 from ._demo import demo
 from ._gateway import gateway, tools
 from ._policy import policy
+from ._run import run
 from ._runs import runs, trace
 
 __all__ = ["cli", "main"]
@@ -29,6 +30,7 @@ def cli() -> None:
 cli.add_command(policy)
 cli.add_command(admit)
 cli.add_command(audit)
+cli.add_command(run)
 cli.add_command(runs)
 cli.add_command(trace)
 cli.add_command(demo)

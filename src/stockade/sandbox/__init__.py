@@ -1,7 +1,7 @@
 """Local sandbox runner: gVisor (runsc) and namespaces (bubblewrap) backends.
 
 ``build_spec`` derives a spec from policy limits plus tighten-only overrides; ``launch`` starts it
-(or refuses, naming the missing control) and returns a :class:`Sandbox` handle; ``run_recorded``
+(or refuses, naming the missing control) and returns a :class:`Sandbox` handle; ``start_recorded``
 does the same while keeping the run store and audit log; ``reap_leftovers`` cleans after a crash.
 """
 
@@ -12,7 +12,8 @@ from ._protocols import RunStoreLike, SecretSource
 from ._reap import reap_leftovers
 from ._runner import POLL_INTERVAL_S, Outcome, Sandbox, launch
 from ._seccomp import DENIED_SYSCALLS
-from ._spec import Overrides, PolicyLimits, build_spec
+from ._service import RecordedRun, start_recorded
+from ._spec import Overrides, PolicyLimits, build_spec, policy_limits
 
 __all__ = [
     "DENIED_SYSCALLS",
@@ -21,6 +22,7 @@ __all__ = [
     "Outcome",
     "Overrides",
     "PolicyLimits",
+    "RecordedRun",
     "RunStoreLike",
     "Sandbox",
     "SecretSource",
@@ -31,5 +33,7 @@ __all__ = [
     "find_gvisor",
     "host_layout",
     "launch",
+    "policy_limits",
     "reap_leftovers",
+    "start_recorded",
 ]

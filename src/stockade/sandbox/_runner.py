@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from stockade.errors import SandboxError, StockadeError
+from stockade.errors import SandboxError
 from stockade.models import AuditSink, EndReason, RunStatus, Runtime, SandboxSpec
 
 from ._backends import Prepared, host_pids_backstop, prepare_bwrap, prepare_gvisor
@@ -92,6 +92,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._outcome: Outcome | None = None
+        self._reported = False
         self._deadline = time.monotonic() + spec.timeout_s
         self._thread = threading.Thread(target=self._monitor, name=f"sandbox-{run_id}", daemon=True)
         self._thread.start()
@@ -126,6 +127,11 @@ class Sandbox:
             )
         if self._outcome is None:
             raise SandboxError(f"run {self.run_id} ended without an outcome", "report a bug")
+        with self._lock:
+            report, self._reported = not self._reported, True
+        if report and self._audit is not None:
+            # In the caller's thread: sinks and stores need not be thread-safe.
+            self._audit.append("sandbox.ended", self._outcome.as_dict(), run_id=self.run_id)
         return self._outcome
 
     def _monitor(self) -> None:
@@ -167,9 +173,6 @@ class Sandbox:
             if s is not None:
                 with contextlib.suppress(OSError):
                     s.close()
-        if self._audit is not None:
-            with contextlib.suppress(StockadeError):
-                self._audit.append("sandbox.ended", self._outcome.as_dict(), run_id=self.run_id)
         self._done.set()
 
 

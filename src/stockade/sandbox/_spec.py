@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from stockade.errors import SandboxError
 from stockade.models import Bind, NetworkProfile, Runtime, SandboxSpec
+from stockade.policy import Policy
 
-__all__ = ["Overrides", "PolicyLimits", "build_spec"]
+__all__ = ["Overrides", "PolicyLimits", "build_spec", "policy_limits"]
 
 
 @dataclass(frozen=True)
@@ -162,3 +163,23 @@ def build_spec(argv: tuple[str, ...], limits: PolicyLimits, overrides: Overrides
         raise SandboxError(
             f"the sandbox spec is invalid: {e.errors()[0]['msg']}", "check the limits given"
         ) from None
+
+
+def policy_limits(policy: Policy, server: str, *, kind: str | None = None) -> PolicyLimits:
+    """The limits a policy's server entry grants (its fs_allowlist as resolved on this host)."""
+    entry = policy.server(server)
+    binds = tuple(m.bind(m.source) for m in policy.mounts_for(server))
+    return PolicyLimits(
+        runtime=Runtime(entry.runtime),
+        kind=kind or entry.kind,
+        cpu_seconds=entry.cpu_seconds,
+        memory_mb=entry.memory_mb,
+        pids=entry.pids,
+        timeout_s=entry.timeout_s,
+        tmp_size_mb=entry.tmp_size_mb,
+        network=entry.network.profile,
+        binds=binds,
+        secrets=entry.secrets,
+        env=tuple(sorted(entry.env.items())),
+        from_policy=True,
+    )
