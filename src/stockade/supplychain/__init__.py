@@ -25,9 +25,12 @@ from ._errors import (
     SignatureVerificationError,
     TrustMaterialError,
 )
+from ._keybundle import verify_bundle_with_key
 from ._policy import IdentityMatcher, ReferenceMatch, SignatureRule, VerificationPolicy
 from ._reference import DEFAULT_REGISTRY, ImageReference, parse_reference
+from ._sign import PrivateKey, load_private_key, sign_bytes, sign_image
 from ._simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload, parse_payload
+from ._trustroot import TrustedRootMaterial, read_trusted_root
 
 __all__ = [
     "ANNOTATION_BUNDLE",
@@ -42,6 +45,7 @@ __all__ = [
     "IdentityMatcher",
     "ImageReference",
     "ImageReferenceError",
+    "PrivateKey",
     "ReferenceMatch",
     "RegistryAllowlist",
     "RegistryDeniedError",
@@ -52,15 +56,21 @@ __all__ = [
     "SignatureRule",
     "SignatureVerificationError",
     "TrustMaterialError",
+    "TrustedRootMaterial",
     "VerificationPolicy",
+    "load_private_key",
     "load_trusted_root",
     "make_payload",
     "parse_payload",
     "parse_reference",
     "parse_signature_blob",
     "read_dir_image",
+    "read_trusted_root",
+    "sign_bytes",
+    "sign_image",
     "verify_attestation_bundle",
     "verify_bundle",
+    "verify_bundle_with_key",
     "verify_image_signatures",
     "verify_signature_layer",
 ]

@@ -69,11 +69,19 @@ def verify_set(
     rekor_keys: tuple[PublicKey, ...],
     *,
     signature: bytes,
-    payload: bytes,
+    payload: bytes | None = None,
+    payload_sha256: str | None = None,
     signer_key: PublicKey,
     signer_cert: x509.Certificate | None,
 ) -> RekorEntry:
-    """Verify the SET and that its entry binds ``signature`` over ``payload`` by the signer."""
+    """Verify the SET and that its entry binds ``signature`` over ``payload`` by the signer.
+
+    Give ``payload`` bytes, or only their ``payload_sha256`` hex when the bytes are not at hand.
+    """
+    if payload is not None:
+        payload_sha256 = hashlib.sha256(payload).hexdigest()
+    if payload_sha256 is None:
+        raise _fail(step, "no payload to bind", "the signed payload or its sha256")
     if not rekor_keys:
         raise _fail(step, "no trusted Rekor key", "a Rekor public key in the trust material")
     sig, p = _parse(step, bundle)
@@ -104,7 +112,7 @@ def verify_set(
         step,
         body_b64=body,
         signature=signature,
-        payload=payload,
+        payload_sha256=payload_sha256,
         signer_key=signer_key,
         signer_cert=signer_cert,
     )
@@ -116,7 +124,7 @@ def _check_body(
     *,
     body_b64: str,
     signature: bytes,
-    payload: bytes,
+    payload_sha256: str,
     signer_key: PublicKey,
     signer_cert: x509.Certificate | None,
 ) -> None:
@@ -132,7 +140,7 @@ def _check_body(
         raise _fail(step, "an unreadable Rekor entry body", "a hashedrekord entry") from None
     if kind != "hashedrekord" or algo != "sha256":
         raise _fail(step, f"entry kind {kind!r}/{algo!r}", "hashedrekord with sha256")
-    if digest != hashlib.sha256(payload).hexdigest():
+    if digest != payload_sha256:
         raise _fail(step, f"logged payload hash {str(digest)[:16]}...", "the payload's sha256")
     if logged_sig != signature:
         raise _fail(step, "a logged signature that differs", "the signature being verified")
