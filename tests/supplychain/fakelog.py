@@ -99,9 +99,7 @@ class FakeLog:
                             "logId": {"keyId": b64(bytes.fromhex(self.log_id))},
                             "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
                             "integratedTime": str(p["integratedTime"]),
-                            "inclusionPromise": {
-                                "signedEntryTimestamp": logged["SignedEntryTimestamp"]
-                            },
+                            "inclusionPromise": {"signedEntryTimestamp": set_b64},
                             "canonicalizedBody": p["body"],
                         }
                     ],

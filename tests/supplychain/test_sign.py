@@ -1,4 +1,4 @@
-"""Images signed by stockade verify with the matching key only; key-signed bundles verify offline."""
+"""Images signed by stockade verify under their key only; key-signed bundles verify offline."""
 
 from __future__ import annotations
 
