@@ -159,12 +159,12 @@ def parse_yaml(data: bytes) -> Located:
         return out
     finally:
         loader.dispose()
-    if node is None:
+    if node is not None:
+        out.value = _convert(node, (), out)
+    if out.value is None:
         out.problems.append(
             YamlProblem(1, 1, "the document is empty", "write a policy (see docs/policy.md)")
         )
-        return out
-    out.value = _convert(node, (), out)
     return out
 
 
