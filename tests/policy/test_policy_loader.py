@@ -394,16 +394,18 @@ def test_tool_rule_arguments_are_checked_at_load_time(check: Writer) -> None:
             "tools:\n  rules:\n"
             "    - {tool: a, action: allow, tier: low, arguments: {json_schema: {type: nope}}}\n"
             "    - {tool: b, action: allow, tier: low, arguments: {rules: {x: {pattern: '('}}}}\n"
-            "    - {tool: c, action: allow, tier: low, arguments: {rules: {x: {pattern: '(a+)+'}}}}\n"
+            "    - {tool: c, action: allow, tier: low,\n"
+            "       arguments: {rules: {x: {pattern: '(a+)+'}}}}\n"
             "    - {tool: d, action: allow, tier: low, arguments: {rules: {x: {}}}}\n"
-            "    - {tool: e, action: allow, tier: low, arguments: {rules: {x: {path_under: [rel]}}}}\n"
+            "    - {tool: e, action: allow, tier: low,\n"
+            "       arguments: {rules: {x: {path_under: [rel]}}}}\n"
             "    - {tool: f, action: deny, arguments: {rules: {x: {max_length: 1}}}}\n"
             "    - {tool: g, action: approve}\n"
             "    - {tool: h, action: allow}\n"
             "    - {tool: 'has space', action: deny}\n"
         )
     )
-    assert [p.line for p in r.errors] == list(range(8, 17)), messages(r)
+    assert [p.line for p in r.errors] == [8, 9, 10, 12, 14, 15, 16, 17, 18], messages(r)
 
 
 # -- host paths ---------------------------------------------------------------------------------
@@ -598,7 +600,8 @@ def test_every_valid_example_loads(name: str) -> None:
 def test_the_everything_example_has_the_promised_shape() -> None:
     p = load_policy(EXAMPLES / "everything.yaml")
     s = p.server("everything")
-    assert s.command is not None and s.command[0] == "node"
+    assert s.command is not None
+    assert s.command[0] == "node"
     assert s.network.profile == NetworkProfile()
     rules = {r.tool: r for r in s.tools.rules}
     assert rules["echo"].action == rules["add"].action == "allow"

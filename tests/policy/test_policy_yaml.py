@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from _policy_helpers import Writer, messages
 
 from stockade.policy import MAX_BYTES, MAX_DEPTH, parse_policy
-from _policy_helpers import Writer, messages
 
 
 @pytest.mark.guarantee("policy-safe-yaml")
