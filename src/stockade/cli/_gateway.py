@@ -19,6 +19,7 @@ from stockade.gateway import (
     SubprocessLauncher,
     approve,
     load_gateway_config,
+    package_identity,
     serve_stdio,
 )
 from stockade.models import Decision, SystemClock, ToolCall
@@ -179,15 +180,13 @@ def tools_approve(policy_path: Path, server: str, tool: str, expected: str) -> N
         raise PinError(
             f"pending hash is {p.hash}, expected {expected}", "review 'stockade tools diff' again"
         )
-    if package != spec.package:
+    if package != package_identity(spec):
         raise PinError(
             f"pending list was made for package {package!r}, policy says {spec.package!r}",
             "restart the gateway",
         )
     store.save(
-        approve(
-            store.load(server), p, package=spec.package, approved_by=f"operator:{getpass.getuser()}"
-        )
+        approve(store.load(server), p, package=package, approved_by=f"operator:{getpass.getuser()}")
     )
     del pending[tool]
     store.save_pending(server, package, pending)

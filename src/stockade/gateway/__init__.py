@@ -2,7 +2,13 @@
 
 from ._canon import canonical_json, definition_hash
 from ._chain import CallContext, Interceptor, Next, ToolResult, compose, deny_result
-from ._config import GatewayConfig, ServerSpec, ToolRule, load_gateway_config
+from ._config import (
+    GatewayConfig,
+    ServerSpec,
+    ToolRule,
+    load_gateway_config,
+    package_identity,
+)
 from ._decider import RuleDecider, sink_rules
 from ._downstream import DownstreamSession
 from ._errors import ConfigError, DownstreamError, NamespaceError, PinError, ProtocolError
@@ -30,6 +36,7 @@ from ._pinstore import PinStore
 from ._scan import Finding, scan_tool
 from ._stdio import serve_stdio, serve_streams
 from ._taint import ContextKey, TaintTracker, TrustedContext
+from ._tree import package_tree_hash
 from ._trust import TRUST_META_KEY, tag_result
 
 __all__ = [
@@ -84,6 +91,8 @@ __all__ = [
     "definition_hash",
     "deny_result",
     "load_gateway_config",
+    "package_identity",
+    "package_tree_hash",
     "parse_message",
     "qualify",
     "reconcile",

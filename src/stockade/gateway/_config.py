@@ -16,7 +16,13 @@ from stockade.models import Category, Frozen
 
 from ._errors import ConfigError
 
-__all__ = ["GatewayConfig", "ServerSpec", "ToolRule", "load_gateway_config"]
+__all__ = [
+    "GatewayConfig",
+    "ServerSpec",
+    "ToolRule",
+    "load_gateway_config",
+    "package_identity",
+]
 
 
 class ToolRule(Frozen):
@@ -35,9 +41,8 @@ class ServerSpec(Frozen):
     command: tuple[str, ...] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
-    package: str = Field(
-        default="", description="image digest or package-tree hash the pins bind to"
-    )
+    package: str = Field(default="", description="image digest or package identity pins bind to")
+    package_tree: str | None = Field(default=None, description="directory hashed into the identity")
     tofu: bool = Field(default=False, description="trust-on-first-use for NEW tools only")
     tools: dict[str, ToolRule] = Field(default_factory=dict)
     call_timeout_s: float = Field(default=30.0, gt=0, le=3600)
@@ -97,3 +102,13 @@ def load_gateway_config(path: Path) -> tuple[GatewayConfig, Path]:
     if not pins.is_absolute():
         pins = path.parent / pins
     return cfg, pins
+
+
+def package_identity(spec: ServerSpec) -> str:
+    """What a server's pins bind to: ``package`` and, when given, the hash of ``package_tree``."""
+    from ._tree import package_tree_hash
+
+    if spec.package_tree is None:
+        return spec.package
+    tree = package_tree_hash(Path(spec.package_tree))
+    return f"{spec.package}+{tree}" if spec.package else tree

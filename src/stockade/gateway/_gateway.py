@@ -14,7 +14,7 @@ from stockade import __version__
 from stockade.models import Approver, AuditSink, Clock, ToolCall
 
 from ._chain import CallContext, ToolResult, compose
-from ._config import GatewayConfig
+from ._config import GatewayConfig, package_identity
 from ._decider import sink_rules
 from ._downstream import DownstreamSession
 from ._errors import DownstreamError, NamespaceError
@@ -76,6 +76,7 @@ class Gateway:
                 on_list_changed=self._refresher(spec.name),
             )
         self._exposed: dict[str, dict[str, dict[str, Any]]] = {}
+        self._packages: dict[str, str] = {}
         self._notify: Notify | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._chain = compose(
@@ -140,11 +141,12 @@ class Gateway:
             for n in (t, qualify(s, t))
         )
         spec = session.spec
+        package = self.package_identity(server)
         current = self._pins.load(server)
-        rec = reconcile(current, spec.package, tools, tofu=spec.tofu, other_tools=others)
+        rec = reconcile(current, package, tools, tofu=spec.tofu, other_tools=others)
         if rec.pins != current:
             self._pins.save(rec.pins)
-        self._pins.save_pending(server, spec.package, rec.pending)
+        self._pins.save_pending(server, package, rec.pending)
         for ev in rec.events:
             self._audit.append("gateway.pin", {"server": server, **ev})
         ns = Namespace()
@@ -164,6 +166,13 @@ class Gateway:
                 continue
             exposed[name] = definition
         self._exposed[server] = exposed
+
+    def package_identity(self, server: str) -> str:
+        """The identity pins bind to: the configured package plus the tree hash, computed once."""
+        if server not in self._packages:
+            spec = self.sessions[server].spec
+            self._packages[server] = package_identity(spec)
+        return self._packages[server]
 
     def _lookup(self, server: str, tool: str) -> dict[str, Any] | None:
         return self._exposed.get(server, {}).get(tool)

@@ -1,0 +1,173 @@
+"""End to end: the official MCP Python SDK client -> `stockade gateway --stdio` -> real servers.
+
+server-everything (npm) gives the allowed and the denied call; the hostile Python server performs
+a rug pull mid-session. Downstream servers run as plain child processes (--unsafe-no-sandbox) until
+the sandbox launcher is wired into the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mcp import Client, StdioServerParameters
+
+
+pytestmark = [pytest.mark.node, pytest.mark.slow]
+
+EVIL = Path(__file__).parent / "servers" / "evil_server.py"
+NPM_DIR = Path("/tmp/stockade-test-npm")
+
+
+def write_policy(tmp_path: Path, everything_js: Path) -> Path:
+    node = shutil.which("node")
+    assert node is not None
+    policy = {
+        "version": 1,
+        "default": "deny",
+        "gateway": {
+            "servers": [
+                {
+                    "name": "everything",
+                    "command": [node, str(everything_js), "stdio"],
+                    "package": "npm:@modelcontextprotocol/server-everything",
+                    "package_tree": str(
+                        NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything"
+                    ),
+                    "tofu": True,
+                    "tools": {"echo": {"action": "allow"}, "get-sum": {"action": "deny"}},
+                },
+                {
+                    "name": "evil",
+                    "command": [sys.executable, str(EVIL), "rugpull"],
+                    "tofu": True,
+                    "tools": {"echo": {"action": "allow"}},
+                },
+            ]
+        },
+    }
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+def stockade(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stockade", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "STOCKADE_HOME": str(tmp_path / "home")},
+        check=False,
+    )
+
+
+async def session(tmp_path: Path, policy: Path) -> dict[str, Any]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "stockade",
+            "gateway",
+            "--policy",
+            str(policy),
+            "--stdio",
+            "--unsafe-no-sandbox",
+        ],
+        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
+    )
+    seen: dict[str, Any] = {}
+    async with Client(params, read_timeout_seconds=30) as client:
+        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+        echo = await client.call_tool("everything__echo", {"message": "hello"})
+        seen["echo"] = echo
+        seen["sum"] = await client.call_tool("everything__get-sum", {"a": 1, "b": 2})
+        seen["evil_first"] = await client.call_tool("evil__echo", {"message": "hi"})
+        for _ in range(250):  # bounded wait for the gateway to re-pin after list_changed
+            if "evil__echo" not in [t.name for t in (await client.list_tools()).tools]:
+                break
+            await asyncio.sleep(0.02)
+        seen["tools_after"] = [t.name for t in (await client.list_tools()).tools]
+        seen["evil_again"] = await client.call_tool("evil__echo", {"message": "hi"})
+    return seen
+
+
+@pytest.mark.guarantee("gw-rugpull-hidden")
+@pytest.mark.guarantee("gw-denial-is-tool-error")
+@pytest.mark.guarantee("gw-results-untrusted")
+def test_sdk_client_through_the_gateway_allows_denies_and_blocks_a_rug_pull(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    policy = write_policy(tmp_path, everything_js)
+    seen = asyncio.run(asyncio.wait_for(session(tmp_path, policy), 120))
+
+    assert "everything__echo" in seen["tools"]
+    assert "everything__get-sum" not in seen["tools"]  # denied by policy: not even listed
+    assert "evil__echo" in seen["tools"]
+
+    echo = seen["echo"]
+    assert not echo.is_error
+    assert "Echo: hello" in echo.content[0].text
+    assert echo.meta["stockade/trust"] == "untrusted"
+
+    assert seen["sum"].is_error
+    assert "denied" in seen["sum"].content[0].text
+
+    assert not seen["evil_first"].is_error
+    assert "evil__echo" not in seen["tools_after"]
+    assert seen["evil_again"].is_error
+    assert "pinning" in seen["evil_again"].content[0].text
+
+    # the operator reviews the change and approves exactly the reviewed hash
+    diff = stockade(tmp_path, "tools", "diff", "--policy", str(policy), "--json")
+    assert diff.returncode == 0, diff.stderr
+    pending = {(p["server"], p["tool"]): p for p in json.loads(diff.stdout)}
+    rug = pending[("evil", "echo")]
+    assert rug["reason"] == "changed"
+    assert any(f["kind"] == "hidden-tag" for f in rug["findings"])
+    human = stockade(tmp_path, "tools", "diff", "--policy", str(policy))
+    assert "FINDING hidden-tag" in human.stdout
+
+    wrong = stockade(
+        tmp_path,
+        "tools",
+        "approve",
+        "--policy",
+        str(policy),
+        "evil",
+        "echo",
+        "--hash",
+        "sha256:" + "0" * 64,
+    )
+    assert wrong.returncode != 0
+    assert "pending hash is" in wrong.stderr
+    ok = stockade(
+        tmp_path, "tools", "approve", "--policy", str(policy), "evil", "echo", "--hash", rug["hash"]
+    )
+    assert ok.returncode == 0, ok.stderr
+    pins = json.loads((tmp_path / "pins" / "evil.pins.json").read_text())
+    assert pins["tools"]["echo"]["hash"] == rug["hash"]
+    assert pins["tools"]["echo"]["approved_by"].startswith("operator:")
+
+    audit = (tmp_path / "home" / "audit" / "audit.jsonl").read_text().splitlines()
+    types = [json.loads(line)["type"] for line in audit]
+    assert "gateway.call" in types
+    assert "gateway.pin" in types
+
+
+def test_the_gateway_refuses_to_run_servers_unsandboxed_without_the_unsafe_flag(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("gateway:\n  servers: []\n")
+    out = stockade(tmp_path, "gateway", "--policy", str(policy), "--stdio")
+    assert out.returncode != 0
+    assert "fix:" in out.stderr
