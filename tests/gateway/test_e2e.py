@@ -20,7 +20,6 @@ import pytest
 import yaml
 from mcp import Client, StdioServerParameters
 
-
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 EVIL = Path(__file__).parent / "servers" / "evil_server.py"
