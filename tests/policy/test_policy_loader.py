@@ -405,7 +405,7 @@ def test_tool_rule_arguments_are_checked_at_load_time(check: Writer) -> None:
             "    - {tool: 'has space', action: deny}\n"
         )
     )
-    assert [p.line for p in r.errors] == [8, 9, 10, 12, 14, 15, 16, 17, 18], messages(r)
+    assert [p.line for p in r.errors] == [8, 9, 11, 12, 14, 15, 16, 17, 18], messages(r)
 
 
 # -- host paths ---------------------------------------------------------------------------------
