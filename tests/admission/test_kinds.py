@@ -116,6 +116,18 @@ def test_unknown_kinds_are_an_input_error(api: str, kind: str) -> None:
             r"containers\[0\]: got string",
         ),
         ({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {}}, "spec.template: missing"),
+        (  # found by the Hypothesis fuzz property: a list where a capability name belongs
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "spec": {
+                    "containers": [
+                        {"name": "c", "securityContext": {"capabilities": {"add": [[]]}}}
+                    ]
+                },
+            },
+            r"capabilities.add\[0\]: got list, expected a string",
+        ),
         (
             {
                 "apiVersion": "v1",

@@ -13,7 +13,16 @@ from typing import Any
 
 from ._model import ManifestError
 
-__all__ = ["get_bool", "get_int", "get_list", "get_map", "get_str", "require_map", "type_name"]
+__all__ = [
+    "get_bool",
+    "get_int",
+    "get_list",
+    "get_map",
+    "get_str",
+    "get_str_list",
+    "require_map",
+    "type_name",
+]
 
 _FIX = "fix the manifest so the field has the type the Kubernetes API expects"
 
@@ -91,3 +100,14 @@ def get_str(obj: Mapping[str, Any], key: str, path: str) -> str | None:
     if not isinstance(value, str):
         raise _bad(f"{path}.{key}", value, "a string")
     return value
+
+
+def get_str_list(obj: Mapping[str, Any], key: str, path: str) -> list[str] | None:
+    """A list whose every item is a string (capability names, ...)."""
+    items = get_list(obj, key, path)
+    if items is None:
+        return None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise _bad(f"{path}.{key}[{i}]", item, "a string")
+    return list(items)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._access import get_bool, get_int, get_list, get_map, get_str, require_map
+from ._access import get_bool, get_int, get_list, get_map, get_str, get_str_list, require_map
 from ._model import StockadeRules, Violation
 from ._pod import Container, PodView
 
@@ -172,7 +172,7 @@ def capabilities_baseline(pod: PodView, _rules: StockadeRules) -> list[Violation
     for c in pod.containers:
         sc, p = container_sc(c)
         caps = get_map(sc, "capabilities", p) or {}
-        for i, cap in enumerate(get_list(caps, "add", f"{p}.capabilities") or ()):
+        for i, cap in enumerate(get_str_list(caps, "add", f"{p}.capabilities") or ()):
             if cap not in BASELINE_CAPABILITIES:
                 out.append(
                     _v(
@@ -295,10 +295,9 @@ def app_armor_profile(pod: PodView, _rules: StockadeRules) -> list[Violation]:
                         fix,
                     )
                 )
-    for key in sorted(str(k) for k in pod.annotations):
-        if not key.startswith(_APPARMOR_ANNOTATION):
+    for key, value in sorted(pod.annotations.items(), key=lambda kv: str(kv[0])):
+        if not isinstance(key, str) or not key.startswith(_APPARMOR_ANNOTATION):
             continue
-        value = pod.annotations[key]
         ok = isinstance(value, str) and (
             value in {"", "runtime/default"} or value.startswith("localhost/")
         )

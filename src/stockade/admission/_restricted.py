@@ -11,7 +11,7 @@ Pods in a user namespace (``spec.hostUsers: false``) are exempt from ``runAsNonR
 
 from __future__ import annotations
 
-from ._access import get_bool, get_int, get_list, get_map, require_map
+from ._access import get_bool, get_int, get_list, get_map, get_str_list, require_map
 from ._baseline import (
     capabilities_baseline,
     container_sc,
@@ -79,7 +79,7 @@ def capabilities_restricted(pod: PodView, rules: StockadeRules) -> list[Violatio
         sc, p = container_sc(c)
         caps = get_map(sc, "capabilities", p) or {}
         cp = f"{p}.capabilities"
-        if "ALL" not in (get_list(caps, "drop", cp) or ()):
+        if "ALL" not in (get_str_list(caps, "drop", cp) or ()):
             out.append(
                 Violation(
                     check="capabilities_restricted",
@@ -88,7 +88,7 @@ def capabilities_restricted(pod: PodView, rules: StockadeRules) -> list[Violatio
                     fix='set securityContext.capabilities.drop: ["ALL"]',
                 )
             )
-        for i, cap in enumerate(get_list(caps, "add", cp) or ()):
+        for i, cap in enumerate(get_str_list(caps, "add", cp) or ()):
             if cap != "NET_BIND_SERVICE":
                 out.append(
                     Violation(
@@ -197,7 +197,7 @@ def restricted_volumes(pod: PodView, _rules: StockadeRules) -> list[Violation]:
     for i, item in enumerate(get_list(pod.spec, "volumes", pod.spec_path) or ()):
         path = f"{pod.spec_path}.volumes[{i}]"
         vol = require_map(item, path)
-        sources = sorted(k for k, v in vol.items() if k != "name" and v is not None)
+        sources = sorted(str(k) for k, v in vol.items() if k != "name" and v is not None)
         bad = [s for s in sources if s not in RESTRICTED_VOLUME_SOURCES]
         name = vol.get("name")
         out += [
