@@ -68,6 +68,25 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 
+# Lower-case substrings one of which a string must contain for the pattern to possibly match.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "private_key": ("private key",),
+    "slack_token": ("xox",),
+    "slack_webhook": ("hooks.slack.com",),
+    "google_api_key": ("aiza",),
+    "npm_token": ("npm_",),
+    "stripe_key": ("_live_", "_test_"),
+    "sk_key": ("sk-",),
+    "jwt": ("eyj",),
+    "bearer": ("bearer",),
+    "basic_auth": ("basic",),
+    "url_credentials": ("://",),
+    "assignment": ("=", ":"),
+}
+_CACHE_SIZE = 4096
+_CACHE_MAX_LEN = 128
+_PATTERNS = tuple((kind, rx, _NEEDS.get(kind, ())) for kind, rx in PATTERNS)
+
 _SENSITIVE_KEY = re.compile(
     r"(password|passwd|passphrase|secret|token|authorization|api_?key|apikey|private_?key|"
     r"credential|cookie|access_?key)"
@@ -85,6 +104,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: frozenset[str] = frozenset()
         self._secret_rx: re.Pattern[str] | None = None
+        self._cache: dict[str, str] = {}  # short strings (keys, enum-like values) recur a lot
         self.add_secrets(secrets)
 
     @property
@@ -97,16 +117,30 @@ class Redactor:
         if not new - self._secrets:
             return
         self._secrets = self._secrets | new
+        self._cache.clear()
         alts = sorted(self._secrets, key=lambda s: (-len(s), s))
         self._secret_rx = re.compile("|".join(re.escape(s) for s in alts))
 
     def text(self, value: str) -> str:
         """Redact one string."""
+        short = len(value) <= _CACHE_MAX_LEN
+        if short and value in self._cache:
+            return self._cache[value]
+        out = value
         if self._secret_rx is not None:
-            value = self._secret_rx.sub(marker("secret"), value)
-        for kind, rx in PATTERNS:
-            value = rx.sub(functools.partial(_replace_group, kind=kind), value)
-        return value
+            out = self._secret_rx.sub(marker("secret"), out)
+        low = out.lower()
+        for kind, rx, needs in _PATTERNS:
+            if needs and not any(n in low for n in needs):
+                continue  # cheap pre-check: the pattern cannot match without one of these
+            new = rx.sub(functools.partial(_replace, kind=kind), out)
+            if new != out:
+                out, low = new, new.lower()
+        if short:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[value] = out
+        return out
 
     def data(self, value: Any) -> Any:
         """Redact a JSON-like value; refuse anything that is not plain JSON."""
@@ -144,8 +178,7 @@ class Redactor:
         )
 
 
-def _replace_group(m: re.Match[str], kind: str) -> str:
+def _replace(m: re.Match[str], kind: str) -> str:
     start, end = m.span("s")
-    whole = m.group(0)
-    off = m.start()
+    whole, off = m.group(0), m.start()
     return whole[: start - off] + marker(kind) + whole[end - off :]
