@@ -201,3 +201,40 @@ def test_stdin_is_read_with_dash(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     assert run_cli(["admit", "--level", "restricted", "-"]) == 0
     assert "ALLOW -[0] Pod/p" in capsys.readouterr().out
+
+
+POLICY = """\
+version: 1
+default: deny
+registries: ["ghcr.io/acme/*"]
+servers:
+  - name: indexer
+    image: ghcr.io/acme/indexer@sha256:{digest}
+    secrets: [api-token]
+"""
+
+
+@pytest.mark.guarantee("admit-registry-allowlist", "admit-secrets-granted-only")
+def test_policy_file_supplies_registries_and_granted_secrets(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.format(digest="c" * 64))
+    env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "api-token", "key": "k"}}}]
+    f = write(tmp_path, "p.yaml", setp(stockade_pod(), "spec.containers[0].env", env))
+    assert run_cli(["admit", f]) == 1  # no grants without the policy
+    assert run_cli(["admit", "--policy", str(policy), f]) == 0
+    other = write(
+        tmp_path,
+        "o.yaml",
+        setp(stockade_pod(), "spec.containers[0].envFrom", [{"secretRef": {"name": "db"}}]),
+    )
+    assert run_cli(["admit", "--policy", str(policy), other]) == 1
+
+
+@pytest.mark.guarantee("admit-fail-closed-input")
+@pytest.mark.parametrize("content", [None, "version: 1\ndefault: allow\n", "not: [valid"])
+def test_an_unreadable_or_invalid_policy_exits_2(tmp_path: Path, content: str | None) -> None:
+    policy = tmp_path / "policy.yaml"
+    if content is not None:
+        policy.write_text(content)
+    f = write(tmp_path, "p.yaml", stockade_pod())
+    assert run_cli(["admit", "--policy", str(policy), f]) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,8 @@ from stockade.admission import (
     load_documents,
 )
 from stockade.admission._load import MAX_BYTES
-from stockade.errors import InputError, StockadeError, UsageError
+from stockade.errors import InputError, PolicyError, StockadeError
+from stockade.policy import load_policy
 from stockade.textsafe import safe_text
 
 __all__ = ["admit"]
@@ -47,19 +47,15 @@ def _read(name: str) -> str:
 
 
 def _from_policy(path: str) -> tuple[tuple[str, ...], frozenset[str]]:
-    """Registries and granted secrets from a policy file (stockade.policy.load_policy)."""
+    """Registries and granted secrets (of every server) from a policy file.
+
+    An invalid policy is unreadable input (exit 2), never "no grants".
+    """
     try:
-        module = importlib.import_module("stockade.policy")
-    except ImportError as e:  # pragma: no cover - the policy part ships with stockade
-        raise UsageError("policy support is not available", "use --registry/--allow-secret") from e
-    load = getattr(module, "load_policy", None)
-    if load is None:
-        raise UsageError("policy support is not available", "use --registry/--allow-secret")
-    policy: Any = load(Path(path))
-    registries = tuple(str(r) for r in (getattr(policy, "registries", None) or ()))
-    granted = getattr(policy, "granted_secrets", None)
-    secrets = frozenset(str(s) for s in (granted() if callable(granted) else ()))
-    return registries, secrets
+        policy = load_policy(path)
+    except PolicyError as e:
+        raise InputError(e.what, e.fix) from e
+    return tuple(policy.registries), frozenset(policy.granted_secrets())
 
 
 def _only(value: str | None) -> frozenset[str] | None:
