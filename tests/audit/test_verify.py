@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +221,20 @@ def test_expected_heads_parse_from_documents_ids_and_bare_hex() -> None:
     for bad in ("nonsense", "{not json", '{"seq": 1}'):
         with pytest.raises(AuditVerifyError):
             parse_expected_head(bad)
+
+
+def test_verify_waits_for_a_writer_holding_the_lock_and_gives_up_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 2)
+    fd = os.open(tmp_path / "audit.jsonl.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a writer in the middle of an append
+        with pytest.raises(AuditError, match="could not lock"):
+            verify_file(path, public_key=KEYS.public_key, lock_timeout=0.05)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        assert verify_file(path, public_key=KEYS.public_key, lock_timeout=0.05).ok
+    finally:
+        os.close(fd)
 
 
 def test_verifying_a_missing_file_is_an_error(tmp_path: Path) -> None:

@@ -375,12 +375,12 @@ def _open_lock(path: Path) -> int:
         raise AuditError(f"cannot open lock file {lock}: {e.strerror}", "") from e
 
 
-def _flock(fd: int, path: Path, timeout: float) -> None:
+def _flock(fd: int, path: Path, timeout: float, op: int = fcntl.LOCK_EX) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.0005
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, op | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:

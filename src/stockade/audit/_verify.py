@@ -18,8 +18,10 @@ Then, with an expected head (an exported checkpoint): the log reaches its ``seq`
 
 from __future__ import annotations
 
+import fcntl
 import hmac
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +40,7 @@ from ._checkpoint import (
     key_id,
     verify_checkpoint,
 )
+from ._log import _flock
 
 __all__ = [
     "Finding",
@@ -268,16 +271,40 @@ def _find_head(
     return None
 
 
+def _shared_lock(path: Path, timeout: float) -> int | None:
+    try:
+        fd = os.open(
+            path.with_name(path.name + ".lock"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        )
+    except OSError:
+        return None  # no lock file (a copy of the log) or not ours to open: read without it
+    try:
+        _flock(fd, path, timeout, fcntl.LOCK_SH)
+    except AuditError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def verify_file(
     path: Path,
     *,
     public_key: Ed25519PublicKey,
     hmac_key: bytes | None = None,
     expect_head: Checkpoint | str | None = None,
+    lock_timeout: float = 30.0,
 ) -> VerifyReport:
-    """Read ``path`` (whole, into memory) and :func:`verify_log` it."""
+    """Read ``path`` (whole, into memory) and :func:`verify_log` it.
+
+    While reading it holds a shared lock on ``<log>.lock`` when that file exists and can be
+    opened, so an append in progress is not mistaken for a torn line.
+    """
+    lock = _shared_lock(path, lock_timeout)
     try:
         content = path.read_bytes()
     except OSError as e:
         raise AuditError(f"cannot read audit log {path}: {e.strerror}", "check the path") from e
+    finally:
+        if lock is not None:
+            os.close(lock)
     return verify_log(content, public_key=public_key, hmac_key=hmac_key, expect_head=expect_head)
