@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,28 +119,44 @@ class Cgroup:
             out = [int(x) for x in (self.path("pids") / "cgroup.procs").read_text().split()]
         return out
 
-    def kill_all(self) -> None:
-        """SIGKILL every process still in the cgroup (the whole tree, whatever it forked)."""
-        for _ in range(50):
+    def kill_all(self, bound_s: float = 10.0) -> None:
+        """SIGKILL every process in the cgroup (the whole tree) until it is empty (bounded)."""
+        end = time.monotonic() + bound_s
+        while time.monotonic() < end:
             pids = self.pids()
             if not pids:
                 return
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
-            self._freeze_wait()
+            time.sleep(0.01)
 
-    def _freeze_wait(self) -> None:
-        # Bounded: a killed process leaves the cgroup as soon as it is reaped by its parent.
-        with contextlib.suppress(OSError):
-            os.sched_yield()
+    def wait_joined(self, pid: int, bound_s: float = 5.0) -> bool:
+        """Whether ``pid`` joined the cgroup within the bound (the launcher writes it first)."""
+        end = time.monotonic() + bound_s
+        while time.monotonic() < end:
+            if pid in self.pids():
+                return True
+            time.sleep(0.002)
+        return False
 
-    def remove(self) -> None:
+    def remove(self, bound_s: float = 10.0) -> None:
+        """Remove the cgroup; a dying process may hold it a moment (EBUSY): retry, bounded."""
+        self.kill_all(bound_s)
+        end = time.monotonic() + bound_s
         for c in CONTROLLERS:
-            with contextlib.suppress(FileNotFoundError):
+            while True:
                 try:
                     self.path(c).rmdir()
+                    break
+                except FileNotFoundError:
+                    break
                 except OSError:
-                    self.kill_all()
-                    with contextlib.suppress(OSError):
-                        self.path(c).rmdir()
+                    # A process may join late (a launch racing a crash): kill again, retry.
+                    self.kill_all(0.5)
+                    if time.monotonic() >= end:
+                        raise SandboxError(
+                            f"cgroup {self.path(c)} could not be removed (still busy)",
+                            "it is cleaned at the next start; check for stuck processes",
+                        ) from None
+                    time.sleep(0.01)

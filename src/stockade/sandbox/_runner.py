@@ -267,6 +267,13 @@ def launch(
             cwd="/",
             start_new_session=True,
         )
+        if not cgroup.wait_joined(proc.pid):
+            proc.kill()
+            proc.wait(timeout=30)
+            raise SandboxError(
+                f"the sandbox process did not join its cgroup {cgroup.rel} (limits unenforced)",
+                "check the cgroup hierarchy is writable by stockade",
+            )
     except (SandboxError, OSError) as e:
         destroy(live, rt.runsc if rt else None)
         LiveRun.forget(state, run_id)

@@ -1,0 +1,110 @@
+"""A launch whose runtime or any control cannot be applied is refused, naming what is missing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockade.errors import SandboxError
+from stockade.models import AuditEvent, Bind, NetworkProfile, Runtime, SandboxSpec
+from stockade.sandbox import _runner, cgroup_v1_root, launch
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="RUNNER TESTS NEED ROOT (cgroups)")
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any], str | None]] = []
+
+    def append(
+        self, type: str, data: dict[str, Any], *, run_id: str | None = None,
+        session_id: str | None = None,
+    ) -> AuditEvent:  # fmt: skip
+        self.events.append((type, data, run_id))
+        return AuditEvent(seq=len(self.events), ts="t", type=type, prev="p", mac="m", data=data)
+
+
+def _no_live(state: Path) -> bool:
+    return not (state / "live").exists() or not any((state / "live").iterdir())
+
+
+@pytest.mark.guarantee("sandbox-refuse-missing-control")
+def test_a_missing_cgroup_controller_refuses_naming_it(tmp_path: Path) -> None:
+    for c in ("memory", "cpu", "cpuacct"):
+        (tmp_path / c).mkdir()
+        (tmp_path / c / "cgroup.procs").write_text("")
+    with pytest.raises(SandboxError, match="'pids' is not mounted") as e:
+        cgroup_v1_root(tmp_path)
+    assert "refuses" in e.value.fix
+
+
+@needs_root
+@pytest.mark.guarantee("sandbox-refuse-missing-control")
+def test_an_allowlist_network_is_refused_until_the_egress_proxy_exists(tmp_path: Path) -> None:
+    spec = SandboxSpec(
+        argv=("/bin/true",), network=NetworkProfile(mode="allowlist", domains=("a.example",))
+    )
+    sink = ListSink()
+    with pytest.raises(SandboxError, match="egress proxy"):
+        launch(spec, state=tmp_path, audit=sink)
+    assert sink.events[0][0] == "sandbox.refused"
+    assert _no_live(tmp_path)
+
+
+@needs_root
+@pytest.mark.guarantee("sandbox-refuse-missing-control")
+def test_an_image_root_file_system_is_refused_by_the_local_runner(tmp_path: Path) -> None:
+    spec = SandboxSpec(argv=("/bin/true",), rootfs="/var/lib/rootfs")
+    with pytest.raises(SandboxError, match="image"):
+        launch(spec, state=tmp_path)
+
+
+@needs_root
+@pytest.mark.guarantee("sandbox-no-host-files")
+def test_a_bind_of_the_runners_own_state_is_refused(tmp_path: Path) -> None:
+    spec = SandboxSpec(argv=("/bin/true",), binds=(Bind(source=str(tmp_path), target="/s"),))
+    with pytest.raises(SandboxError, match="protected"):
+        launch(spec, state=tmp_path / "state")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    spec = SandboxSpec(argv=("/bin/true",), binds=(Bind(source=str(keys), target="/k"),))
+    with pytest.raises(SandboxError, match="protected"):
+        launch(spec, state=tmp_path / "state", protected=(str(keys),))
+
+
+@needs_root
+@pytest.mark.guarantee("sandbox-refuse-missing-control")
+def test_a_missing_gvisor_refuses_and_never_falls_back_to_namespaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_runsc() -> None:
+        raise SandboxError("gVisor (runsc) is not installed", "apt-get install runsc")
+
+    monkeypatch.setattr(_runner, "find_gvisor", no_runsc)
+    started: list[object] = []
+    monkeypatch.setattr(_runner, "prepare_bwrap", lambda *a, **k: started.append(a))
+    with pytest.raises(SandboxError, match="runsc"):
+        launch(SandboxSpec(argv=("/bin/true",), runtime=Runtime.GVISOR), state=tmp_path)
+    assert started == []
+    assert _no_live(tmp_path)
+
+
+@needs_root
+@pytest.mark.guarantee("sandbox-refuse-missing-control")
+def test_a_bind_source_the_sandbox_uid_cannot_reach_is_refused_for_namespaces(
+    tmp_path: Path,
+) -> None:
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    (hidden / "data").mkdir()
+    spec = SandboxSpec(
+        argv=("/bin/true",),
+        runtime=Runtime.NAMESPACES,
+        binds=(Bind(source=str(hidden / "data"), target="/data"),),
+    )
+    with pytest.raises(SandboxError, match="unreachable for the sandbox uid"):
+        launch(spec, state=tmp_path / "state")
+    assert _no_live(tmp_path / "state")
