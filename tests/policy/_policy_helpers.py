@@ -26,3 +26,19 @@ servers:
   - name: s
     command: [node, server.js]
 """
+
+
+def make_policy(servers: list[dict[str, object]], **top: object) -> Policy:
+    """A Policy built in memory from plain data (validated exactly like a file)."""
+    import json
+
+    from stockade.policy import PolicyDoc
+
+    doc = PolicyDoc.model_validate_json(
+        json.dumps({"version": 1, "default": "deny", "servers": servers, **top})
+    )
+    return Policy.from_doc(doc)
+
+
+def with_rules(*rules: dict[str, object], name: str = "s") -> Policy:
+    return make_policy([{"name": name, "command": ["x"], "tools": {"rules": list(rules)}}])
