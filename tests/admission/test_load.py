@@ -44,6 +44,7 @@ def test_timestamps_stay_strings() -> None:
     [
         ("a: &x {b: 1}\nc: *x\n", "anchors"),
         ("a: [&x 1, *x]\n", "anchors"),
+        ("a: 1\n<<: {a: 2}\n", "not valid YAML"),  # merge keys: refused, not merged
         ("kind: Pod\nkind: Job\n", "duplicate key 'kind'"),
         ("spec:\n  hostPID: false\n  hostPID: true\n", "duplicate key 'hostPID'"),
         ("{1: a}\n", "not a string"),

@@ -302,3 +302,24 @@ def test_windows_pods_are_denied_at_stockade() -> None:
     pod = setp(stockade_pod(), "spec.os", {"name": "windows"})
     assert checks(pod, "stockade") == {"stockade_linuxOnly"}
     assert allowed(setp(stockade_pod(), "spec.os", {"name": "linux"}), "stockade")
+
+
+@pytest.mark.parametrize("kind", ["serviceAccountToken", "podCertificate"])
+def test_a_projected_credential_is_denied_even_with_automount_off(kind: str) -> None:
+    sources = [{"configMap": {"name": "c"}}, {kind: {"path": "token"}}]
+    pod = setp(stockade_pod(), "spec.volumes", [{"name": "v", "projected": {"sources": sources}}])
+    assert found(pod, "stockade") == {
+        ("stockade_serviceAccountToken", f"spec.volumes[0].projected.sources[1].{kind}")
+    }
+
+
+@pytest.mark.guarantee("admit-secrets-granted-only")
+def test_a_secrets_store_csi_volume_is_denied_whatever_is_granted() -> None:
+    csi = {
+        "driver": "secrets-store.csi.k8s.io",
+        "volumeAttributes": {"secretProviderClass": "granted"},
+    }
+    pod = setp(stockade_pod(), "spec.volumes", [{"name": "v", "csi": csi}])
+    assert found(pod, "stockade") == {("stockade_secrets", "spec.volumes[0].csi.driver")}
+    other = setp(pod, "spec.volumes[0].csi.driver", "ebs.csi.aws.com")
+    assert allowed(other, "stockade")

@@ -51,12 +51,16 @@ def _field(obj: Mapping[str, Any], key: str) -> Any:
     return obj.get(key)
 
 
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
 def get_map(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
     value = _field(obj, key)
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise _bad(f"{path}.{key}", value, "a mapping")
+        raise _bad(_join(path, key), value, "a mapping")
     return value
 
 
@@ -71,7 +75,7 @@ def get_list(obj: Mapping[str, Any], key: str, path: str) -> Sequence[Any] | Non
     if value is None:
         return None
     if not isinstance(value, list | tuple):
-        raise _bad(f"{path}.{key}", value, "a list")
+        raise _bad(_join(path, key), value, "a list")
     return value
 
 
@@ -80,7 +84,7 @@ def get_bool(obj: Mapping[str, Any], key: str, path: str) -> bool | None:
     if value is None:
         return None
     if not isinstance(value, bool):
-        raise _bad(f"{path}.{key}", value, "a boolean")
+        raise _bad(_join(path, key), value, "a boolean")
     return value
 
 
@@ -89,7 +93,7 @@ def get_int(obj: Mapping[str, Any], key: str, path: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(f"{path}.{key}", value, "an integer")
+        raise _bad(_join(path, key), value, "an integer")
     return value
 
 
@@ -98,7 +102,7 @@ def get_str(obj: Mapping[str, Any], key: str, path: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _bad(f"{path}.{key}", value, "a string")
+        raise _bad(_join(path, key), value, "a string")
     return value
 
 
@@ -109,5 +113,5 @@ def get_str_list(obj: Mapping[str, Any], key: str, path: str) -> list[str] | Non
         return None
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise _bad(f"{path}.{key}[{i}]", item, "a string")
+            raise _bad(f"{_join(path, key)}[{i}]", item, "a string")
     return list(items)

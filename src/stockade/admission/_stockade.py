@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 GVISOR_RUNTIME_CLASS = "gvisor"
+_SECRET_CSI_DRIVERS = frozenset({"secrets-store.csi.k8s.io"})
 _QUANTITY = re.compile(
     r"\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?"
 )
@@ -170,17 +171,39 @@ def read_only_root(pod: PodView, _rules: StockadeRules) -> list[Violation]:
     return out
 
 
+# Projected volume sources that hand the pod a credential of its own (API token, client cert).
+_CREDENTIAL_PROJECTIONS = ("serviceAccountToken", "podCertificate")
+
+
 def service_account_token(pod: PodView, _rules: StockadeRules) -> list[Violation]:
-    if get_bool(pod.spec, "automountServiceAccountToken", pod.spec_path) is False:
-        return []
-    return [
-        Violation(
-            check="stockade_serviceAccountToken",
-            path=f"{pod.spec_path}.automountServiceAccountToken",
-            message="the pod may mount a service-account token (API credentials)",
-            fix="set spec.automountServiceAccountToken: false",
+    out = []
+    if get_bool(pod.spec, "automountServiceAccountToken", pod.spec_path) is not False:
+        out.append(
+            Violation(
+                check="stockade_serviceAccountToken",
+                path=f"{pod.spec_path}.automountServiceAccountToken",
+                message="the pod may mount a service-account token (API credentials)",
+                fix="set spec.automountServiceAccountToken: false",
+            )
         )
-    ]
+    for i, item in enumerate(get_list(pod.spec, "volumes", pod.spec_path) or ()):
+        vp = f"{pod.spec_path}.volumes[{i}]"
+        projected = get_map(require_map(item, vp), "projected", vp) or {}
+        for j, src in enumerate(get_list(projected, "sources", f"{vp}.projected") or ()):
+            sp = f"{vp}.projected.sources[{j}]"
+            source = require_map(src, sp)
+            out += [
+                Violation(
+                    check="stockade_serviceAccountToken",
+                    path=f"{sp}.{kind}",
+                    message=f"a projected volume mounts a {kind} credential",
+                    fix="remove the projected credential: stockade workloads get no cluster "
+                    "identity",
+                )
+                for kind in _CREDENTIAL_PROJECTIONS
+                if source.get(kind) is not None
+            ]
+    return out
 
 
 def _secret_refs(pod: PodView) -> list[tuple[str, str]]:
@@ -209,6 +232,9 @@ def _secret_refs(pod: PodView) -> list[tuple[str, str]]:
         csi = get_map(vol, "csi", vp)
         if csi is not None:
             name_at(csi, "nodePublishSecretRef", f"{vp}.csi")
+            if get_str(csi, "driver", f"{vp}.csi") in _SECRET_CSI_DRIVERS:
+                # Secrets from an external store: no Secret name stockade could grant.
+                refs.append((f"{vp}.csi.driver", ""))
         projected = get_map(vol, "projected", vp) or {}
         for j, src in enumerate(get_list(projected, "sources", f"{vp}.projected") or ()):
             sp = f"{vp}.projected.sources[{j}]"
@@ -221,7 +247,9 @@ def secrets(pod: PodView, rules: StockadeRules) -> list[Violation]:
         Violation(
             check="stockade_secrets",
             path=path,
-            message=f"the pod reads Secret {name!r}, which the policy does not grant",
+            message=f"the pod reads Secret {name!r}, which the policy does not grant"
+            if name
+            else "the pod reads a secret stockade cannot name (no name, or an external store)",
             fix="remove the reference, or grant the secret in the policy (--allow-secret NAME)",
         )
         for path, name in _secret_refs(pod)
