@@ -14,6 +14,7 @@ from ._admit import admit
 from ._audit import audit
 from ._demo import demo
 from ._gateway import gateway, tools
+from ._image import image
 from ._policy import policy
 from ._run import run
 from ._runs import runs, trace
@@ -34,6 +35,7 @@ cli.add_command(run)
 cli.add_command(runs)
 cli.add_command(trace)
 cli.add_command(demo)
+cli.add_command(image)
 cli.add_command(gateway)
 cli.add_command(tools)
 

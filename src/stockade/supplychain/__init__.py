@@ -26,11 +26,16 @@ from ._errors import (
     TrustMaterialError,
 )
 from ._keybundle import verify_bundle_with_key
+from ._layout import OciLayoutStore
+from ._manifest import Descriptor, ImageManifest, Platform, parse_manifest, select_platform
 from ._policy import IdentityMatcher, ReferenceMatch, SignatureRule, VerificationPolicy
 from ._reference import DEFAULT_REGISTRY, ImageReference, parse_reference
+from ._registry import RegistryClient
 from ._sign import PrivateKey, load_private_key, sign_bytes, sign_image
+from ._sigstore_oci import fetch_signatures, push_signature, signature_tag
 from ._simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload, parse_payload
 from ._trustroot import TrustedRootMaterial, read_trusted_root
+from ._verify import VerifiedImage, pull_image, require_pinned, verify_remote_image
 
 __all__ = [
     "ANNOTATION_BUNDLE",
@@ -41,13 +46,18 @@ __all__ = [
     "SIMPLESIGNING_MEDIA_TYPE",
     "AllowlistDecision",
     "BundleEvidence",
+    "Descriptor",
     "DirImage",
     "IdentityMatcher",
+    "ImageManifest",
     "ImageReference",
     "ImageReferenceError",
+    "OciLayoutStore",
+    "Platform",
     "PrivateKey",
     "ReferenceMatch",
     "RegistryAllowlist",
+    "RegistryClient",
     "RegistryDeniedError",
     "RegistryError",
     "RegistryRule",
@@ -58,19 +68,28 @@ __all__ = [
     "TrustMaterialError",
     "TrustedRootMaterial",
     "VerificationPolicy",
+    "VerifiedImage",
+    "fetch_signatures",
     "load_private_key",
     "load_trusted_root",
     "make_payload",
+    "parse_manifest",
     "parse_payload",
     "parse_reference",
     "parse_signature_blob",
+    "pull_image",
+    "push_signature",
     "read_dir_image",
     "read_trusted_root",
+    "require_pinned",
+    "select_platform",
     "sign_bytes",
     "sign_image",
+    "signature_tag",
     "verify_attestation_bundle",
     "verify_bundle",
     "verify_bundle_with_key",
     "verify_image_signatures",
+    "verify_remote_image",
     "verify_signature_layer",
 ]

@@ -1,0 +1,100 @@
+"""The supply-chain gate: allowlist -> resolve -> signatures -> evidence (fail closed), and pull.
+
+No path returns a :class:`VerifiedImage` unless every step passed in this call. A run must use
+``verified.pinned`` (the digest), never the tag: a tag moved after verification changes nothing.
+"""
+
+from __future__ import annotations
+
+from stockade.models import Clock, Frozen, PinnedImage
+
+from ._allowlist import RegistryAllowlist
+from ._cosign import SignatureEvidence, verify_image_signatures
+from ._errors import ImageReferenceError, RegistryError
+from ._layout import OciLayoutStore
+from ._manifest import INDEX_TYPES, Platform, parse_manifest, select_platform
+from ._policy import VerificationPolicy
+from ._reference import ImageReference, parse_reference
+from ._registry import RegistryClient
+from ._sigstore_oci import fetch_signatures
+
+__all__ = ["VerifiedImage", "pull_image", "require_pinned", "verify_remote_image"]
+
+
+class VerifiedImage(Frozen):
+    pinned: PinnedImage
+    reference: str
+    allowed_by: str
+    media_type: str
+    size: int
+    evidence: SignatureEvidence
+
+
+def require_pinned(text: str) -> PinnedImage:
+    """At run time only a digest-pinned reference is accepted (a tag could move)."""
+    ref = parse_reference(text)
+    if ref.digest is None:
+        raise ImageReferenceError(
+            f"refusing to run {ref}: got a tag-only reference at run time, expected "
+            "name@sha256:<digest> from a verification in this run",
+            "verify the image (stockade image verify) and run the digest it prints",
+        )
+    return ref.pinned()
+
+
+def verify_remote_image(
+    client: RegistryClient,
+    ref: ImageReference,
+    *,
+    allowlist: RegistryAllowlist,
+    policy: VerificationPolicy,
+    clock: Clock,
+) -> VerifiedImage:
+    allowed_by = allowlist.check(ref)
+    raw, manifest, digest = client.get_manifest(ref)
+    pinned_ref = ref.with_digest(digest)
+    signatures = fetch_signatures(client, pinned_ref)
+    evidence = verify_image_signatures(
+        signatures, manifest_digest=digest, image=ref, policy=policy, clock=clock
+    )
+    return VerifiedImage(
+        pinned=pinned_ref.pinned(),
+        reference=str(pinned_ref),
+        allowed_by=allowed_by,
+        media_type=manifest.media_type,
+        size=len(raw),
+        evidence=evidence,
+    )
+
+
+def pull_image(
+    client: RegistryClient,
+    verified: VerifiedImage,
+    store: OciLayoutStore,
+    *,
+    platform: Platform | None = None,
+) -> str:
+    """Fetch the verified digest (and for an index, the chosen platform) into ``store``.
+
+    Returns the digest of the platform image manifest. Every blob's digest and size is checked.
+    """
+    p = verified.pinned
+    ref = ImageReference(registry=p.registry, repository=p.repository, digest=p.digest)
+    raw, manifest, digest = client.get_manifest(ref)
+    if digest != p.digest:  # get_manifest checks it too; never rely on one check
+        raise RegistryError(f"pulled {digest}, expected the verified {p.digest}", "")
+    store.put_blob(digest, raw)
+    top_media = manifest.media_type
+    if manifest.media_type in INDEX_TYPES:
+        entry = select_platform(manifest, platform or Platform())
+        raw, manifest, digest = client.get_manifest(ref.with_digest(entry.digest))
+        if len(raw) != entry.size:
+            raise RegistryError(f"manifest {digest}: {len(raw)} bytes, index says {entry.size}", "")
+        store.put_blob(digest, raw)
+    assert manifest.config is not None  # noqa: S101  (image manifests always have one)
+    for d in (manifest.config, *manifest.layers):
+        if not store.has_blob(d.digest, d.size) or not store.verify_blob(d.digest):
+            store.put_blob(d.digest, client.get_blob(ref, d.digest, d.size))
+    store.tag(f"{p.registry}/{p.repository}@{p.digest}", p.digest, top_media, verified.size)
+    parse_manifest(raw)  # the stored platform manifest parses (defensive re-check)
+    return digest
