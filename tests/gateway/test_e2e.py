@@ -162,11 +162,51 @@ def test_sdk_client_through_the_gateway_allows_denies_and_blocks_a_rug_pull(
     assert "gateway.pin" in types
 
 
-def test_the_gateway_refuses_to_run_servers_unsandboxed_without_the_unsafe_flag(
-    tmp_path: Path,
-) -> None:
-    policy = tmp_path / "p.yaml"
-    policy.write_text("gateway:\n  servers: []\n")
-    out = stockade(tmp_path, "gateway", "--policy", str(policy), "--stdio")
-    assert out.returncode != 0
-    assert "fix:" in out.stderr
+async def sandboxed_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio"],
+        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
+    )
+    seen: dict[str, Any] = {}
+    async with Client(params, read_timeout_seconds=60) as client:
+        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+        seen["echo"] = await client.call_tool("evil__echo", {"message": "boxed"})
+        seen["denied"] = await client.call_tool("evil__send_email", {"to": "a@b", "body": "x"})
+        seen["trace"] = await client.call_tool("stockade__get_run_trace", {})
+    return seen
+
+
+@pytest.mark.gvisor
+@pytest.mark.guarantee("gw-denial-is-tool-error")
+def test_a_gvisor_sandboxed_server_behind_the_gateway_with_its_run_trace(tmp_path: Path) -> None:
+    if shutil.which("runsc") is None or os.geteuid() != 0:
+        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    policy = {
+        "version": 1,
+        "default": "deny",
+        "gateway": {
+            "servers": [
+                {
+                    "name": "evil",
+                    "command": ["/usr/bin/python3", "/opt/srv/evil_server.py", "plain"],
+                    "tofu": True,
+                    "tools": {"echo": {"action": "allow"}},
+                    "sandbox": {"binds": [{"source": str(EVIL.parent), "target": "/opt/srv"}]},
+                }
+            ]
+        },
+    }
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    seen = asyncio.run(asyncio.wait_for(sandboxed_session(tmp_path, path), 120))
+    assert "evil__echo" in seen["tools"]
+    assert "stockade__get_run_trace" in seen["tools"]
+    assert "Echo: boxed" in seen["echo"].content[0].text
+    assert seen["denied"].is_error
+    trace = seen["trace"].structured_content["servers"]["evil"]
+    assert trace["run"]["backend"] == "gvisor"
+    assert trace["run"]["kind"] == "server"
+    assert trace["gvisor_waived"] is False
+    outcomes = [d["data"]["outcome"] for d in trace["decisions"]]
+    assert outcomes == ["ok", "denied:policy"]

@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,9 +14,11 @@ from stockade import paths
 from stockade.errors import UsageError
 from stockade.gateway import (
     Gateway,
+    Launcher,
     PinError,
     PinStore,
     RuleDecider,
+    SandboxLauncher,
     SubprocessLauncher,
     approve,
     load_gateway_config,
@@ -58,50 +61,85 @@ class _DenyApprover:
     help="Audit log (default: $STOCKADE_HOME/audit/audit.jsonl).",
 )
 @click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Run store (SQLite). Default: $STOCKADE_HOME/runs.db",
+)
+@click.option(
     "--host-token-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
     help="File holding the host application's credential for registering trusted context.",
 )
 def gateway(
+    *,
     policy_path: Path,
     use_stdio: bool,
     unsafe_no_sandbox: bool,
     audit_log: Path | None,
+    store_path: Path | None,
     host_token_file: Path | None,
 ) -> None:
     """Serve one MCP endpoint that gates every tool call of the policy's servers."""
     if not use_stdio:
         raise UsageError("no transport selected", "pass --stdio (HTTP is not available yet)")
-    if not unsafe_no_sandbox:
-        raise UsageError(
-            "the sandbox launcher is not wired into the gateway yet",
-            "pass --unsafe-no-sandbox to run servers as plain child processes (testing only)",
-        )
     cfg, pins_dir = load_gateway_config(policy_path)
     host_cred = host_token_file.read_text(encoding="utf-8").strip() if host_token_file else None
     from stockade.audit import AuditLog
+    from stockade.store import RunStore
 
     log_path = audit_log or paths.audit_log()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with AuditLog.open(log_path, paths.key_dir()) as sink:
+    clock = SystemClock()
+    with (
+        AuditLog.open(log_path, paths.key_dir()) as sink,
+        RunStore.open(store_path or paths.run_store()) as store,
+    ):
         sink.append(
             "gateway.start",
             {
                 "policy": str(policy_path),
                 "servers": [s.name for s in cfg.servers],
-                "unsafe_no_sandbox": True,
+                "unsafe_no_sandbox": unsafe_no_sandbox,
             },
         )
+        launcher: Launcher
+        if unsafe_no_sandbox:
+            click.echo("stockade: warning: UNSAFE: downstream servers run unsandboxed", err=True)
+            launcher = SubprocessLauncher()
+            run_ids: dict[str, str] = {}
+        else:
+            sandboxed = SandboxLauncher(
+                state=paths.home() / "sandbox", clock=clock, store=store, audit=sink
+            )
+            launcher, run_ids = sandboxed, sandboxed.run_ids
+
+        def evidence(server: str, data: dict[str, Any]) -> None:
+            if server in run_ids:
+                store.add_evidence(run_ids[server], "decision", data)
+
+        def traces() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for s in cfg.servers:
+                if s.name in run_ids:
+                    out[s.name] = store.trace(run_ids[s.name]).model_dump(mode="json")
+                else:
+                    out[s.name] = {"sandbox": "none: gateway runs with --unsafe-no-sandbox"}
+            return out
+
         gw = Gateway(
             cfg,
             pins=PinStore(pins_dir),
-            launcher=SubprocessLauncher(),
+            launcher=launcher,
             decider=RuleDecider.from_config(cfg),
             approver=_DenyApprover(),
             audit=sink,
-            clock=SystemClock(),
+            clock=clock,
             host_credential=host_cred,
+            evidence=evidence,
+            traces=traces,
         )
         asyncio.run(serve_stdio(gw))
 

@@ -4,6 +4,7 @@ from ._canon import canonical_json, definition_hash
 from ._chain import CallContext, Interceptor, Next, ToolResult, compose, deny_result
 from ._config import (
     GatewayConfig,
+    ServerSandbox,
     ServerSpec,
     ToolRule,
     load_gateway_config,
@@ -33,6 +34,7 @@ from ._launcher import DownstreamProcess, Launcher, SubprocessLauncher
 from ._names import SEPARATOR, Namespace, qualify, split
 from ._pins import Pending, Pin, PinSet, Reconciled, approve, reconcile
 from ._pinstore import PinStore
+from ._sandboxed import SandboxLauncher, sandbox_spec_for
 from ._scan import Finding, scan_tool
 from ._stdio import serve_stdio, serve_streams
 from ._taint import ContextKey, TaintTracker, TrustedContext
@@ -78,6 +80,8 @@ __all__ = [
     "RateLimit",
     "Reconciled",
     "RuleDecider",
+    "SandboxLauncher",
+    "ServerSandbox",
     "ServerSpec",
     "SinkRule",
     "SubprocessLauncher",
@@ -97,6 +101,7 @@ __all__ = [
     "qualify",
     "reconcile",
     "redact",
+    "sandbox_spec_for",
     "scan_tool",
     "serve_stdio",
     "serve_streams",

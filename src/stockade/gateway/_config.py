@@ -12,12 +12,13 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from stockade.models import Category, Frozen
+from stockade.models import Bind, Category, Frozen
 
 from ._errors import ConfigError
 
 __all__ = [
     "GatewayConfig",
+    "ServerSandbox",
     "ServerSpec",
     "ToolRule",
     "load_gateway_config",
@@ -34,6 +35,17 @@ class ToolRule(Frozen):
     when_tainted: Literal["deny", "require_approval"] = "require_approval"
 
 
+class ServerSandbox(Frozen):
+    """Limits for a sandboxed server (long-lived, so larger budgets than a job; still bounded)."""
+
+    runtime: Literal["gvisor"] = "gvisor"
+    binds: tuple[Bind, ...] = ()
+    memory_mb: int = Field(default=512, gt=0, le=16384)
+    cpu_seconds: float = Field(default=3600, gt=0)
+    pids: int = Field(default=128, gt=0, le=4096)
+    timeout_s: float = Field(default=86400, gt=0)
+
+
 class ServerSpec(Frozen):
     """One downstream server, launched over stdio."""
 
@@ -46,6 +58,7 @@ class ServerSpec(Frozen):
     tofu: bool = Field(default=False, description="trust-on-first-use for NEW tools only")
     tools: dict[str, ToolRule] = Field(default_factory=dict)
     call_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    sandbox: ServerSandbox = Field(default_factory=ServerSandbox)
 
     @field_validator("env")
     @classmethod

@@ -7,11 +7,13 @@ response (or None); transports (stdio, HTTP) frame bytes around it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stockade import __version__
 from stockade.models import Approver, AuditSink, Clock, ToolCall
+from stockade.textsafe import safe_text
 
 from ._chain import CallContext, ToolResult, compose
 from ._config import GatewayConfig, package_identity
@@ -38,10 +40,18 @@ from ._pins import reconcile
 from ._pinstore import PinStore
 from ._taint import ContextKey, TaintTracker
 
-__all__ = ["SUPPORTED_VERSIONS", "Gateway"]
+__all__ = ["SUPPORTED_VERSIONS", "TRACE_TOOL", "Gateway"]
 
 SUPPORTED_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 RESERVED_SERVER = "stockade"
+TRACE_TOOL: dict[str, Any] = {
+    "name": f"{RESERVED_SERVER}__get_run_trace",
+    "title": "Run trace of the gateway's downstream servers",
+    "description": "Returns, per downstream server, its sandbox run trace: workload, spec, network "
+    "profile, policy hash, decisions taken on its tool calls, timestamps and status.",
+    "inputSchema": {"type": "object", "properties": {}, "additionalProperties": False},
+    "annotations": {"readOnlyHint": True, "openWorldHint": False},
+}
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -57,11 +67,14 @@ class Gateway:
         audit: AuditSink,
         clock: Clock,
         host_credential: str | None = None,
+        evidence: Callable[[str, dict[str, Any]], None] | None = None,
+        traces: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self._pins = pins
         self._audit = audit
         self._decider = decider
+        self._traces = traces
         self.taint = TaintTracker(host_credential)
         self.sessions: dict[str, DownstreamSession] = {}
         for spec in config.servers:
@@ -81,7 +94,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._chain = compose(
             [
-                AuditStep(audit),
+                AuditStep(audit, evidence=evidence),
                 Authenticate(frozenset(config.clients)),
                 RateLimit(config.rate_per_minute, config.rate_burst, clock),
                 PinCheck(self._lookup),
@@ -193,6 +206,8 @@ class Gateway:
                 entry = dict(definition)
                 entry["name"] = qualify(server, tool)
                 out.append(entry)
+        if self._traces is not None:
+            out.append(TRACE_TOOL)
         return out
 
     async def _dispatch(self, ctx: CallContext) -> ToolResult:
@@ -256,6 +271,8 @@ class Gateway:
             )
         if name == f"{RESERVED_SERVER}__register_context":
             return result_response(rid, self._register(client, args))
+        if name == TRACE_TOOL["name"] and self._traces is not None:
+            return result_response(rid, self._trace(client))
         try:
             server, tool = split(name)
         except NamespaceError as e:
@@ -267,6 +284,17 @@ class Gateway:
         )
         ctx = CallContext(call=call, exposed_name=name)
         return result_response(rid, await self._chain(ctx))
+
+    def _trace(self, client: str) -> ToolResult:
+        assert self._traces is not None  # noqa: S101 - checked by the caller
+        traces = self._traces()
+        self._audit.append("gateway.trace", {"client": client, "servers": sorted(traces)})
+        body = json.dumps(traces, indent=1, sort_keys=True, ensure_ascii=True, default=str)
+        return {
+            "content": [{"type": "text", "text": safe_text(body)}],
+            "structuredContent": {"servers": traces},
+            "isError": False,
+        }
 
     def _register(self, client: str, args: dict[str, Any]) -> ToolResult:
         conv, instr, cred = (

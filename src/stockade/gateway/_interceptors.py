@@ -276,30 +276,28 @@ class AuditStep:
 
     sink: AuditSink
     session_id: str | None = None
+    evidence: Callable[[str, dict[str, Any]], None] | None = None
 
     async def __call__(self, ctx: CallContext, nxt: Next) -> ToolResult:
         result = await nxt(ctx)
         d = ctx.decision
         content = result.get("content")
-        self.sink.append(
-            "gateway.call",
-            {
-                "client": ctx.call.client,
-                "conversation": ctx.call.session,
-                "tool": ctx.exposed_name,
-                "arguments": redact(ctx.call.arguments),
-                "decision": None
-                if d is None
-                else {"kind": d.kind, "reason": d.reason, "rule": d.rule},
-                "provenance": list(ctx.provenance),
-                "outcome": ctx.outcome or "ok",
-                "result": {
-                    "is_error": bool(result.get("isError")),
-                    "blocks": len(content) if isinstance(content, list) else 0,
-                },
+        data = {
+            "client": ctx.call.client,
+            "conversation": ctx.call.session,
+            "tool": ctx.exposed_name,
+            "arguments": redact(ctx.call.arguments),
+            "decision": None if d is None else {"kind": d.kind, "reason": d.reason, "rule": d.rule},
+            "provenance": list(ctx.provenance),
+            "outcome": ctx.outcome or "ok",
+            "result": {
+                "is_error": bool(result.get("isError")),
+                "blocks": len(content) if isinstance(content, list) else 0,
             },
-            session_id=self.session_id,
-        )
+        }
+        self.sink.append("gateway.call", data, session_id=self.session_id)
+        if self.evidence is not None:
+            self.evidence(ctx.call.server, data)
         return result
 
 
