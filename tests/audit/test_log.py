@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -249,3 +250,44 @@ def test_several_processes_appending_at_once_leave_one_intact_chain(tmp_path: Pa
         if e["type"] == "proc"
     )
     assert seen == sorted((f"p{k}", i) for k in range(procs) for i in range(n))
+
+
+def test_a_log_moved_away_while_open_continues_in_a_new_file_at_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = _open(path)
+    log.append("e", {"n": 1})
+    path.rename(tmp_path / "audit.jsonl.1")  # rotation by the operator
+    log.append("e", {"n": 2})
+    log.close()
+    _verify(tmp_path / "audit.jsonl.1")
+    _verify(path)
+    assert json.loads(lines_of(path.read_bytes())[0])["seq"] == 0
+
+
+def test_an_io_failure_surfaces_as_an_audit_error(tmp_path: Path) -> None:
+    log = _open(tmp_path / "audit.jsonl")
+    log.append("e", {})
+    os.close(log._fd)  # the descriptor goes bad underneath the sink
+    log._fd = os.open(tmp_path / "ro", os.O_RDONLY | os.O_CREAT, 0o600)
+    os.link(tmp_path / "ro", tmp_path / "audit2.jsonl")
+    log.path = tmp_path / "audit2.jsonl"
+    with pytest.raises(AuditError, match="I/O failed"):
+        log.append("e", {})
+    log.close(checkpoint=False)
+
+
+def test_a_log_used_in_a_forked_child_refuses(tmp_path: Path) -> None:
+    log = _open(tmp_path / "audit.jsonl")
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            log.append("e", {})
+        except AuditError:
+            os._exit(0)
+        os._exit(1)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        assert time.monotonic() < deadline, "child did not exit"
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    log.close()

@@ -15,7 +15,6 @@ import hmac
 import json
 import os
 import threading
-import time
 from collections.abc import Iterable
 from datetime import UTC
 from pathlib import Path
@@ -27,6 +26,7 @@ from stockade.models import AuditEvent, Clock, SystemClock
 
 from ._canon import GENESIS, canonical, event_mac, line_hash, seal_event
 from ._checkpoint import CHECKPOINT_TYPE, Checkpoint, sign_checkpoint
+from ._files import flock_bounded, line_start, open_lock, open_log_fd
 from ._keys import AuditKeys, load_keys, load_or_create_keys
 from ._redact import Redactor
 
@@ -35,7 +35,6 @@ __all__ = ["RESERVED_TYPES", "TORN_TAIL_TYPE", "AuditLog", "AuditTornTailError",
 FsyncMode = Literal["event", "batch", "never"]
 TORN_TAIL_TYPE = "torn-tail"
 RESERVED_TYPES = frozenset({CHECKPOINT_TYPE, TORN_TAIL_TYPE})
-_TAIL_CHUNK = 64 * 1024
 
 
 class AuditTornTailError(AuditError):
@@ -79,9 +78,8 @@ class AuditLog:
         self._mutex = threading.Lock()
         self._unsynced = 0
         self._tail: tuple[int, int, str] | None = None  # (file size, next seq, prev) last seen
-        self._fd = os.open(
-            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
+        self._fd = open_log_fd(path)
+        self._pid = os.getpid()
         self._closed = False
         self._last_type = ""
 
@@ -107,9 +105,9 @@ class AuditLog:
         if (keys is None) == (key_dir is None):
             raise AuditError("AuditLog.open needs exactly one of key_dir= or keys=", "")
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock_fd = _open_lock(path)
+        lock_fd = open_lock(path)
         try:
-            _flock(lock_fd, path, lock_timeout)
+            flock_bounded(lock_fd, path, lock_timeout)
             try:
                 if keys is None:
                     assert key_dir is not None  # noqa: S101 (narrowing; checked above)
@@ -206,6 +204,20 @@ class AuditLog:
             raise AuditError(f"audit log {self.path} is closed", "open it again")
         return _Held(self)
 
+    def _follow_path(self) -> None:
+        """If the log was moved away or replaced (rotation), append to what is at the path now."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        cur = os.fstat(self._fd)
+        if st is not None and (st.st_ino, st.st_dev) == (cur.st_ino, cur.st_dev):
+            return
+        self._sync()
+        fd = open_log_fd(self.path)
+        os.close(self._fd)
+        self._fd, self._tail, self._last_type = fd, None, ""
+
     def _write(
         self, type: str, data: dict[str, Any], run_id: str | None, session_id: str | None
     ) -> AuditEvent:
@@ -301,19 +313,8 @@ class AuditLog:
                 f"{self.path} ends in a torn line (no trailing newline): a write was cut short",
                 "inspect with `stockade audit verify`, then run `stockade audit repair`",
             )
-        start = self._line_start(size - 1)
+        start = line_start(self._fd, size - 1)
         return os.pread(self._fd, size - 1 - start, start)
-
-    def _line_start(self, end: int) -> int:
-        """Offset just after the last newline before ``end`` (0 if there is none)."""
-        start = end
-        while start > 0:
-            lo = max(0, start - _TAIL_CHUNK)
-            nl = os.pread(self._fd, start - lo, lo).rfind(b"\n")
-            if nl >= 0:
-                return lo + nl + 1
-            start = lo
-        return 0
 
     def repair_torn_tail(self) -> AuditEvent | None:
         """Cut a torn last line into ``<log>.torn-<sha256 prefix>`` and record a torn-tail event.
@@ -324,7 +325,7 @@ class AuditLog:
             size = os.fstat(self._fd).st_size
             if size == 0 or os.pread(self._fd, 1, size - 1) == b"\n":
                 return None
-            cut = self._line_start(size)
+            cut = line_start(self._fd, size)
             fragment = os.pread(self._fd, size - cut, cut)
             digest = hashlib.sha256(fragment).hexdigest()
             side = self.path.with_name(f"{self.path.name}.torn-{digest[:16]}")
@@ -353,40 +354,30 @@ class _Held:
         self._log = log
 
     def __enter__(self) -> None:
-        self._log._mutex.acquire()
+        log = self._log
+        if os.getpid() != log._pid:
+            raise AuditError(
+                "an AuditLog was used in a forked child: the lock would be shared with the parent",
+                "open a new AuditLog in each process",
+            )
+        log._mutex.acquire()
         try:
-            _flock(self._log._lock_fd, self._log.path, self._log._timeout)
+            flock_bounded(log._lock_fd, log.path, log._timeout)
+            log._follow_path()
         except BaseException:
-            self._log._mutex.release()
+            fcntl.flock(log._lock_fd, fcntl.LOCK_UN)
+            log._mutex.release()
             raise
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             fcntl.flock(self._log._lock_fd, fcntl.LOCK_UN)
         finally:
             self._log._mutex.release()
-
-
-def _open_lock(path: Path) -> int:
-    lock = path.with_name(path.name + ".lock")
-    try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as e:
-        raise AuditError(f"cannot open lock file {lock}: {e.strerror}", "") from e
-
-
-def _flock(fd: int, path: Path, timeout: float, op: int = fcntl.LOCK_EX) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while True:
-        try:
-            fcntl.flock(fd, op | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise AuditError(
-                    f"could not lock {path} within {timeout}s: another writer holds it",
-                    "find the stuck stockade process (it holds <log>.lock) and stop it",
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+        if isinstance(e, OSError):
+            raise AuditError(
+                f"audit log I/O failed on {self._log.path}: {e.strerror or e}",
+                "check the disk (space, permissions), then `stockade audit verify` the log",
+            ) from e

@@ -40,7 +40,7 @@ from ._checkpoint import (
     key_id,
     verify_checkpoint,
 )
-from ._log import _flock
+from ._files import flock_bounded, open_lock
 
 __all__ = [
     "Finding",
@@ -272,14 +272,14 @@ def _find_head(
 
 
 def _shared_lock(path: Path, timeout: float) -> int | None:
+    if not path.with_name(path.name + ".lock").exists():
+        return None  # a copy of the log, away from its writers
     try:
-        fd = os.open(
-            path.with_name(path.name + ".lock"), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-        )
-    except OSError:
+        fd = open_lock(path, create=False)
+    except AuditError:
         return None  # no lock file (a copy of the log) or not ours to open: read without it
     try:
-        _flock(fd, path, timeout, fcntl.LOCK_SH)
+        flock_bounded(fd, path, timeout, fcntl.LOCK_SH)
     except AuditError:
         os.close(fd)
         raise
