@@ -64,15 +64,19 @@ def _runner_alive(run: LiveRun) -> bool:
     return process_start_time(run.runner_pid) == run.runner_start != ""
 
 
-def destroy(run: LiveRun, runsc: str | None) -> None:
-    """Kill and remove everything of one run; each step tolerates what is already gone."""
-    if run.backend == "gvisor" and runsc:
+def destroy(run: LiveRun, runsc: str | None, *, kill: bool = True) -> None:
+    """Kill and remove everything of one run; each step tolerates what is already gone.
+
+    ``kill=False`` after a clean exit: ``delete --force`` alone stops what may remain.
+    """
+    if run.backend == "gvisor" and runsc and kill:
         subprocess.run(
             [runsc, f"--root={run.runsc_root}", "kill", "--all", run.container_id, "KILL"],
             capture_output=True,
             timeout=30,
             check=False,
         )
+    if run.backend == "gvisor" and runsc:
         subprocess.run(
             [runsc, f"--root={run.runsc_root}", "delete", "--force", run.container_id],
             capture_output=True,

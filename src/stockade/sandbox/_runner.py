@@ -167,7 +167,7 @@ class Sandbox:
             memory_peak_bytes=usage.memory_bytes,
             oom_kills=usage.oom_kills,
         )
-        destroy(self._live, self._runsc)
+        destroy(self._live, self._runsc, kill=self._reason is not None)
         LiveRun.forget(self._state, self.run_id)
         for s in (self.stdin,):
             if s is not None:
