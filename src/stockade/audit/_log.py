@@ -109,9 +109,10 @@ class AuditLog:
         try:
             flock_bounded(lock_fd, path, lock_timeout)
             try:
-                if keys is None:
-                    assert key_dir is not None  # noqa: S101 (narrowing; checked above)
+                if keys is None and key_dir is not None:
                     keys = load_or_create_keys(key_dir, path)
+                if keys is None:  # unreachable: checked above; keeps the type exact
+                    raise AuditError("AuditLog.open got no keys", "pass key_dir= or keys=")
                 log = cls(
                     path,
                     keys,
