@@ -206,3 +206,16 @@ def test_appending_to_an_existing_log_whose_keys_are_gone_fails(
     assert code == 1
     assert "refusing to create new keys" in err
     assert list((home / "keys").iterdir()) == []
+
+
+def test_head_seal_signs_the_unsealed_tail_before_exporting(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = log_of(home)
+    args = ("audit", "append", "--dir", str(home), "--type", "t", "--no-seal")
+    assert run(capsys, *args)[0] == 0
+    _, out, _ = run(capsys, "audit", "head", str(log), "--dir", str(home))
+    assert "unsealed after it: 1" in out
+    code, out, _ = run(capsys, "audit", "head", str(log), "--dir", str(home), "--seal", "--export")
+    assert code == 0
+    assert json.loads(out)["seq"] == 3

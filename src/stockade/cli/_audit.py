@@ -214,10 +214,18 @@ def _fail_on(report: VerifyReport) -> None:
     default=None,
     help="Public key to check the log with (default: the key dir's).",
 )
+@click.option(
+    "--seal", is_flag=True, help="First sign a checkpoint over the unsealed tail (needs the keys)."
+)
 @_dir_option
-def head(file: Path, export: bool, pubkey_file: Path | None, home: Path | None) -> None:
+def head(
+    *, file: Path, export: bool, pubkey_file: Path | None, seal: bool, home: Path | None
+) -> None:
     """Show (or --export) the latest signed checkpoint, after verifying the log's chain."""
     _, key_dir = _locations(home)
+    if seal:
+        with AuditLog.open_existing(file, key_dir) as log:
+            log.checkpoint()
     key = load_public_key(pubkey_file or key_dir / PUBLIC_KEY_FILE)
     report = verify_file(file, public_key=key)
     if not report.ok:
