@@ -83,7 +83,10 @@ def pubkey(home: Path | None, out: Path | None) -> None:
     if out is None:
         click.echo(pem.decode(), nl=False)
     else:
-        out.write_bytes(pem)
+        try:
+            out.write_bytes(pem)
+        except OSError as e:
+            raise InputError(f"cannot write {out}: {e.strerror}", "pick a writable path") from e
         _echo(f"wrote {out}", err=True)
 
 
