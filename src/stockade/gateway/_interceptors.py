@@ -16,6 +16,7 @@ from referencing.exceptions import Unresolvable
 
 from stockade.models import Approver, AuditSink, Category, Clock, Decision, Frozen, ToolCall
 
+from ._canon import canonical_json
 from ._chain import CallContext, Next, ToolResult, deny_result
 from ._taint import ContextKey, TaintTracker
 from ._trust import tag_result
@@ -127,19 +128,38 @@ class PolicyStep:
 
 
 class ArgumentValidation:
-    """Arguments must validate against the *pinned* input schema (remote refs never fetched)."""
+    """Arguments must validate against the *pinned* input schema (remote refs never fetched).
+
+    Checked validators are cached by the schema's canonical JSON (bounded), since checking a
+    schema costs far more than validating a call against it.
+    """
+
+    def __init__(self, cache_size: int = 1024) -> None:
+        self._cache: dict[bytes, Any] = {}
+        self._size = cache_size
+
+    def _validator(self, schema: dict[str, Any]) -> Any:
+        key = canonical_json(schema)
+        v = self._cache.get(key)
+        if v is None:
+            cls = jsonschema.validators.validator_for(
+                schema, default=jsonschema.Draft202012Validator
+            )
+            cls.check_schema(schema)
+            v = cls(schema)
+            if len(self._cache) >= self._size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = v
+        return v
 
     async def __call__(self, ctx: CallContext, nxt: Next) -> ToolResult:
         schema = (ctx.definition or {}).get("inputSchema")
         if not isinstance(schema, dict):
             return deny_result(ctx, "arguments", "the pinned definition has no input schema")
         try:
-            cls = jsonschema.validators.validator_for(
-                schema, default=jsonschema.Draft202012Validator
-            )
-            cls.check_schema(schema)
-            errors = sorted(cls(schema).iter_errors(ctx.call.arguments), key=lambda e: list(e.path))
-        except (SchemaError, Unresolvable) as e:
+            validator = self._validator(schema)
+            errors = sorted(validator.iter_errors(ctx.call.arguments), key=lambda e: list(e.path))
+        except (SchemaError, Unresolvable, ValueError) as e:
             return deny_result(
                 ctx, "arguments", f"the pinned input schema is unusable: {type(e).__name__}"
             )
