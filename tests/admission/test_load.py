@@ -12,6 +12,19 @@ from stockade.errors import InputError
 
 pytestmark = pytest.mark.guarantee("admit-fail-closed-input")
 
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure-python"])
+def yaml_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every loader test on both parsers: libyaml (fast path) and PyYAML's own."""
+    from stockade.admission import _load
+
+    if request.param == "libyaml" and _load._CBase is None:
+        pytest.skip("PyYAML was built without libyaml: only the pure-Python parser exists here")
+    if request.param == "pure-python":
+        monkeypatch.setattr(_load, "_CBase", None)
+    return str(request.param)
+
+
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x}]}\n"
 
 

@@ -34,6 +34,22 @@ class Document:
     item: int | None = None  # position inside a v1 List, when the document is one
 
 
+def _checked_mapping(loader: Any, node: Any) -> dict[Any, Any]:
+    """Construct a mapping, refusing non-string and duplicate keys."""
+    seen: set[str] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise _Refused(key_node.start_mark, f"mapping key {key!r} is not a string")
+        if key in seen:
+            raise _Refused(key_node.start_mark, f"duplicate key {key!r}")
+        seen.add(key)
+    mapping: dict[Any, Any] = yaml.constructor.SafeConstructor.construct_mapping(
+        loader, node, deep=True
+    )
+    return mapping
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader minus aliases/anchors, duplicate or non-string keys, timestamps, deep nesting."""
 
@@ -62,15 +78,7 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                raise _Refused(key_node.start_mark, f"mapping key {key!r} is not a string")
-            if key in seen:
-                raise _Refused(key_node.start_mark, f"duplicate key {key!r}")
-            seen.add(key)
-        return super().construct_mapping(node, deep=True)
+        return _checked_mapping(self, node)
 
 
 class _Refused(yaml.YAMLError):
@@ -82,6 +90,40 @@ class _Refused(yaml.YAMLError):
     def __str__(self) -> str:
         where = f"line {self.mark.line + 1}, column {self.mark.column + 1}" if self.mark else "?"
         return f"{self.what} ({where})"
+
+
+_CBase: Any = getattr(yaml, "CSafeLoader", None)
+
+
+def _scan_events(text: str) -> None:
+    """First pass with libyaml's event parser: refuse aliases, anchors, deep nesting, many docs."""
+    depth = documents = 0
+    for event in yaml.parse(text, Loader=_CBase):
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(event.start_mark, "aliases (*name) are not accepted")
+        if getattr(event, "anchor", None) is not None:
+            raise _Refused(event.start_mark, "anchors (&name) are not accepted")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth >= MAX_DEPTH:
+                raise _Refused(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > MAX_DOCUMENTS:
+                raise _Refused(event.start_mark, f"more than {MAX_DOCUMENTS} documents")
+
+
+if _CBase is not None:
+
+    class _CLoader(_CBase):  # type: ignore[misc]
+        """libyaml loader with the same resolver and mapping rules as :class:`_Loader`."""
+
+        yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            return _checked_mapping(self, node)
 
 
 def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -123,6 +165,9 @@ def _parse_json(text: str, source: str) -> list[Any]:
 def _parse_yaml(text: str, source: str) -> list[Any]:
     docs: list[Any] = []
     try:
+        if _CBase is not None:  # fast path: two libyaml passes, same refusals
+            _scan_events(text)
+            return list(yaml.load_all(text, Loader=_CLoader))
         loader = _Loader(text)
         try:
             while loader.check_data():  # type: ignore[no-untyped-call]
