@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from _policy_helpers import Writer, messages
 
 from stockade.policy import MAX_BYTES, MAX_DEPTH, parse_policy
+from stockade.policy import _yaml as policy_yaml
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure-python"])
+def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs with libyaml's parser and with PyYAML's pure-Python fallback."""
+    if request.param == "libyaml":
+        if not hasattr(yaml, "CSafeLoader"):
+            pytest.skip("libyaml is not available: only the pure-Python parser is tested")
+        monkeypatch.setattr(policy_yaml, "_Loader", yaml.CSafeLoader)
+    else:
+        monkeypatch.setattr(policy_yaml, "_Loader", yaml.SafeLoader)
 
 
 @pytest.mark.guarantee("policy-safe-yaml")

@@ -7,6 +7,8 @@ Validators raise ``ValueError("what\\nfix: how")``; the loader splits the two pa
 
 from __future__ import annotations
 
+import functools
+import json
 import posixpath
 import re
 from typing import Any, Literal
@@ -156,16 +158,25 @@ class Arguments(_M):
     def _schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is None:
             return v
-        try:
-            jsonschema.Draft202012Validator.check_schema(v)
-        except jsonschema.SchemaError as e:
+        problem = _schema_problem(json.dumps(v, sort_keys=True))
+        if problem is not None:
             raise _bad(
-                f"json_schema is not a valid JSON Schema: {e.message}",
+                f"json_schema is not a valid JSON Schema: {problem}",
                 "correct the schema (JSON Schema draft 2020-12)",
-            ) from e
+            )
         if "$ref" in str(v) and any(isinstance(r, str) and not r.startswith("#") for r in _refs(v)):
             raise _bad("json_schema has a remote $ref", "inline the referenced schema")
         return v
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_problem(schema_json: str) -> str | None:
+    """Check a schema once per distinct schema (policies repeat the same ones)."""
+    try:
+        jsonschema.Draft202012Validator.check_schema(json.loads(schema_json))
+    except jsonschema.SchemaError as e:
+        return str(e.message)
+    return None
 
 
 def _refs(v: Any) -> list[Any]:

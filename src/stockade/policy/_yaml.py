@@ -1,9 +1,9 @@
 """Strict, safe YAML: a tree of plain values plus the line/column of every node.
 
-PyYAML's composer gives node marks; on top of it this module refuses anchors and aliases (billion
-laughs), merge keys, explicit tags, duplicate keys, non-string keys, YAML 1.1 surprises (``yes``,
-``0777``, ``1:30``, ``.nan``), multiple documents, documents over :data:`MAX_BYTES` and nesting
-over :data:`MAX_DEPTH`. Every problem is collected with its position.
+PyYAML's parser (libyaml when present) gives events with marks; our own composer builds the tree
+and refuses anchors and aliases (billion laughs), merge keys, explicit tags, duplicate keys,
+non-string keys, YAML 1.1 surprises (``yes``, ``0777``, ``1:30``, ``.nan``), multiple documents,
+documents over :data:`MAX_BYTES` and nesting over :data:`MAX_DEPTH`. No constructor ever runs. Every problem is collected with its position.
 """
 
 from __future__ import annotations
@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent, ScalarEvent
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import ScalarNode
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "Located", "Path", "YamlProblem", "parse_yaml"]
 
@@ -76,47 +84,9 @@ def _col(mark: Any) -> int:
     return int(mark.column) + 1 if mark is not None else 1
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader whose composer refuses aliases, anchors, explicit tags and deep nesting."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, AliasEvent):
-            raise _Refused(
-                event.start_mark,
-                "YAML aliases (*name) are not allowed",
-                "write the value out in full; anchors and aliases can expand exponentially",
-            )
-        if isinstance(event, NodeEvent) and event.anchor is not None:
-            raise _Refused(
-                event.start_mark,
-                f"YAML anchors (&{event.anchor}) are not allowed",
-                "remove the anchor and write each value out in full",
-            )
-        tag = getattr(event, "tag", None)
-        if isinstance(event, ScalarEvent | CollectionStartEvent) and tag not in (None, "!"):
-            raise _Refused(
-                event.start_mark,
-                f"explicit YAML tags ({tag}) are not allowed",
-                "remove the tag; write plain strings, numbers, booleans, lists and mappings",
-            )
-        if isinstance(event, CollectionStartEvent):
-            self._depth += 1
-            if self._depth > MAX_DEPTH:
-                raise _Refused(
-                    event.start_mark,
-                    f"nesting deeper than {MAX_DEPTH} levels",
-                    "flatten the document; a policy never needs this depth",
-                )
-            try:
-                return super().compose_node(parent, index)
-            finally:
-                self._depth -= 1
-        return super().compose_node(parent, index)
+# libyaml's parser when available (fast); the pure-Python one otherwise. Only its *events* are
+# used: the composer below is ours, so no constructor ever runs.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_yaml(data: bytes) -> Located:
@@ -139,28 +109,29 @@ def parse_yaml(data: bytes) -> Located:
             YamlProblem(1, 1, f"not UTF-8 (byte {e.start}: {e.reason})", "save the file as UTF-8")
         )
         return out
-    loader = _StrictLoader(text)
+    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        out.value = _document(loader, out)
     except _Refused as r:
+        out.value = None
         out.problems.append(r.problem)
         return out
     except yaml.MarkedYAMLError as e:
+        out.value = None
         mark = e.problem_mark or e.context_mark
         msg = " ".join(x for x in (e.context, e.problem) if x) or "malformed YAML"
-        if "expected a single document" in msg:
-            fix = "keep exactly one YAML document (remove the extra '---')"
-        else:
-            fix = "correct the YAML syntax at this position"
-        out.problems.append(YamlProblem(_line(mark), _col(mark), f"malformed YAML: {msg}", fix))
+        out.problems.append(
+            YamlProblem(
+                _line(mark), _col(mark), f"malformed YAML: {msg}", "correct the YAML syntax here"
+            )
+        )
         return out
     except yaml.YAMLError as e:
+        out.value = None
         out.problems.append(YamlProblem(1, 1, f"malformed YAML: {e}", "correct the YAML syntax"))
         return out
     finally:
         loader.dispose()
-    if node is not None:
-        out.value = _convert(node, (), out)
     if out.value is None:
         out.problems.append(
             YamlProblem(1, 1, "the document is empty", "write a policy (see docs/policy.md)")
@@ -168,46 +139,118 @@ def parse_yaml(data: bytes) -> Located:
     return out
 
 
-def _convert(node: Node, path: Path, out: Located) -> Any:
-    out.values[path] = (_line(node.start_mark), _col(node.start_mark))
-    if isinstance(node, MappingNode):
-        result: dict[str, Any] = {}
-        for knode, vnode in node.value:
-            pos = (_line(knode.start_mark), _col(knode.start_mark))
-            if not isinstance(knode, ScalarNode) or knode.tag != _TAG + "str":
-                shown = knode.value if isinstance(knode, ScalarNode) else "a collection"
-                if knode.tag == _TAG + "merge":
-                    msg, fix = "YAML merge keys (<<) are not allowed", "write each key out"
-                else:
-                    msg = f"mapping keys must be plain strings, got {shown!r}"
-                    fix = "quote the key"
-                out.problems.append(YamlProblem(*pos, msg, fix))
-                continue
-            key = knode.value
-            if key in result:
-                first = out.keys.get((*path, key), pos)
-                out.problems.append(
-                    YamlProblem(
-                        *pos,
-                        f"duplicate key {key!r} (first at line {first[0]})",
-                        "keep one of them; YAML would silently keep only the last",
-                    )
+def _document(loader: Any, out: Located) -> Any:
+    loader.get_event()  # StreamStart
+    if loader.check_event(StreamEndEvent):
+        return None
+    loader.get_event()  # DocumentStart
+    value = _node(loader, (), out, 0)
+    loader.get_event()  # DocumentEnd
+    if not loader.check_event(StreamEndEvent):
+        raise _Refused(
+            loader.peek_event().start_mark,
+            "expected a single document, found another",
+            "keep exactly one YAML document (remove the extra '---')",
+        )
+    return value
+
+
+def _node(loader: Any, path: Path, out: Located, depth: int) -> Any:
+    event = loader.get_event()
+    mark = event.start_mark
+    if isinstance(event, AliasEvent):
+        raise _Refused(
+            mark,
+            "YAML aliases (*name) are not allowed",
+            "write the value out in full; anchors and aliases can expand exponentially",
+        )
+    if event.anchor is not None:
+        raise _Refused(
+            mark,
+            f"YAML anchors (&{event.anchor}) are not allowed",
+            "remove the anchor and write each value out in full",
+        )
+    if event.tag not in (None, "!"):
+        raise _Refused(
+            mark,
+            f"explicit YAML tags ({event.tag}) are not allowed",
+            "remove the tag; write plain strings, numbers, booleans, lists and mappings",
+        )
+    out.values[path] = (_line(mark), _col(mark))
+    if isinstance(event, ScalarEvent):
+        return _scalar(loader, event, out)
+    if depth + 1 > MAX_DEPTH:
+        raise _Refused(
+            mark,
+            f"nesting deeper than {MAX_DEPTH} levels",
+            "flatten the document; a policy never needs this depth",
+        )
+    if isinstance(event, SequenceStartEvent):
+        items: list[Any] = []
+        while not loader.check_event(SequenceEndEvent):
+            items.append(_node(loader, (*path, len(items)), out, depth + 1))
+        loader.get_event()
+        return items
+    assert isinstance(event, MappingStartEvent)  # noqa: S101 - the parser yields only these
+    result: dict[str, Any] = {}
+    while not loader.check_event(MappingEndEvent):
+        kevent = loader.peek_event()
+        pos = (_line(kevent.start_mark), _col(kevent.start_mark))
+        key = _key(loader, out, depth)
+        if key is None:
+            _node(loader, (), Located(), depth + 1)  # consume and drop the value
+            continue
+        if key in result:
+            first = out.keys.get((*path, key), pos)
+            out.problems.append(
+                YamlProblem(
+                    *pos,
+                    f"duplicate key {key!r} (first at line {first[0]})",
+                    "keep one of them; YAML would silently keep only the last",
                 )
-                continue
-            out.keys[(*path, key)] = pos
-            result[key] = _convert(vnode, (*path, key), out)
-        return result
-    if isinstance(node, SequenceNode):
-        return [_convert(item, (*path, i), out) for i, item in enumerate(node.value)]
-    assert isinstance(node, ScalarNode)  # noqa: S101 - the composer yields only these three
-    return _scalar(node, out)
+            )
+            _node(loader, (), Located(), depth + 1)
+            continue
+        out.keys[(*path, key)] = pos
+        result[key] = _node(loader, (*path, key), out, depth + 1)
+    loader.get_event()
+    return result
 
 
-def _scalar(node: ScalarNode, out: Located) -> Any:
-    value: str = node.value
-    tag = node.tag
-    pos = (_line(node.start_mark), _col(node.start_mark))
-    if node.style is not None or tag == _TAG + "str":
+def _key(loader: Any, out: Located, depth: int) -> str | None:
+    """A mapping key if it is a plain string; otherwise record a problem and return None."""
+    event = loader.peek_event()
+    pos = (_line(event.start_mark), _col(event.start_mark))
+    if isinstance(event, ScalarEvent) and event.anchor is None and event.tag is None:
+        loader.get_event()
+        value: str = event.value
+        if event.style:  # quoted or block: always a string ("" or None means plain)
+            return value
+        tag = loader.resolve(ScalarNode, value, (True, False))
+        if tag == _TAG + "str":
+            return value
+        if tag == _TAG + "merge":
+            out.problems.append(
+                YamlProblem(*pos, "YAML merge keys (<<) are not allowed", "write each key out")
+            )
+            return None
+        shown = value
+    else:
+        _node(loader, (), Located(), depth + 1)
+        shown = "a collection" if not isinstance(event, ScalarEvent) else event.value
+    out.problems.append(
+        YamlProblem(*pos, f"mapping keys must be plain strings, got {shown!r}", "quote the key")
+    )
+    return None
+
+
+def _scalar(loader: Any, event: ScalarEvent, out: Located) -> Any:
+    value: str = event.value
+    pos = (_line(event.start_mark), _col(event.start_mark))
+    if event.style or event.tag == "!":  # quoted or block: always a string
+        return value
+    tag: str = loader.resolve(ScalarNode, value, (True, False))
+    if tag == _TAG + "str":
         return value
     if tag == _TAG + "null" and value in _NULL:
         return None
