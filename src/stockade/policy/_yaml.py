@@ -3,7 +3,8 @@
 PyYAML's parser (libyaml when present) gives events with marks; our own composer builds the tree
 and refuses anchors and aliases (billion laughs), merge keys, explicit tags, duplicate keys,
 non-string keys, YAML 1.1 surprises (``yes``, ``0777``, ``1:30``, ``.nan``), multiple documents,
-documents over :data:`MAX_BYTES` and nesting over :data:`MAX_DEPTH`. No constructor ever runs. Every problem is collected with its position.
+documents over :data:`MAX_BYTES` and nesting over :data:`MAX_DEPTH`. No constructor ever runs.
+Every problem is collected with its position.
 """
 
 from __future__ import annotations
