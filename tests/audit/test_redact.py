@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stockade.audit import GENESIS, PATTERNS, Redactor, canonical, seal_event
+from stockade.audit import GENESIS, PATTERNS, AuditLog, Redactor, canonical, seal_event
 from stockade.errors import AuditError
+
+from ._helpers import KEYS
 
 # Built by concatenation so secret scanners do not flag the test file itself.
 FAKES = {
@@ -188,3 +192,20 @@ def test_a_marked_secret_never_reaches_the_written_line(
     literal = re.sub(rb"\[REDACTED:[a-z_]+\]|\\u[0-9a-f]{4}|\\.", b"\xff", data_bytes)
     for secret in ascii_secrets:
         assert secret.encode() not in literal
+
+
+@pytest.mark.guarantee("audit-redaction")
+@settings(max_examples=40)
+@given(st.data(), secrets_st)
+def test_a_marked_secret_never_reaches_the_file_through_the_sink(
+    data: st.DataObject, secret: str
+) -> None:
+    payload = data.draw(st.dictionaries(st.text(alphabet, max_size=6), _embed(secret), max_size=3))
+    wrap = data.draw(st.tuples(st.text(alphabet, max_size=4), st.text(alphabet, max_size=4)))
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "audit.jsonl"
+        with AuditLog.open(path, keys=KEYS, fsync="never", secrets={secret}) as log:
+            log.append("t", payload, run_id=wrap[0] + secret + wrap[1], session_id=secret)
+        written = json.loads(path.read_bytes().split(b"\n")[0])
+    for s in [written["run_id"], written["session_id"], *_strings(written["data"])]:
+        assert secret not in re.sub(r"\[REDACTED:[a-z_]+\]", SENTINEL, s)
