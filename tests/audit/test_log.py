@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import subprocess
 import sys
 import threading
@@ -291,3 +292,49 @@ def test_a_log_used_in_a_forked_child_refuses(tmp_path: Path) -> None:
         time.sleep(0.01)
     assert os.waitstatus_to_exitcode(done[1]) == 0
     log.close()
+
+
+KILLED_WRITER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from tests.audit._helpers import KEYS
+from stockade.audit import AuditLog
+log = AuditLog.open(Path(sys.argv[1]), keys=KEYS, checkpoint_every=5, fsync="never")
+i = 0
+while True:
+    log.append("spin", {"i": i, "pad": "x" * 2000})
+    i += 1
+    if i == 20:
+        print("ready", flush=True)
+"""
+
+
+@pytest.mark.guarantee("audit-crash-leaves-verifiable-log")
+def test_a_writer_killed_mid_stream_leaves_a_log_that_verifies_and_accepts_appends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    root = str(Path(__file__).resolve().parents[2])
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path), root], stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(child.stdout, selectors.EVENT_READ)
+            assert sel.select(timeout=60), "writer never became ready"
+        assert child.stdout.readline() == b"ready\n"
+        child.kill()  # SIGKILL while it is appending as fast as it can
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=10)
+        if child.stdout is not None:
+            child.stdout.close()
+    report = verify_file(path, public_key=KEYS.public_key, hmac_key=KEYS.hmac_key)
+    assert report.ok, report.problem  # one write(2) per line: a kill never tears a line
+    assert report.events >= 20
+    with _open(path) as log:
+        log.append("after", {})
+    _verify(path)
