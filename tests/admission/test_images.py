@@ -61,6 +61,11 @@ def test_malformed_references_are_rejected(ref: str) -> None:
     [
         "*",
         "",
+        "ghcr.io/*",  # a whole registry
+        "acme/*",  # no registry host
+        "nginx",
+        "library/*",
+        "https://ghcr.io/acme/*",
         "ghcr.io/*/tool",
         "ghcr.io/acme/*/*",
         "ghcr.io/acme/tool:1",
@@ -75,7 +80,8 @@ def test_invalid_registry_patterns_are_a_usage_error(pattern: str) -> None:
         StockadeRules.of((pattern,))
 
 
-def test_patterns_normalise_docker_hub() -> None:
-    assert parse_registry_pattern("library/*") == parse_registry_pattern("docker.io/library/*")
+def test_patterns_normalise_docker_hub_hosts() -> None:
     assert parse_registry_pattern("index.docker.io/acme/*").registry == "docker.io"
-    assert parse_registry_pattern("nginx").repository == "library/nginx"
+    assert parse_registry_pattern("GHCR.io/acme/*") == parse_registry_pattern("ghcr.io/acme/*")
+    exact = parse_registry_pattern("docker.io/library/nginx")
+    assert (exact.repository, exact.wildcard) == ("library/nginx", False)

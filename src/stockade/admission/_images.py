@@ -113,30 +113,31 @@ class RegistryPattern:
 
 
 def parse_registry_pattern(pattern: str) -> RegistryPattern:
-    """Parse an allowlist pattern; raise ``ValueError`` when it is not ``HOST[/NAMESPACE...]/*``."""
-    expected = "expected HOST/NAMESPACE/* (e.g. ghcr.io/acme/*) or an exact repository"
-    if not pattern or pattern != pattern.strip():
+    """Parse an allowlist pattern: ``HOST[:PORT]/NAMESPACE[/...]/*`` or an exact repository.
+
+    The host is explicit (no Docker Hub guess in an allowlist) and at least one namespace is named
+    (a whole public registry is never one pattern). Raises ``ValueError`` (got X, expected Y).
+    """
+    expected = "expected HOST/NAMESPACE/* (e.g. ghcr.io/acme/*) or an exact HOST/REPOSITORY"
+    if not pattern or pattern != pattern.strip() or "://" in pattern:
         raise ValueError(f"got {pattern!r}, {expected}")
     wildcard = pattern.endswith("/*")
     body = pattern[:-2] if wildcard else pattern
-    if "*" in body or "@" in body or not body:
-        raise ValueError(f"got {pattern!r}, {expected} (only one trailing /* is allowed)")
-    if "/" not in body and ("." in body or ":" in body or body == "localhost") and wildcard:
-        host = body
-        if not _HOST.fullmatch(host):
-            raise ValueError(f"got {pattern!r}: {host!r} is not a valid host[:port]")
-        host = host.lower()
-        return RegistryPattern(DOCKER_HUB if host in _HUB_ALIASES else host, "", True)
-    slash = body.rfind("/")
-    if body.rfind(":") > slash:
+    if "*" in body or "@" in body:
+        raise ValueError(f"got {pattern!r}, {expected} ('*' only as a final '/*', no digest)")
+    host, _, path = body.partition("/")
+    if not ("." in host or ":" in host or host == "localhost") or not _HOST.fullmatch(host):
+        raise ValueError(f"got {pattern!r}, {expected} (it must start with a registry host)")
+    if not path:
+        raise ValueError(f"got {pattern!r}, {expected} (name a namespace, not a whole registry)")
+    if ":" in path:
         raise ValueError(f"got {pattern!r}, {expected} (no tag in a pattern)")
-    registry, path = _split_host(body)
-    if wildcard:
-        for component in path.split("/"):
-            if not _COMPONENT.fullmatch(component):
-                raise ValueError(f"got {pattern!r}: {component!r} is not a repository component")
-        return RegistryPattern(registry, path, True)
-    return RegistryPattern(registry, _check_path(registry, path), False)
+    for component in path.split("/"):
+        if not _COMPONENT.fullmatch(component):
+            raise ValueError(f"got {pattern!r}: {component!r} is not a repository component")
+    registry = host.lower()
+    registry = DOCKER_HUB if registry in _HUB_ALIASES else registry
+    return RegistryPattern(registry, path, wildcard)
 
 
 def image_allowed(image: ImageRef, patterns: tuple[RegistryPattern, ...]) -> bool:
