@@ -622,3 +622,25 @@ def test_every_invalid_example_fails_with_its_expected_errors(path: Path) -> Non
     assert expected
     for line in expected:
         assert any(g.startswith(line) for g in got), (line, got)
+
+
+def test_approval_categories_are_checked(check: Writer) -> None:
+    ok = valid(
+        check(
+            "version: 1\ndefault: deny\napprovals:\n  categories:\n    financial: {timeout_s: 30}\n"
+        )
+    )
+    assert ok.doc.approvals.timeout_for(Category.FINANCIAL) == 30
+    assert ok.doc.approvals.timeout_for(Category.EXFILTRATION) == 300
+    r = check("version: 1\ndefault: deny\napprovals:\n  categories:\n    money: {timeout_s: 30}\n")
+    assert [(p.line, p.col) for p in r.errors] == [(5, 5)]
+
+
+def test_clients_must_name_known_servers_once(check: Writer) -> None:
+    r = check(
+        MINIMAL + "clients:\n  - {name: a, servers: [s, ghost]}\n  - {name: a, servers: [s]}\n"
+    )
+    assert sorted(p.message for p in r.errors) == [
+        "client 'a' is listed twice",
+        "client 'a' names unknown servers ['ghost']",
+    ]

@@ -121,7 +121,7 @@ def resolve(tree: dict[str, Any], policy_file: str) -> Resolution:
             out.warnings.append(
                 Finding(
                     where,
-                    f"fs_allowlist path {entry.path!r} does not exist yet",
+                    f"server {name!r}: fs_allowlist path {entry.path!r} does not exist yet",
                     "create it; a run is refused until it exists",
                 )
             )
