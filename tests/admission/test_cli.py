@@ -238,3 +238,26 @@ def test_an_unreadable_or_invalid_policy_exits_2(tmp_path: Path, content: str | 
         policy.write_text(content)
     f = write(tmp_path, "p.yaml", stockade_pod())
     assert run_cli(["admit", "--policy", str(policy), f]) == 2
+
+
+def test_list_items_are_reported_with_their_item_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = setp(restricted_pod(), "spec.hostIPC", True)
+    doc = {"apiVersion": "v1", "kind": "List", "items": [restricted_pod(), bad]}
+    f = write(tmp_path, "list.json", doc)
+    assert run_cli(["admit", "--json", "--level", "baseline", f]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert [(d["index"], d["item"], d["verdict"]) for d in out] == [(0, 0, "allow"), (0, 1, "deny")]
+
+
+def test_only_may_name_a_stockade_check_at_a_pss_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write(tmp_path, "p.yaml", restricted_pod())
+    assert (
+        run_cli(["admit", "--json", "--level", "baseline", "--only", "stockade_runtimeClass", f])
+        == 1
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert [v["check"] for v in out[0]["violations"]] == ["stockade_runtimeClass"]
