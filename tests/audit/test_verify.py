@@ -218,7 +218,8 @@ def test_expected_heads_parse_from_documents_ids_and_bare_hex() -> None:
     assert parse_expected_head(doc) == HEAD
     assert parse_expected_head(HEAD.id) == HEAD.id
     assert parse_expected_head(HEAD.id.removeprefix("sha256:")) == HEAD.id
-    for bad in ("nonsense", "{not json", '{"seq": 1}'):
+    wrong_id = json.dumps({**HEAD.export(), "id": "sha256:" + "0" * 64})
+    for bad in ("nonsense", "{not json", '{"seq": 1}', "[1]", wrong_id):
         with pytest.raises(AuditVerifyError):
             parse_expected_head(bad)
 

@@ -128,12 +128,20 @@ def parse_expected_head(text: str) -> Checkpoint | str:
     s = text.strip()
     if s.startswith("{"):
         try:
-            return Checkpoint.model_validate({k: v for k, v in json.loads(s).items() if k != "id"})
+            doc = json.loads(s)
+            cp = Checkpoint.model_validate({k: v for k, v in doc.items() if k != "id"})
         except (ValueError, ValidationError, AttributeError) as e:
             raise AuditVerifyError(
                 "the expected head is not an exported checkpoint document",
                 "pass the file `stockade audit head --export` wrote",
             ) from e
+        if doc.get("id", cp.id) != cp.id:
+            raise AuditVerifyError(
+                f"the expected head document says id {str(doc['id'])[:80]}, but its fields hash "
+                f"to {cp.id}",
+                "the document was altered: use an intact copy",
+            )
+        return cp
     hid = s if s.startswith("sha256:") else "sha256:" + s
     if not _HASH.fullmatch(hid):
         raise AuditVerifyError(
