@@ -162,6 +162,27 @@ def test_sdk_client_through_the_gateway_allows_denies_and_blocks_a_rug_pull(
     assert "gateway.pin" in types
 
 
+REAL_POLICY = """\
+version: 1
+default: deny
+servers:
+  - name: evil
+    command: ["/usr/bin/python3", "{script}", "plain"]
+    tofu: true
+    fs_allowlist:
+      - path: srv/
+    tools:
+      rules:
+        - tool: echo
+          action: allow
+          tier: low
+        - tool: send_email
+          action: allow
+          tier: medium
+          category: exfiltration
+"""
+
+
 async def sandboxed_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
     params = StdioServerParameters(
         command=sys.executable,
@@ -179,26 +200,16 @@ async def sandboxed_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
 
 @pytest.mark.gvisor
 @pytest.mark.guarantee("gw-denial-is-tool-error")
-def test_a_gvisor_sandboxed_server_behind_the_gateway_with_its_run_trace(tmp_path: Path) -> None:
+def test_a_gvisor_sandboxed_server_under_a_real_policy_with_its_run_trace(tmp_path: Path) -> None:
     if shutil.which("runsc") is None or os.geteuid() != 0:
         pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
-    policy = {
-        "version": 1,
-        "default": "deny",
-        "gateway": {
-            "servers": [
-                {
-                    "name": "evil",
-                    "command": ["/usr/bin/python3", "/opt/srv/evil_server.py", "plain"],
-                    "tofu": True,
-                    "tools": {"echo": {"action": "allow"}},
-                    "sandbox": {"binds": [{"source": str(EVIL.parent), "target": "/opt/srv"}]},
-                }
-            ]
-        },
-    }
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    shutil.copy(EVIL, srv / "evil_server.py")
     path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(policy))
+    path.write_text(
+        REAL_POLICY.format(script=srv / "evil_server.py"),
+    )
     seen = asyncio.run(asyncio.wait_for(sandboxed_session(tmp_path, path), 120))
     assert "evil__echo" in seen["tools"]
     assert "stockade__get_run_trace" in seen["tools"]
@@ -209,4 +220,5 @@ def test_a_gvisor_sandboxed_server_behind_the_gateway_with_its_run_trace(tmp_pat
     assert trace["run"]["kind"] == "server"
     assert trace["gvisor_waived"] is False
     outcomes = [d["data"]["outcome"] for d in trace["decisions"]]
-    assert outcomes == ["ok", "denied:policy"]
+    assert outcomes == ["ok", "denied:approval"]  # exfiltration sink in a tainted context
+    assert trace["run"]["policy_hash"].startswith("sha256:")

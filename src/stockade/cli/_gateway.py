@@ -13,15 +13,17 @@ import click
 from stockade import paths
 from stockade.errors import UsageError
 from stockade.gateway import (
+    EngineDecider,
     Gateway,
     Launcher,
     PinError,
     PinStore,
+    PolicyDecider,
     RuleDecider,
     SandboxLauncher,
     SubprocessLauncher,
     approve,
-    load_gateway_config,
+    load_any,
     package_identity,
     serve_stdio,
 )
@@ -68,6 +70,12 @@ class _DenyApprover:
     help="Run store (SQLite). Default: $STOCKADE_HOME/runs.db",
 )
 @click.option(
+    "--client",
+    default="stdio",
+    show_default=True,
+    help="Identity of the agent on stdio (the client policy and taint key on).",
+)
+@click.option(
     "--host-token-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
@@ -81,11 +89,18 @@ def gateway(
     audit_log: Path | None,
     store_path: Path | None,
     host_token_file: Path | None,
+    client: str,
 ) -> None:
     """Serve one MCP endpoint that gates every tool call of the policy's servers."""
     if not use_stdio:
         raise UsageError("no transport selected", "pass --stdio (HTTP is not available yet)")
-    cfg, pins_dir = load_gateway_config(policy_path)
+    cfg, pins_dir, loaded = load_any(policy_path)
+    if client not in cfg.clients:
+        raise UsageError(
+            f"client {client!r} is not one the policy knows (got {client!r}, expected one of "
+            f"{', '.join(cfg.clients)})",
+            "pass --client with a name from the policy's clients section",
+        )
     host_cred = host_token_file.read_text(encoding="utf-8").strip() if host_token_file else None
     from stockade.audit import AuditLog
     from stockade.store import RunStore
@@ -103,6 +118,8 @@ def gateway(
                 "policy": str(policy_path),
                 "servers": [s.name for s in cfg.servers],
                 "unsafe_no_sandbox": unsafe_no_sandbox,
+                "policy_hash": None if loaded is None else loaded.hash,
+                "client": client,
             },
         )
         launcher: Launcher
@@ -112,7 +129,11 @@ def gateway(
             run_ids: dict[str, str] = {}
         else:
             sandboxed = SandboxLauncher(
-                state=paths.home() / "sandbox", clock=clock, store=store, audit=sink
+                state=paths.home() / "sandbox",
+                clock=clock,
+                store=store,
+                audit=sink,
+                policy_hash="" if loaded is None else loaded.hash,
             )
             launcher, run_ids = sandboxed, sandboxed.run_ids
 
@@ -129,19 +150,23 @@ def gateway(
                     out[s.name] = {"sandbox": "none: gateway runs with --unsafe-no-sandbox"}
             return out
 
+        decider: PolicyDecider = (
+            RuleDecider.from_config(cfg) if loaded is None else EngineDecider(loaded.policy, clock)
+        )
         gw = Gateway(
             cfg,
             pins=PinStore(pins_dir),
             launcher=launcher,
-            decider=RuleDecider.from_config(cfg),
+            decider=decider,
             approver=_DenyApprover(),
             audit=sink,
             clock=clock,
             host_credential=host_cred,
             evidence=evidence,
             traces=traces,
+            sinks=None if loaded is None else loaded.sinks,
         )
-        asyncio.run(serve_stdio(gw))
+        asyncio.run(serve_stdio(gw, client=client))
 
 
 @click.group(name="tools")
@@ -154,7 +179,7 @@ def tools() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print pending definitions as JSON.")
 def tools_diff(policy_path: Path, as_json: bool) -> None:
     """Show tools whose definitions are new or changed and therefore hidden."""
-    cfg, pins_dir = load_gateway_config(policy_path)
+    cfg, pins_dir, _ = load_any(policy_path)
     store = PinStore(pins_dir)
     report: list[dict[str, object]] = []
     for spec in cfg.servers:
@@ -203,7 +228,7 @@ def tools_diff(policy_path: Path, as_json: bool) -> None:
 @click.option("--hash", "expected", required=True, help="The pending hash shown by 'tools diff'.")
 def tools_approve(policy_path: Path, server: str, tool: str, expected: str) -> None:
     """Pin a pending definition (must match --hash exactly, so you approve what you reviewed)."""
-    cfg, pins_dir = load_gateway_config(policy_path)
+    cfg, pins_dir, _ = load_any(policy_path)
     spec = next((s for s in cfg.servers if s.name == server), None)
     if spec is None:
         raise UsageError(f"no server {server!r} in the policy", "see the gateway section's servers")

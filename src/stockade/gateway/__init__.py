@@ -13,6 +13,7 @@ from ._config import (
 from ._decider import RuleDecider, sink_rules
 from ._downstream import DownstreamSession
 from ._errors import ConfigError, DownstreamError, NamespaceError, PinError, ProtocolError
+from ._fromdoc import EngineDecider, LoadedPolicy, load_any, load_policy_for_gateway
 from ._gateway import SUPPORTED_VERSIONS, Gateway
 from ._interceptors import (
     ApprovalStep,
@@ -56,6 +57,7 @@ __all__ = [
     "DownstreamError",
     "DownstreamProcess",
     "DownstreamSession",
+    "EngineDecider",
     "Finding",
     "FlowRule",
     "Gateway",
@@ -63,6 +65,7 @@ __all__ = [
     "Interceptor",
     "Launcher",
     "LineReader",
+    "LoadedPolicy",
     "Namespace",
     "NamespaceError",
     "Next",
@@ -94,7 +97,9 @@ __all__ = [
     "compose",
     "definition_hash",
     "deny_result",
+    "load_any",
     "load_gateway_config",
+    "load_policy_for_gateway",
     "package_identity",
     "package_tree_hash",
     "parse_message",

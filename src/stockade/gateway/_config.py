@@ -21,6 +21,7 @@ __all__ = [
     "ServerSandbox",
     "ServerSpec",
     "ToolRule",
+    "has_gateway_section",
     "load_gateway_config",
     "package_identity",
 ]
@@ -125,3 +126,16 @@ def package_identity(spec: ServerSpec) -> str:
         return spec.package
     tree = package_tree_hash(Path(spec.package_tree))
     return f"{spec.package}+{tree}" if spec.package else tree
+
+
+def has_gateway_section(path: Path) -> bool:
+    """Whether ``path`` is in the stand-alone gateway format (a top-level ``gateway:`` key)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read policy {path}: {e.strerror}", "check the --policy path"
+        ) from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"policy {path} is not valid YAML: {e}", "fix the YAML syntax") from e
+    return isinstance(raw, dict) and "gateway" in raw

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from stockade import __version__
@@ -32,6 +32,7 @@ from ._interceptors import (
     PolicyDecider,
     PolicyStep,
     RateLimit,
+    SinkRule,
 )
 from ._jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, error_response, result_response
 from ._launcher import Launcher
@@ -69,6 +70,7 @@ class Gateway:
         host_credential: str | None = None,
         evidence: Callable[[str, dict[str, Any]], None] | None = None,
         traces: Callable[[], dict[str, Any]] | None = None,
+        sinks: Mapping[tuple[str, str], SinkRule] | None = None,
     ) -> None:
         self.config = config
         self._pins = pins
@@ -100,7 +102,7 @@ class Gateway:
                 PinCheck(self._lookup),
                 PolicyStep(decider, self.taint),
                 ArgumentValidation(),
-                FlowRule(sink_rules(config), self.taint),
+                FlowRule(sink_rules(config) if sinks is None else sinks, self.taint),
                 ApprovalStep(approver, config.approval_timeout_s),
                 OutputHandling(self.taint, config.max_result_chars),
             ],
@@ -200,7 +202,9 @@ class Gateway:
         for server in sorted(self._exposed):
             for tool, definition in sorted(self._exposed[server].items()):
                 probe = ToolCall(server=server, tool=tool, client=client or "anonymous")
-                dctx = DecisionContext(tainted=False, exposed_name=qualify(server, tool))
+                dctx = DecisionContext(
+                    tainted=False, exposed_name=qualify(server, tool), probe=True
+                )
                 if self._decider(probe, dctx).kind == "deny":
                     continue
                 entry = dict(definition)

@@ -43,6 +43,7 @@ class DecisionContext(Frozen):
 
     tainted: bool
     exposed_name: str
+    probe: bool = False
     annotations: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -171,7 +172,11 @@ class ArgumentValidation:
 
 
 class SinkRule(Frozen):
-    """A sink tool and its sensitive arguments; ``when_tainted``: what untrusted values get."""
+    """A sink tool and its sensitive arguments (``*``: every string argument).
+
+    ``when_tainted`` says what a call gets in a tainted context when a sensitive value does not
+    come from the trusted instruction.
+    """
 
     server: str
     tool: str
@@ -201,7 +206,10 @@ class FlowRule:
             return await nxt(ctx)
         trusted = self.taint.trusted_instruction(key) or ""
         untrusted: list[str] = []
-        for arg in rule.sensitive:
+        names = rule.sensitive
+        if "*" in names:
+            names = tuple(k for k, v in ctx.call.arguments.items() if isinstance(v, str))
+        for arg in names:
             if arg not in ctx.call.arguments:
                 continue
             value = str(ctx.call.arguments[arg])

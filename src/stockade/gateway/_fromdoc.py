@@ -1,0 +1,135 @@
+"""Wiring to the real policy: servers, sandbox limits and decisions from a ``stockade`` policy.
+
+A policy file without a ``gateway:`` section is loaded with :func:`stockade.policy.load_policy`;
+each server becomes a :class:`ServerSpec` (command servers only for now), its sandbox limits come
+from :func:`stockade.sandbox.policy_limits`, and calls are decided by the policy engine. Tools
+whose rule carries a sensitive category are information-flow sinks: in a tainted context every
+string argument must come from the trusted instruction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stockade.models import Category, Clock, Decision, ToolCall
+
+from ._config import GatewayConfig, ServerSandbox, ServerSpec
+from ._errors import ConfigError, NamespaceError
+from ._interceptors import DecisionContext, SinkRule
+from ._names import qualify
+
+__all__ = ["EngineDecider", "LoadedPolicy", "load_any", "load_policy_for_gateway"]
+
+_SINK_CATEGORIES = {
+    Category.EXFILTRATION,
+    Category.CREDENTIALS,
+    Category.FINANCIAL,
+    Category.PERMISSION_GRANT,
+    Category.CONFIG_CHANGE,
+}
+
+
+class EngineDecider:
+    """The policy engine as a :class:`PolicyDecider`; keeps the engine's rate state.
+
+    Probes (tools/list filtering) never consume rate-limit tokens.
+    """
+
+    def __init__(self, policy: Any, clock: Clock) -> None:
+        from stockade.policy import DecisionContext as EngineContext
+
+        self._policy = policy
+        self._clock = clock
+        self._ctx = EngineContext(now=clock.now().timestamp())
+
+    def __call__(self, call: ToolCall, context: DecisionContext) -> Decision:
+        from stockade.policy import DecisionContext as EngineContext
+        from stockade.policy import decide
+
+        now = EngineContext(now=self._clock.now().timestamp(), rate=self._ctx.rate)
+        decision, after = decide(self._policy, call, now)
+        if not context.probe:
+            self._ctx = after
+        return decision
+
+
+class LoadedPolicy:
+    def __init__(
+        self, policy: Any, config: GatewayConfig, sinks: dict[tuple[str, str], SinkRule]
+    ) -> None:
+        self.policy = policy
+        self.config = config
+        self.sinks = sinks
+
+    @property
+    def hash(self) -> str:
+        return str(self.policy.effective_hash)
+
+
+def load_policy_for_gateway(path: Path) -> LoadedPolicy:
+    """Load a real policy and derive the gateway configuration from its servers."""
+    from stockade.policy import load_policy
+    from stockade.sandbox import policy_limits
+
+    policy = load_policy(path)
+    servers: list[ServerSpec] = []
+    sinks: dict[tuple[str, str], SinkRule] = {}
+    for entry in policy.servers:
+        if entry.command is None:
+            raise ConfigError(
+                f"server {entry.name!r} is an image server; the gateway runs command servers only",
+                "give the server a command, or leave it out of the policy the gateway serves",
+            )
+        try:
+            qualify(entry.name, "x")
+        except NamespaceError as e:
+            raise ConfigError(
+                f"server name {entry.name!r} cannot be namespaced for the gateway",
+                "use lowercase letters, digits and single hyphens",
+            ) from e
+        limits = policy_limits(policy, entry.name, kind="server")
+        servers.append(
+            ServerSpec(
+                name=entry.name,
+                command=tuple(entry.command),
+                env=dict(entry.env),
+                tofu=entry.tofu,
+                sandbox=ServerSandbox(
+                    binds=limits.binds,
+                    memory_mb=limits.memory_mb,
+                    cpu_seconds=limits.cpu_seconds,
+                    pids=limits.pids,
+                    timeout_s=limits.timeout_s,
+                ),
+            )
+        )
+        for rule in entry.tools.rules:
+            if rule.category in _SINK_CATEGORIES and rule.action != "deny":
+                if any(c in rule.tool for c in "*?["):
+                    continue
+                sinks[(entry.name, rule.tool)] = SinkRule(
+                    server=entry.name,
+                    tool=rule.tool,
+                    sensitive=("*",),
+                    category=rule.category,
+                    when_tainted="require_approval",
+                )
+    cfg = GatewayConfig(
+        servers=tuple(servers),
+        approval_timeout_s=policy.doc.approvals.timeout_s,
+        clients=tuple(c.name for c in policy.doc.clients) if policy.doc.clients else ("stdio",),
+        pins_dir="pins",
+    )
+    return LoadedPolicy(policy, cfg, sinks)
+
+
+def load_any(path: Path) -> tuple[GatewayConfig, Path, LoadedPolicy | None]:
+    """A ``gateway:`` section (stand-alone format) or a real policy; pins live beside it."""
+    from ._config import has_gateway_section, load_gateway_config
+
+    if has_gateway_section(path):
+        cfg, pins = load_gateway_config(path)
+        return cfg, pins, None
+    loaded = load_policy_for_gateway(path)
+    return loaded.config, path.parent / loaded.config.pins_dir, loaded

@@ -1,0 +1,115 @@
+"""The gateway wired to the real policy: servers, sandbox limits, engine decisions, sinks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stockade.errors import StockadeError
+from stockade.gateway import (
+    DecisionContext,
+    EngineDecider,
+    load_any,
+    load_policy_for_gateway,
+)
+from stockade.models import Category, ToolCall
+from stockade.testing import FakeClock
+
+POLICY = """\
+version: 1
+default: deny
+servers:
+  - name: mail
+    command: ["/usr/bin/python3", "srv/server.py"]
+    tofu: true
+    memory_mb: 300
+    fs_allowlist:
+      - path: srv/
+    tools:
+      rules:
+        - tool: echo
+          action: allow
+          tier: low
+          rate_limit: {rate: 1, per: 60, burst: 1}
+        - tool: send_email
+          action: allow
+          tier: medium
+          category: exfiltration
+        - tool: "get_*"
+          action: allow
+          tier: low
+          category: exfiltration
+"""
+
+
+def write(tmp_path: Path, text: str = POLICY) -> Path:
+    (tmp_path / "srv").mkdir(exist_ok=True)
+    (tmp_path / "srv" / "server.py").write_text("")
+    p = tmp_path / "policy.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_servers_and_sandbox_limits_come_from_the_policy(tmp_path: Path) -> None:
+    loaded = load_policy_for_gateway(write(tmp_path))
+    (spec,) = loaded.config.servers
+    assert spec.name == "mail"
+    assert spec.tofu is True
+    assert spec.sandbox.memory_mb == 300
+    assert [b.source for b in spec.sandbox.binds] == [str((tmp_path / "srv").resolve())]
+    assert loaded.hash.startswith("sha256:")
+
+
+@pytest.mark.guarantee("gw-flow-sink")
+def test_sensitive_categories_become_information_flow_sinks_on_every_string_argument(
+    tmp_path: Path,
+) -> None:
+    sinks = load_policy_for_gateway(write(tmp_path)).sinks
+    assert set(sinks) == {("mail", "send_email")}  # globs are decided by the engine alone
+    assert sinks[("mail", "send_email")].sensitive == ("*",)
+    assert sinks[("mail", "send_email")].category == Category.EXFILTRATION
+
+
+def test_engine_decisions_and_probes_do_not_consume_rate_limits(tmp_path: Path) -> None:
+    loaded = load_policy_for_gateway(write(tmp_path))
+    decider = EngineDecider(loaded.policy, FakeClock())
+    call = ToolCall(server="mail", tool="echo", arguments={}, client="stdio")
+    probe = DecisionContext(tainted=False, exposed_name="mail__echo", probe=True)
+    real = DecisionContext(tainted=False, exposed_name="mail__echo")
+    for _ in range(3):
+        assert decider(call, probe).kind == "allow"
+    assert decider(call, real).kind == "allow"
+    assert decider(call, real).kind == "deny"  # burst of one used up
+    unknown = ToolCall(server="mail", tool="rm", arguments={}, client="stdio")
+    assert decider(unknown, real).kind == "deny"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            POLICY.replace(
+                'command: ["/usr/bin/python3", "srv/server.py"]', "image: ghcr.io/a/b:1"
+            ).replace("servers:", "registries: [ghcr.io/a/b]\nservers:"),
+            "image server",
+        ),
+        (POLICY.replace("name: mail", "name: Mail_1"), "cannot be namespaced"),
+    ],
+)
+def test_servers_the_gateway_cannot_serve_are_refused(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    with pytest.raises(StockadeError, match=needle):
+        load_policy_for_gateway(write(tmp_path, text))
+
+
+def test_load_any_tells_the_two_formats_apart(tmp_path: Path) -> None:
+    cfg, pins, loaded = load_any(write(tmp_path))
+    assert loaded is not None
+    assert pins == tmp_path / "pins"
+    section = tmp_path / "gw.yaml"
+    section.write_text("gateway:\n  servers: []\n")
+    cfg, pins, loaded = load_any(section)
+    assert loaded is None
+    assert cfg.servers == ()
