@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stockade.errors import AuditError
 
-__all__ = ["flock_bounded", "line_start", "open_lock", "open_log_fd"]
+__all__ = ["flock_bounded", "fsync_dir", "line_start", "open_lock", "open_log_fd"]
 
 _TAIL_CHUNK = 64 * 1024
 
@@ -26,12 +26,34 @@ def open_lock(path: Path, *, create: bool = True) -> int:
         ) from e
 
 
-def open_log_fd(path: Path) -> int:
-    """An ``O_APPEND`` read/write descriptor on the log (created 0600; symlinks refused)."""
+def fsync_dir(path: Path) -> None:
+    """Make a file creation/removal in directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return os.open(
-            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_log_fd(path: Path) -> int:
+    """An ``O_APPEND`` read/write descriptor on the log (created 0600; symlinks refused).
+
+    A newly created log has its directory entry fsynced too.
+    """
+    try:
+        try:
+            return os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+        fd = os.open(
+            path,
+            os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
         )
+        fsync_dir(path.parent)
+        return fd
+    except FileExistsError:  # another process created it just now
+        return open_log_fd(path)
     except OSError as e:
         raise AuditError(
             f"cannot open audit log {path}: {e.strerror} (symlinks are refused)",

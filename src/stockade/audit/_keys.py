@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 from stockade.errors import AuditKeyError
 
 from ._checkpoint import key_id
+from ._files import fsync_dir
 
 __all__ = [
     "HMAC_KEY_FILE",
@@ -213,4 +214,5 @@ def load_or_create_keys(key_dir: Path, log_path: Path) -> AuditKeys:
         signing.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()),
     )
     _write_new(key_dir / PUBLIC_KEY_FILE, keys.public_pem())
+    fsync_dir(key_dir)
     return keys
