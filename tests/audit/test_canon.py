@@ -30,6 +30,11 @@ def test_canonical_form_is_sorted_compact_ascii_json() -> None:
     )
 
 
+def test_canonical_strings_use_the_documented_escapes() -> None:
+    value = {"s": 'q"b\\n\n\x01\x7f\U0001f600'}
+    assert canonical(value) == b'{"s":"q\\"b\\\\n\\n\\u0001\\u007f\\ud83d\\ude00"}'
+
+
 @given(json_values)
 def test_canonical_form_round_trips_to_the_same_bytes(value: object) -> None:
     once = canonical(value)
