@@ -93,6 +93,10 @@ def test_a_job_level_deadline_bounds_the_run(kind: str, job_spec: str) -> None:
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
         ("v1", "Mystery"),
+        ("v1", "Namespace"),  # pod-security labels could weaken the cluster's own admission
+        ("networking.k8s.io/v1", "NetworkPolicy"),  # allow rules widen egress
+        ("v1", "ResourceQuota"),
+        ("v1", "LimitRange"),
     ],
 )
 def test_unknown_kinds_are_an_input_error(api: str, kind: str) -> None:
@@ -167,7 +171,9 @@ def test_malformed_workloads_are_an_input_error_not_a_guess(
         ("v1", "ConfigMap"),
         ("v1", "Service"),
         ("v1", "Secret"),
-        ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("v1", "ServiceAccount"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ],
 )
 def test_inert_kinds_are_allowed_with_no_check(api: str, kind: str) -> None:

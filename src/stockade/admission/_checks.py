@@ -12,11 +12,11 @@ from . import _baseline as b
 from . import _restricted as r
 from . import _stockade as s
 from ._model import AdmissionResult, Level, StockadeRules, Verdict, Violation
-from ._pod import pod_view
+from ._pod import PodView, pod_view
 
 __all__ = ["CHECKS", "CheckDef", "check_ids", "checks_for", "evaluate"]
 
-CheckFn = Callable[[Any, StockadeRules], list[Violation]]
+CheckFn = Callable[[PodView, StockadeRules], list[Violation]]
 
 
 @dataclass(frozen=True)

@@ -24,19 +24,16 @@ WORKLOAD_KINDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("batch/v1", "CronJob"): ("spec", "jobTemplate", "spec", "template"),
 }
 
-# Kinds that cannot run code: reported as allowed with no check applied. Anything not here and
-# not a workload kind is an input error (fail closed): RBAC objects, CRDs, webhooks, operators'
-# custom kinds and unknown API versions are not silently waved through.
+# Kinds that cannot run code and do not change cluster policy: reported as allowed with no check
+# applied. Anything else is an input error (fail closed): RBAC objects, CRDs, webhooks, custom
+# kinds, unknown API versions, and policy objects that could widen what a workload may do
+# (Namespace pod-security labels, NetworkPolicy allow rules, ResourceQuota, LimitRange).
 INERT_KINDS: frozenset[tuple[str, str]] = frozenset(
     {
         ("v1", "ConfigMap"),
         ("v1", "Secret"),
         ("v1", "Service"),
         ("v1", "ServiceAccount"),
-        ("v1", "Namespace"),
-        ("v1", "LimitRange"),
-        ("v1", "ResourceQuota"),
-        ("networking.k8s.io/v1", "NetworkPolicy"),
         ("policy/v1", "PodDisruptionBudget"),
         ("autoscaling/v2", "HorizontalPodAutoscaler"),
     }
@@ -122,7 +119,8 @@ def pod_view(obj: Mapping[str, Any]) -> PodView | None:
         known = ", ".join(f"{a} {k}" for a, k in sorted(WORKLOAD_KINDS))
         raise ManifestError(
             f"got apiVersion {api!r} kind {kind!r}, expected a workload ({known}) "
-            "or an inert kind (ConfigMap, Secret, Service, ...)",
+            "or an inert kind (ConfigMap, Secret, Service, ServiceAccount, "
+            "PodDisruptionBudget, HorizontalPodAutoscaler)",
             "stockade admits only the workload kinds it knows how to check (fail closed)",
         )
     meta = get_map(obj, "metadata", "") or {}
