@@ -261,3 +261,11 @@ def test_only_may_name_a_stockade_check_at_a_pss_level(
     )
     out = json.loads(capsys.readouterr().out)
     assert [v["check"] for v in out[0]["violations"]] == ["stockade_runtimeClass"]
+
+
+def test_a_byte_order_mark_is_not_content(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "bom.yaml"
+    yaml_file.write_bytes(b"\xef\xbb\xbf" + yaml.safe_dump(restricted_pod()).encode())
+    json_file = tmp_path / "bom.json"
+    json_file.write_bytes(b"\xef\xbb\xbf" + json.dumps(restricted_pod()).encode())
+    assert run_cli(["admit", "--level", "restricted", str(yaml_file), str(json_file)]) == 0

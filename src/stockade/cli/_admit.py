@@ -41,7 +41,7 @@ def _read(name: str) -> str:
     if len(data) > MAX_BYTES:
         raise InputError(f"{name}: larger than {MAX_BYTES} bytes", "split the file")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a leading byte-order mark is not content
     except UnicodeDecodeError as e:
         raise InputError(f"{name}: not UTF-8 text ({e.reason})", "save the file as UTF-8") from e
 
