@@ -555,7 +555,7 @@ def test_version_1_keys_in_a_version_0_file_say_to_add_version(check: Writer) ->
     assert "add `version: 1`" in r.errors[0].fix
 
 
-@pytest.mark.parametrize("version", ["2", "'1'", "true", "-1"])
+@pytest.mark.parametrize("version", ["2", "'1'", "true", "-1", "1.0", "0.0", "null"])
 def test_unsupported_versions_are_rejected(check: Writer, version: str) -> None:
     r = check(f"version: {version}\ndefault: deny\n")
     assert [p.message.startswith("unsupported policy version") for p in r.errors] == [True]

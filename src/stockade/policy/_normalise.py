@@ -80,7 +80,7 @@ def normalise(doc: Any) -> Normalised:
             ],
         )
     version = doc.get("version", 0)
-    if "version" in doc and (isinstance(version, bool) or version not in (0, 1)):
+    if "version" in doc and (type(version) is not int or version not in (0, 1)):
         return Normalised(
             None,
             1,
