@@ -16,18 +16,20 @@ from stockade.gateway import (
     EngineDecider,
     Gateway,
     Launcher,
+    ListApprover,
     PinError,
     PinStore,
     PolicyDecider,
     RuleDecider,
     SandboxLauncher,
     SubprocessLauncher,
+    TerminalApprover,
     approve,
     load_any,
     package_identity,
     serve_stdio,
 )
-from stockade.models import Decision, SystemClock, ToolCall
+from stockade.models import Approver, SystemClock
 from stockade.textsafe import safe_text
 
 __all__ = ["gateway", "tools"]
@@ -39,13 +41,6 @@ _policy_option = click.option(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Policy file with a 'gateway:' section.",
 )
-
-
-class _DenyApprover:
-    """Policy-driven default approver: nothing is auto-approved (deny on require_approval)."""
-
-    def decide(self, call: ToolCall, decision: Decision) -> Decision:
-        return Decision.deny(f"approval required and no approver is configured ({decision.reason})")
 
 
 @click.command(name="gateway")
@@ -76,6 +71,19 @@ class _DenyApprover:
     help="Identity of the agent on stdio (the client policy and taint key on).",
 )
 @click.option(
+    "--approver",
+    type=click.Choice(["list", "tty"]),
+    default="list",
+    show_default=True,
+    help="Who answers require_approval: the --auto-approve list (else deny), or /dev/tty.",
+)
+@click.option(
+    "--auto-approve",
+    multiple=True,
+    metavar="SERVER__TOOL",
+    help="With --approver list: approve this exact tool automatically (repeatable).",
+)
+@click.option(
     "--host-token-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
@@ -90,6 +98,8 @@ def gateway(
     store_path: Path | None,
     host_token_file: Path | None,
     client: str,
+    approver: str,
+    auto_approve: tuple[str, ...],
 ) -> None:
     """Serve one MCP endpoint that gates every tool call of the policy's servers."""
     if not use_stdio:
@@ -150,6 +160,11 @@ def gateway(
                     out[s.name] = {"sandbox": "none: gateway runs with --unsafe-no-sandbox"}
             return out
 
+        approver_obj: Approver = (
+            TerminalApprover(timeout_s=cfg.approval_timeout_s)
+            if approver == "tty"
+            else ListApprover(allow=auto_approve)
+        )
         decider: PolicyDecider = (
             RuleDecider.from_config(cfg) if loaded is None else EngineDecider(loaded.policy, clock)
         )
@@ -158,7 +173,7 @@ def gateway(
             pins=PinStore(pins_dir),
             launcher=launcher,
             decider=decider,
-            approver=_DenyApprover(),
+            approver=approver_obj,
             audit=sink,
             clock=clock,
             host_credential=host_cred,

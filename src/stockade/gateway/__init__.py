@@ -1,5 +1,6 @@
 """The MCP gateway: pinning, scanning, trust tagging, taint, the interceptor chain, transports."""
 
+from ._approvers import ListApprover, TerminalApprover
 from ._canon import canonical_json, definition_hash
 from ._chain import CallContext, Interceptor, Next, ToolResult, compose, deny_result
 from ._config import (
@@ -65,6 +66,7 @@ __all__ = [
     "Interceptor",
     "Launcher",
     "LineReader",
+    "ListApprover",
     "LoadedPolicy",
     "Namespace",
     "NamespaceError",
@@ -89,6 +91,7 @@ __all__ = [
     "SinkRule",
     "SubprocessLauncher",
     "TaintTracker",
+    "TerminalApprover",
     "ToolResult",
     "ToolRule",
     "TrustedContext",
