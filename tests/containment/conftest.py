@@ -70,11 +70,11 @@ def state(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(runtime: Runtime, state: Path) -> Iterator[Runner]:
-    def _run(payload: str, *, store: Any = None, **fields: Any) -> Result:
+    def _run(payload: str, *, store: Any = None, launch_kw: Any = None, **fields: Any) -> Result:
         fields.setdefault("timeout_s", 20)
         script = "print('START', flush=True)\n" + payload
         spec = SandboxSpec(argv=(PY, "-c", script), runtime=runtime, **fields)
-        sb = launch(spec, state=state, secrets=store)
+        sb = launch(spec, state=state, secrets=store, **(launch_kw or {}))
         out, err = sb.stdout, sb.stderr
         assert out is not None
         assert err is not None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from stockade.errors import SandboxError
-from stockade.models import AuditEvent, Bind, NetworkProfile, Runtime, SandboxSpec
+from stockade.models import AuditEvent, Bind, Runtime, SandboxSpec
 from stockade.sandbox import _runner, cgroup_v1_root, launch
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="RUNNER TESTS NEED ROOT (cgroups)")
@@ -43,12 +43,10 @@ def test_a_missing_cgroup_controller_refuses_naming_it(tmp_path: Path) -> None:
 
 @needs_root
 @pytest.mark.guarantee("sandbox-refuse-missing-control")
-def test_an_allowlist_network_is_refused_until_the_egress_proxy_exists(tmp_path: Path) -> None:
-    spec = SandboxSpec(
-        argv=("/bin/true",), network=NetworkProfile(mode="allowlist", domains=("a.example",))
-    )
+def test_a_refusal_is_audited_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    spec = SandboxSpec(argv=("/bin/true",), binds=(Bind(source="/nonexistent-x", target="/x"),))
     sink = ListSink()
-    with pytest.raises(SandboxError, match="egress proxy"):
+    with pytest.raises(SandboxError, match="does not exist"):
         launch(spec, state=tmp_path, audit=sink)
     assert sink.events[0][0] == "sandbox.refused"
     assert _no_live(tmp_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stockade.errors import SandboxError
-from stockade.models import EndReason, NetworkProfile, RunStatus, Runtime, SandboxSpec
+from stockade.models import EndReason, RunStatus, Runtime, SandboxSpec
 from stockade.sandbox import (
     Sandbox,
     find_bwrap,
@@ -92,9 +92,7 @@ def test_a_run_is_recorded_from_pending_to_exited_with_its_code_and_audited(
 def test_a_refused_launch_is_recorded_as_refused(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("RUNNER TESTS NEED ROOT (cgroups)")
-    spec = SandboxSpec(
-        argv=("/bin/true",), network=NetworkProfile(mode="allowlist", domains=("a.example",))
-    )
+    spec = SandboxSpec(argv=("/bin/true",), rootfs="/var/lib/some-image-rootfs")
     with RunStore.open(tmp_path / "runs.db") as store:
         with pytest.raises(SandboxError):
             start_recorded(spec, state=tmp_path / "st", clock=FixedClock(), store=store)

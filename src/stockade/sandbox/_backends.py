@@ -126,7 +126,11 @@ def prepare_gvisor(
     runsc_root.mkdir(mode=0o700, exist_ok=True)
     cid = f"stockade-{run_id}"
     flags = [f"--root={runsc_root}", f"--platform={rt.platform}", "--oci-seccomp"]
-    flags += ["--network=none"] if spec.network.mode == "none" else []
+    # The sandbox never gets a network device: the allowlist profile speaks to the runner's
+    # proxy through a bound Unix socket (host-uds=open lets the guest connect to it).
+    flags += ["--network=none"]
+    if spec.network.mode == "allowlist":
+        flags += ["--host-uds=open"]
     argv = [rt.runsc, *flags, "run", "--bundle", str(bundle), cid]
     return Prepared(
         argv=argv,

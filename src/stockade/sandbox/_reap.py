@@ -44,6 +44,7 @@ class LiveRun:
     secrets_dir: str
     runner_pid: int
     runner_start: str
+    egress_dir: str = ""
 
     def write(self, state: Path) -> Path:
         live = state / "live"
@@ -86,7 +87,7 @@ def destroy(run: LiveRun, runsc: str | None, *, kill: bool = True) -> None:
     cg = Cgroup(Path(run.cgroup_root), run.run_id)
     cg.kill_all()
     cg.remove()
-    for d in (run.run_dir, run.secrets_dir):
+    for d in (run.run_dir, run.secrets_dir, run.egress_dir):
         if d:
             shutil.rmtree(d, ignore_errors=True)
 

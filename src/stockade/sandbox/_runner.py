@@ -14,23 +14,29 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from stockade.errors import SandboxError
-from stockade.models import AuditSink, EndReason, RunStatus, Runtime, SandboxSpec
+from stockade.models import AuditSink, Bind, EndReason, RunStatus, Runtime, SandboxSpec
 
 from ._backends import Prepared, host_pids_backstop, prepare_bwrap, prepare_gvisor
 from ._cgroup import Cgroup, cgroup_v1_root
+from ._egress import EgressPolicy, IPNetwork
 from ._layout import check_spec_binds
 from ._probe import find_bwrap, find_gvisor
+from ._proxy import EgressProxy, system_resolver
 from ._reap import LiveRun, destroy, process_start_time
+from ._relay import PROXY_DIR, PROXY_PORT, relay_argv
 
 __all__ = ["POLL_INTERVAL_S", "Outcome", "Sandbox", "launch"]
 
 #: How often the monitor reads the CPU counter and the deadline (bounds the overshoot).
 POLL_INTERVAL_S = 0.05
+RELAY_PYTHON = "/usr/bin/python3"
+EGRESS_ROOT = Path("/run/stockade-egress")
 _KILLED = frozenset(
     {EndReason.DEADLINE, EndReason.CPU_LIMIT, EndReason.MEMORY_LIMIT, EndReason.KILLED_BY_OPERATOR}
 )
@@ -74,6 +80,7 @@ class Sandbox:
         state: Path,
         audit: AuditSink | None,
         runsc: str | None,
+        proxy: EgressProxy | None = None,
     ) -> None:
         self.spec = spec
         self.run_id = run_id
@@ -88,6 +95,7 @@ class Sandbox:
         self._state = state
         self._audit = audit
         self._runsc = runsc
+        self._proxy = proxy
         self._reason: EndReason | None = None
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -167,6 +175,8 @@ class Sandbox:
             memory_peak_bytes=usage.memory_bytes,
             oom_kills=usage.oom_kills,
         )
+        if self._proxy is not None:
+            self._proxy.close()
         destroy(self._live, self._runsc, kill=self._reason is not None)
         LiveRun.forget(self._state, self.run_id)
         for s in (self.stdin,):
@@ -174,6 +184,40 @@ class Sandbox:
                 with contextlib.suppress(OSError):
                     s.close()
         self._done.set()
+
+
+def _with_egress(
+    spec: SandboxSpec,
+    run_id: str,
+    audit: AuditSink | None,
+    resolver: Callable[[str], list[str]],
+    ranges: tuple[IPNetwork, ...],
+) -> tuple[SandboxSpec, EgressProxy, str]:
+    """Start the run's proxy on a Unix socket; bind it in; wrap argv with the relay."""
+    EGRESS_ROOT.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(EGRESS_ROOT, 0o711)  # noqa: S103 (traversal only: bwrap binds the run's dir)
+    d = EGRESS_ROOT / run_id
+    d.mkdir(mode=0o711)
+    os.chmod(d, 0o711)  # noqa: S103 (traversal only)
+    sock = d / "proxy.sock"
+    proxy = EgressProxy(
+        EgressPolicy(spec.network.domains, ranges), sock, audit=audit, run_id=run_id,
+        resolver=resolver,
+    ).start()  # fmt: skip
+    os.chown(sock, spec.uid, spec.gid)
+    os.chmod(sock, 0o600)
+    url = f"http://127.0.0.1:{PROXY_PORT}"
+    env = dict(spec.env)
+    for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env[k] = url
+    wrapped = spec.model_copy(
+        update={
+            "argv": relay_argv(spec.argv, RELAY_PYTHON),
+            "env": tuple(env.items()),
+            "binds": (*spec.binds, Bind(source=str(d), target=PROXY_DIR, mode="ro")),
+        }
+    )
+    return wrapped, proxy, str(d)
 
 
 def _refuse(audit: AuditSink | None, run_id: str, err: SandboxError) -> SandboxError:
@@ -193,12 +237,16 @@ def launch(
     stdout: int | IO[Any] | None = subprocess.PIPE,
     stderr: int | IO[Any] | None = subprocess.PIPE,
     protected: tuple[str, ...] = (),
+    egress_resolver: Callable[[str], list[str]] = system_resolver,
+    egress_ranges: tuple[IPNetwork, ...] = (),
 ) -> Sandbox:
     """Start ``spec``; refuse with :class:`SandboxError` if any control cannot be applied.
 
     ``stdin``/``stdout``/``stderr`` take subprocess values: ``PIPE`` gives the stdio attach mode
     (``Sandbox.stdin``/``stdout`` speak to the workload), a file or ``None`` passes it through.
     ``protected`` lists host paths no bind may expose (stockade's own keys and state).
+    ``egress_resolver``/``egress_ranges``: the allowlist proxy's resolver and the non-public
+    ranges the operator listed (tests pass a mapping resolver; nothing else needs them).
     """
     run_id = run_id or uuid.uuid4().hex
     backend = spec.runtime.value
@@ -215,11 +263,10 @@ def launch(
                 "image spec, expected a host command)",
                 "run a host command, or use a backend that runs images",
             )
-        if spec.network.mode != "none":
+        if spec.network.mode == "allowlist" and not Path(RELAY_PYTHON).is_file():
             raise SandboxError(
-                "network profile 'allowlist' needs the egress proxy, which this runner does not "
-                "provide yet",
-                "use --network none",
+                f"network profile 'allowlist' needs {RELAY_PYTHON} in the sandbox for its relay",
+                "install python3, or use --network none",
             )
         if spec.runtime == Runtime.KUBERNETES:
             raise SandboxError("runtime kubernetes is not a local runtime", "use gvisor")
@@ -237,8 +284,15 @@ def launch(
         run_dir=str(state / "runs" / run_id), secrets_dir="", runner_pid=os.getpid(),
         runner_start=process_start_time(os.getpid()),
     )  # fmt: skip
+    proxy: EgressProxy | None = None
     try:
         live.write(state)
+        if spec.network.mode == "allowlist":
+            spec, proxy, egress_dir = _with_egress(
+                spec, run_id, audit, egress_resolver, egress_ranges
+            )
+            live = LiveRun(**{**asdict(live), "egress_dir": egress_dir})
+            live.write(state)
         cgroup.create(
             memory_bytes=spec.memory_mb * 1024 * 1024,
             host_pids=host_pids_backstop(spec, backend),
@@ -275,6 +329,8 @@ def launch(
                 "check the cgroup hierarchy is writable by stockade",
             )
     except (SandboxError, OSError) as e:
+        if proxy is not None:
+            proxy.close()
         destroy(live, rt.runsc if rt else None)
         LiveRun.forget(state, run_id)
         err = (
@@ -298,5 +354,5 @@ def launch(
         audit.append("sandbox.launched", data, run_id=run_id)
     return Sandbox(
         spec=spec, run_id=run_id, backend=backend, proc=proc, prepared=prepared, cgroup=cgroup,
-        live=live, state=state, audit=audit, runsc=rt.runsc if rt else None,
+        live=live, state=state, audit=audit, runsc=rt.runsc if rt else None, proxy=proxy,
     )  # fmt: skip
