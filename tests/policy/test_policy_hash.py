@@ -36,7 +36,7 @@ server_st = st.fixed_dictionaries(
         "name": st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True),
         "command": st.lists(
             st.text(
-                st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]),
+                st.characters(codec="utf-8", categories=["L", "N", "P", "S", "Zs"]),
                 min_size=1,
                 max_size=8,
             ),

@@ -164,3 +164,26 @@ def test_quoted_scalars_stay_strings(check: Writer) -> None:
     assert r.policy is not None
     assert r.policy.servers[0].name == "yes"
     assert r.policy.servers[0].command == ("0777",)
+
+
+@pytest.mark.guarantee("policy-safe-yaml")
+@pytest.mark.parametrize(
+    "text",
+    [
+        'version: 1\ndefault: deny\nservers:\n  - name: s\n    command: ["rm\\u202e"]\n',
+        'version: 1\ndefault: deny\n"x\\u200b": 1\n',
+        'version: 1\ndefault: deny\nservers:\n  - name: s\n    command: ["a\\e[2Jb"]\n',
+        'version: 1\ndefault: deny\nservers:\n  - name: s\n    command: ["a\\x00"]\n',
+    ],
+)
+def test_hidden_and_control_characters_in_policy_text_are_refused(check: Writer, text: str) -> None:
+    r = check(text)
+    assert any("hidden or control characters" in m for m in messages(r)), messages(r)
+
+
+def test_newlines_and_tabs_in_block_text_are_fine(check: Writer) -> None:
+    r = check(
+        "version: 1\ndefault: deny\nservers:\n  - name: s\n    command:\n      - |\n"
+        "        line one\n        \tline two\n"
+    )
+    assert r.ok, messages(r)

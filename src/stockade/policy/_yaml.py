@@ -25,6 +25,8 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
+from stockade.textsafe import find_hidden
+
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "Located", "Path", "YamlProblem", "parse_yaml"]
 
 MAX_BYTES = 1024 * 1024
@@ -225,6 +227,7 @@ def _key(loader: Any, out: Located, depth: int) -> str | None:
     if isinstance(event, ScalarEvent) and event.anchor is None and event.tag is None:
         loader.get_event()
         value: str = event.value
+        _hidden(value, pos, out)
         if event.style:  # quoted or block: always a string ("" or None means plain)
             return value
         tag = loader.resolve(ScalarNode, value, (True, False))
@@ -245,9 +248,22 @@ def _key(loader: Any, out: Located, depth: int) -> str | None:
     return None
 
 
+def _hidden(value: str, pos: tuple[int, int], out: Located) -> None:
+    hidden = find_hidden(value)
+    if hidden:
+        out.problems.append(
+            YamlProblem(
+                *pos,
+                f"text contains hidden or control characters ({', '.join(hidden[:3])})",
+                "remove them: they can make the policy read differently from what it says",
+            )
+        )
+
+
 def _scalar(loader: Any, event: ScalarEvent, out: Located) -> Any:
     value: str = event.value
     pos = (_line(event.start_mark), _col(event.start_mark))
+    _hidden(value, pos, out)
     if event.style or event.tag == "!":  # quoted or block: always a string
         return value
     tag: str = loader.resolve(ScalarNode, value, (True, False))
