@@ -13,17 +13,13 @@ from ._resolve import MOUNT_FLAGS, Mount
 from ._schema import (
     LIMITS,
     Approvals,
-    ArgumentRule,
-    Arguments,
     ClientRule,
     FsEntry,
     NetworkSpec,
     PolicyDoc,
-    RateLimit,
     ServerPolicy,
-    ToolRule,
-    ToolsPolicy,
 )
+from ._tools import ArgumentRule, Arguments, RateLimit, ToolRule, ToolsPolicy
 from ._yaml import MAX_BYTES, MAX_DEPTH
 
 __all__ = [

@@ -11,7 +11,7 @@ import jsonschema
 from stockade.textsafe import safe_text
 
 from ._patterns import path_under, url_host_allowed
-from ._schema import ArgumentRule, Arguments
+from ._tools import ArgumentRule, Arguments
 
 __all__ = ["CompiledArguments"]
 

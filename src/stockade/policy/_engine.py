@@ -25,7 +25,7 @@ from stockade.textsafe import safe_text
 from ._arguments import CompiledArguments
 from ._policy import Policy
 from ._ratelimit import RateState, take
-from ._schema import ToolRule
+from ._tools import ToolRule
 
 __all__ = ["DecisionContext", "DecisionEngine", "decide"]
 

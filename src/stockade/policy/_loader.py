@@ -19,18 +19,15 @@ from ._problems import PolicyLoadError, Problem
 from ._resolve import resolve
 from ._schema import (
     Approvals,
-    ArgumentRule,
-    Arguments,
     CategoryApproval,
     ClientRule,
     FsEntry,
+    NetworkSpec,
     PolicyDoc,
-    RateLimit,
     ServerPolicy,
-    ToolRule,
-    ToolsPolicy,
     cross_checks,
 )
+from ._tools import ArgumentRule, Arguments, RateLimit, ToolRule, ToolsPolicy
 from ._yaml import MAX_BYTES, Located, Path, parse_yaml
 
 __all__ = ["CheckResult", "check_policy", "load_policy", "parse_policy"]
@@ -50,6 +47,7 @@ _KNOWN_KEYS = sorted(
             Approvals,
             CategoryApproval,
             ClientRule,
+            NetworkSpec,
         )
         for k in m.model_fields
     }

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from stockade.models import Frozen
 
-from ._schema import RateLimit
+from ._tools import RateLimit
 
 __all__ = ["Bucket", "RateState", "take"]
 

@@ -65,7 +65,7 @@ class MemorySecretStore:
             return self._values[name]
         except KeyError:
             raise SecretStoreError(
-                f"secret {name!r} is not in the store", f"add it: stockade secret put {name}"
+                f"secret {name!r} is not in the store", f"add it with put({name!r}, value)"
             ) from None
 
     def put(self, name: str, value: bytes) -> None:
@@ -149,7 +149,7 @@ class DirectorySecretStore:
             except FileNotFoundError:
                 raise SecretStoreError(
                     f"secret {name!r} is not in the store {str(self._path)!r}",
-                    f"add it: stockade secret put {name} (or create a 0400 file named {name})",
+                    f"create {self._path}/{name} with mode 0400 (or use DirectorySecretStore.put)",
                 ) from None
             except OSError as e:
                 raise SecretStoreError(
