@@ -15,6 +15,7 @@ from stockade.errors import UsageError
 from stockade.gateway import (
     EngineDecider,
     Gateway,
+    HttpTransport,
     Launcher,
     ListApprover,
     PinError,
@@ -27,6 +28,7 @@ from stockade.gateway import (
     approve,
     load_any,
     package_identity,
+    serve_http,
     serve_stdio,
 )
 from stockade.models import Approver, SystemClock
@@ -46,6 +48,18 @@ _policy_option = click.option(
 @click.command(name="gateway")
 @_policy_option
 @click.option("--stdio", "use_stdio", is_flag=True, help="Serve MCP on stdin/stdout.")
+@click.option(
+    "--http",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve Streamable HTTP on a loopback address (non-loopback is refused: no TLS yet).",
+)
+@click.option(
+    "--client-token",
+    multiple=True,
+    metavar="CLIENT=SECRET",
+    help="HTTP: client CLIENT authenticates with the bearer token stored as secret SECRET.",
+)
 @click.option(
     "--unsafe-no-sandbox",
     is_flag=True,
@@ -93,6 +107,8 @@ def gateway(
     *,
     policy_path: Path,
     use_stdio: bool,
+    http: str | None,
+    client_token: tuple[str, ...],
     unsafe_no_sandbox: bool,
     audit_log: Path | None,
     store_path: Path | None,
@@ -102,10 +118,20 @@ def gateway(
     auto_approve: tuple[str, ...],
 ) -> None:
     """Serve one MCP endpoint that gates every tool call of the policy's servers."""
-    if not use_stdio:
-        raise UsageError("no transport selected", "pass --stdio (HTTP is not available yet)")
+    if use_stdio == (http is not None):
+        raise UsageError("choose exactly one transport", "pass --stdio or --http 127.0.0.1:PORT")
     cfg, pins_dir, loaded = load_any(policy_path)
-    if client not in cfg.clients:
+    tokens = _client_tokens(client_token)
+    if loaded is not None and loaded.policy.doc.clients is None:
+        cfg = cfg.model_copy(update={"clients": (client, *sorted(tokens))})
+    unknown = sorted(set(tokens) - set(cfg.clients))
+    if unknown:
+        raise UsageError(
+            f"client token(s) for {', '.join(unknown)} but the policy knows only "
+            f"{', '.join(cfg.clients)}",
+            "add the clients to the policy or drop their --client-token",
+        )
+    if use_stdio and client not in cfg.clients:
         raise UsageError(
             f"client {client!r} is not one the policy knows (got {client!r}, expected one of "
             f"{', '.join(cfg.clients)})",
@@ -181,7 +207,37 @@ def gateway(
             traces=traces,
             sinks=None if loaded is None else loaded.sinks,
         )
-        asyncio.run(serve_stdio(gw, client=client))
+        if http is None:
+            asyncio.run(serve_stdio(gw, client=client))
+        else:
+            host, port = _host_port(http)
+            transport = HttpTransport(gw, host=host, port=port, tokens=tokens)
+            click.echo(f"stockade: gateway listening on http://{host}:{port}/mcp", err=True)
+            asyncio.run(serve_http(gw, transport, host))
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--http {value!r} is not HOST:PORT", "write e.g. 127.0.0.1:8765")
+    return host.strip("[]"), int(port)
+
+
+def _client_tokens(pairs: tuple[str, ...]) -> dict[str, str]:
+    if not pairs:
+        return {}
+    from stockade.secrets import DirectorySecretStore
+
+    store = DirectorySecretStore(paths.secret_dir())
+    out: dict[str, str] = {}
+    for pair in pairs:
+        client, sep, secret = pair.partition("=")
+        if not sep or not client or not secret:
+            raise UsageError(
+                f"--client-token {pair!r} is not CLIENT=SECRET", "name a stored secret"
+            )
+        out[client] = store.get(secret).decode("utf-8").strip()
+    return out
 
 
 @click.group(name="tools")

@@ -16,6 +16,7 @@ from ._downstream import DownstreamSession
 from ._errors import ConfigError, DownstreamError, NamespaceError, PinError, ProtocolError
 from ._fromdoc import EngineDecider, LoadedPolicy, load_any, load_policy_for_gateway
 from ._gateway import SUPPORTED_VERSIONS, Gateway
+from ._http import HttpTransport, check_bind, serve_http
 from ._interceptors import (
     ApprovalStep,
     ArgumentValidation,
@@ -63,6 +64,7 @@ __all__ = [
     "FlowRule",
     "Gateway",
     "GatewayConfig",
+    "HttpTransport",
     "Interceptor",
     "Launcher",
     "LineReader",
@@ -97,6 +99,7 @@ __all__ = [
     "TrustedContext",
     "approve",
     "canonical_json",
+    "check_bind",
     "compose",
     "definition_hash",
     "deny_result",
@@ -111,6 +114,7 @@ __all__ = [
     "redact",
     "sandbox_spec_for",
     "scan_tool",
+    "serve_http",
     "serve_stdio",
     "serve_streams",
     "sink_rules",

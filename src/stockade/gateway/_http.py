@@ -1,0 +1,179 @@
+"""Streamable HTTP transport (2025-11-25 era, JSON responses; no server-initiated stream).
+
+* Binds loopback only: TLS is not implemented, so a non-loopback bind is refused.
+* Validates ``Host`` (must name the bound loopback address and port) and ``Origin`` (absent, or a
+  loopback origin on the same port) against DNS rebinding.
+* Authenticates every request with ``Authorization: Bearer <token>`` mapped to a client name;
+  ``Mcp-Session-Id`` is bound to that client and is never itself authentication.
+* Bounds request bodies to ``max_message_bytes`` while reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+from collections.abc import Mapping
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ._errors import ConfigError
+from ._gateway import SUPPORTED_VERSIONS, Gateway
+from ._jsonrpc import INVALID_REQUEST, error_response, parse_message
+
+__all__ = ["HttpTransport", "check_bind", "serve_http"]
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def check_bind(host: str, port: int) -> None:
+    """Refuse anything but a loopback address (no TLS yet) and an out-of-range port."""
+    if not 0 < port < 65536:
+        raise ConfigError(f"port {port} is out of range", "use 1-65535")
+    if host in _LOOPBACK_NAMES:
+        return
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError as e:
+        raise ConfigError(f"bind host {host!r} is not an IP address", "bind 127.0.0.1") from e
+    if not ip.is_loopback:
+        raise ConfigError(
+            f"refusing to bind {host}:{port} without TLS (got a non-loopback address, expected "
+            "127.0.0.1 or ::1)",
+            "bind 127.0.0.1 and put a TLS-terminating proxy in front",
+        )
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class HttpTransport:
+    def __init__(
+        self, gateway: Gateway, *, host: str, port: int, tokens: Mapping[str, str]
+    ) -> None:
+        check_bind(host, port)
+        if not tokens:
+            raise ConfigError("no client tokens configured for HTTP", "pass --client-token")
+        for client, token in tokens.items():
+            if len(token) < 16:
+                raise ConfigError(f"token of client {client!r} is too short", "use 16+ characters")
+        self.gateway = gateway
+        self.port = port
+        self._tokens = [(_digest(t), c) for c, t in tokens.items()]
+        hosts = {host, "127.0.0.1", "localhost", "[::1]"}
+        self._hosts = {f"{h}:{port}" for h in hosts}
+        self._origins = {f"http://{h}:{port}" for h in hosts}
+        self._sessions: dict[str, str] = {}
+        self.app = Starlette(
+            routes=[Route("/mcp", self._endpoint, methods=["GET", "POST", "DELETE"])]
+        )
+
+    def _client(self, request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        d = _digest(token.strip())
+        found = None
+        for digest, client in self._tokens:
+            if hmac.compare_digest(digest, d):
+                found = client
+        return found
+
+    async def _body(self, request: Request) -> bytes | None:
+        limit = self.gateway.config.max_message_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return None
+        buf = bytearray()
+        async for chunk in request.stream():
+            buf.extend(chunk)
+            if len(buf) > limit:
+                return None
+        return bytes(buf)
+
+    async def _endpoint(self, request: Request) -> Response:
+        if request.headers.get("host", "") not in self._hosts:
+            return JSONResponse(error_response(None, INVALID_REQUEST, "bad Host header"), 421)
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in self._origins:
+            return JSONResponse(error_response(None, INVALID_REQUEST, "origin not allowed"), 403)
+        client = self._client(request)
+        if client is None:
+            return JSONResponse(
+                error_response(None, INVALID_REQUEST, "authentication required"),
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        version = request.headers.get("mcp-protocol-version")
+        if version is not None and version not in SUPPORTED_VERSIONS:
+            return JSONResponse(
+                error_response(None, INVALID_REQUEST, "unsupported protocol version"), 400
+            )
+        sid = request.headers.get("mcp-session-id")
+        if request.method == "GET":
+            return Response(status_code=405, headers={"Allow": "POST, DELETE"})
+        if request.method == "DELETE":
+            if sid is None or self._sessions.get(sid) != client:
+                return Response(status_code=404)
+            del self._sessions[sid]
+            return Response(status_code=204)
+        return await self._post(request, client, sid)
+
+    async def _post(self, request: Request, client: str, sid: str | None) -> Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return JSONResponse(
+                error_response(None, INVALID_REQUEST, "content-type must be application/json"), 415
+            )
+        body = await self._body(request)
+        if body is None:
+            return JSONResponse(
+                error_response(None, INVALID_REQUEST, "request body too large"), 413
+            )
+        msg = parse_message(body)
+        if isinstance(msg, tuple):
+            code, text, rid = msg
+            return JSONResponse(error_response(rid, code, text), 400)
+        headers: dict[str, str] = {}
+        if msg.get("method") == "initialize":
+            sid = secrets.token_urlsafe(24)
+            self._sessions[sid] = client
+            headers["Mcp-Session-Id"] = sid
+        elif sid is None:
+            return JSONResponse(
+                error_response(msg.get("id"), INVALID_REQUEST, "missing Mcp-Session-Id"), 400
+            )
+        elif self._sessions.get(sid) != client:
+            return JSONResponse(
+                error_response(msg.get("id"), INVALID_REQUEST, "unknown session"), 404
+            )
+        resp = await self.gateway.handle(msg, client=client)
+        if resp is None:
+            return Response(status_code=202, headers=headers)
+        return Response(
+            json.dumps(resp, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+            status_code=200,
+            media_type="application/json",
+            headers=headers,
+        )
+
+
+async def serve_http(gateway: Gateway, transport: HttpTransport, host: str) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        transport.app, host=host, port=transport.port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    await gateway.start()
+    try:
+        await server.serve()
+    finally:
+        await gateway.close()

@@ -1,0 +1,214 @@
+"""Streamable HTTP transport: bind rules, DNS-rebinding defence, auth, sessions, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stockade.gateway import (
+    ConfigError,
+    Gateway,
+    GatewayConfig,
+    HttpTransport,
+    PinStore,
+    ServerSpec,
+    SubprocessLauncher,
+    check_bind,
+)
+from stockade.testing import FakeClock, MemoryAuditSink, ScriptedApprover, StaticDecider
+
+TOKEN = "alice-token-0123456789abcdef"  # noqa: S105 - a test credential
+PORT = 8765
+BASE = f"http://127.0.0.1:{PORT}"
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
+def headers(**extra: str) -> dict[str, str]:
+    return {
+        "authorization": f"Bearer {TOKEN}",
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        **extra,
+    }
+
+
+def with_http(
+    tmp_path: Path,
+    spec: ServerSpec,
+    body: Callable[[httpx.AsyncClient], Awaitable[Any]],
+    **cfg: Any,
+) -> Any:
+    async def go() -> Any:
+        gw = Gateway(
+            GatewayConfig(servers=(spec,), clients=("alice",), **cfg),
+            pins=PinStore(tmp_path / "pins"),
+            launcher=SubprocessLauncher(),
+            decider=StaticDecider(allow={"evil__echo"}),
+            approver=ScriptedApprover(allow=False),
+            audit=MemoryAuditSink(),
+            clock=FakeClock(),
+        )
+        t = HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={"alice": TOKEN})
+        await asyncio.wait_for(gw.start(), 20)
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=t.app), base_url=BASE
+            ) as c:
+                return await asyncio.wait_for(body(c), 30)
+        finally:
+            await gw.close()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.guarantee("gw-http-loopback-only")
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com", "10.0.0.1"])  # noqa: S104
+def test_non_loopback_binds_are_refused_without_tls(host: str) -> None:
+    with pytest.raises(ConfigError):
+        check_bind(host, 8080)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
+def test_loopback_binds_are_accepted(host: str) -> None:
+    check_bind(host, 8080)
+
+
+def test_a_full_session_lists_and_calls(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(c: httpx.AsyncClient) -> None:
+        r = await c.post("/mcp", json=INIT, headers=headers())
+        assert r.status_code == 200
+        sid = r.headers["mcp-session-id"]
+        r = await c.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+            headers=headers(**{"mcp-session-id": sid}),
+        )
+        assert r.status_code == 202
+        r = await c.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            headers=headers(**{"mcp-session-id": sid}),
+        )
+        assert [t["name"] for t in r.json()["result"]["tools"]] == ["evil__echo"]
+        call = {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "evil__echo", "arguments": {"message": "hi"}},
+        }
+        r = await c.post("/mcp", json=call, headers=headers(**{"mcp-session-id": sid}))
+        assert "Echo: hi" in r.json()["result"]["content"][0]["text"]
+        assert (
+            await c.delete("/mcp", headers=headers(**{"mcp-session-id": sid}))
+        ).status_code == 204
+        r = await c.post("/mcp", json=call, headers=headers(**{"mcp-session-id": sid}))
+        assert r.status_code == 404
+
+    with_http(tmp_path, evil_spec(tofu=True), body)
+
+
+@pytest.mark.guarantee("gw-http-dns-rebinding")
+@pytest.mark.parametrize(
+    ("extra", "status"),
+    [
+        ({"host": "evil.example:8765"}, 421),
+        ({"host": "127.0.0.1:9999"}, 421),
+        ({"origin": "http://evil.example"}, 403),
+        ({"origin": "http://127.0.0.1:9999"}, 403),
+        ({"origin": "null"}, 403),
+    ],
+)
+def test_foreign_hosts_and_origins_are_refused(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec], extra: dict[str, str], status: int
+) -> None:
+    async def body(c: httpx.AsyncClient) -> int:
+        return (await c.post("/mcp", json=INIT, headers=headers(**extra))).status_code
+
+    assert with_http(tmp_path, evil_spec(tofu=True), body) == status
+
+
+@pytest.mark.guarantee("gw-http-auth")
+@pytest.mark.parametrize("auth", [None, "Bearer wrong-token-0000000000", "Basic YTpi", "Bearer "])
+def test_requests_without_a_valid_token_are_refused(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec], auth: str | None
+) -> None:
+    async def body(c: httpx.AsyncClient) -> int:
+        h = headers()
+        del h["authorization"]
+        if auth is not None:
+            h["authorization"] = auth
+        return (await c.post("/mcp", json=INIT, headers=h)).status_code
+
+    assert with_http(tmp_path, evil_spec(tofu=True), body) == 401
+
+
+@pytest.mark.guarantee("gw-http-auth")
+def test_a_session_id_alone_is_not_authentication(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(c: httpx.AsyncClient) -> tuple[int, int]:
+        sid = (await c.post("/mcp", json=INIT, headers=headers())).headers["mcp-session-id"]
+        h = headers(**{"mcp-session-id": sid})
+        del h["authorization"]
+        no_token = await c.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=h
+        )
+        missing = await c.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=headers()
+        )
+        return no_token.status_code, missing.status_code
+
+    assert with_http(tmp_path, evil_spec(tofu=True), body) == (401, 400)
+
+
+@pytest.mark.guarantee("gw-bounded-messages")
+def test_oversized_and_malformed_bodies_are_refused(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(c: httpx.AsyncClient) -> tuple[int, int, int, int]:
+        big = await c.post("/mcp", content=b"{" + b" " * 5000 + b"}", headers=headers())
+        bad = await c.post("/mcp", content=b"{nope", headers=headers())
+        ctype = await c.post(
+            "/mcp", content=b"{}", headers=headers(**{"content-type": "text/plain"})
+        )
+        get = await c.get("/mcp", headers=headers())
+        return big.status_code, bad.status_code, ctype.status_code, get.status_code
+
+    assert with_http(tmp_path, evil_spec(tofu=True), body, max_message_bytes=2048) == (
+        413,
+        400,
+        415,
+        405,
+    )
+
+
+def test_the_transport_refuses_short_or_missing_tokens(tmp_path: Path) -> None:
+    gw = Gateway(
+        GatewayConfig(),
+        pins=PinStore(tmp_path),
+        launcher=SubprocessLauncher(),
+        decider=StaticDecider(),
+        approver=ScriptedApprover(allow=False),
+        audit=MemoryAuditSink(),
+        clock=FakeClock(),
+    )
+    with pytest.raises(ConfigError):
+        HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={})
+    with pytest.raises(ConfigError):
+        HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={"a": "short"})
