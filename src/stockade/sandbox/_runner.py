@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,6 +52,7 @@ class Outcome:
     cpu_seconds: float
     memory_peak_bytes: int
     oom_kills: int
+    cleanup_error: str = ""
 
     @property
     def status(self) -> RunStatus:
@@ -101,6 +102,7 @@ class Sandbox:
         self._done = threading.Event()
         self._outcome: Outcome | None = None
         self._reported = False
+        self._cleanup_error = ""
         self._deadline = time.monotonic() + spec.timeout_s
         self._thread = threading.Thread(target=self._monitor, name=f"sandbox-{run_id}", daemon=True)
         self._thread.start()
@@ -143,6 +145,20 @@ class Sandbox:
         return self._outcome
 
     def _monitor(self) -> None:
+        try:
+            self._watch()
+        except (OSError, subprocess.SubprocessError) as e:
+            # Enforcement itself failed: fail closed, stop the workload, record why.
+            self._cleanup_error = f"monitor failed: {e}"
+            with self._lock:
+                if self._reason is None:
+                    self._reason = EndReason.ERROR
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                self._kill_tree()
+        finally:
+            self._finish()
+
+    def _watch(self) -> None:
         cpu_ns = self.spec.cpu_seconds * 1e9
         while True:
             try:
@@ -154,9 +170,14 @@ class Sandbox:
                 self.kill(EndReason.DEADLINE)
             elif self._cgroup.usage().cpu_ns >= cpu_ns:
                 self.kill(EndReason.CPU_LIMIT)
-        self._finish()
 
     def _finish(self) -> None:
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+            self._proc.wait(timeout=30)
         usage = self._cgroup.usage()
         rc = self._proc.returncode
         exit_code: int | None = rc if rc >= 0 else None
@@ -177,8 +198,14 @@ class Sandbox:
         )
         if self._proxy is not None:
             self._proxy.close()
-        destroy(self._live, self._runsc, kill=self._reason is not None)
-        LiveRun.forget(self._state, self.run_id)
+        try:
+            destroy(self._live, self._runsc, kill=self._reason is not None)
+            LiveRun.forget(self._state, self.run_id)
+        except (SandboxError, OSError, subprocess.SubprocessError) as e:
+            # The live-state file stays: the next start's reaper finishes the clean-up.
+            self._cleanup_error = f"clean-up incomplete: {e}"
+        if self._cleanup_error:
+            self._outcome = replace(self._outcome, cleanup_error=self._cleanup_error)
         for s in (self.stdin,):
             if s is not None:
                 with contextlib.suppress(OSError):
