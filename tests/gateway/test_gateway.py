@@ -27,6 +27,7 @@ def run_gateway(
     allow: set[str] | None = None,
     approval: set[str] | None = None,
     approver_allows: bool = False,
+    clock: FakeClock | None = None,
     **cfg: Any,
 ) -> Any:
     async def go() -> Any:
@@ -38,7 +39,7 @@ def run_gateway(
             decider=StaticDecider(allow=allow or set(), approval=approval),
             approver=ScriptedApprover(allow=approver_allows),
             audit=sink,
-            clock=FakeClock(),
+            clock=clock or FakeClock(),
             host_credential=CRED,
         )
         await asyncio.wait_for(gw.start(), 20)
@@ -273,3 +274,37 @@ def test_the_agent_side_answers_garbage_with_errors_and_keeps_serving(
     assert b'"code":-32600' in lines[1]
     assert b'"id":2' in lines[2]
     assert b'"result":{}' in lines[2]
+
+
+def test_a_crashed_server_is_restarted_after_its_backoff(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    clock = FakeClock()
+
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> None:
+        crashed = await call(gw, "evil__echo", {"message": "hi"})
+        assert crashed["isError"]
+        assert "exited" in crashed["content"][0]["text"]
+        early = await call(gw, "evil__send_email", {"to": "a@b", "body": "x"})
+        assert "next restart attempt in 1.0s" in early["content"][0]["text"]
+        clock.advance(1.0)
+        later = await call(gw, "evil__send_email", {"to": "a@b", "body": "x"})
+        assert not later["isError"], later
+        assert "sent to a@b" in later["content"][0]["text"]
+        assert len(sink.of_type("gateway.server_restart")) == 1
+        assert gw.backoff.failures("evil") == 0
+
+    run_gateway(tmp_path, [evil_spec("crash", tofu=True)], body, allow=ALLOW, clock=clock)
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    from stockade.gateway import Backoff
+
+    clock = FakeClock()
+    b = Backoff(clock, base_s=1, cap_s=5)
+    assert [b.failed("s") for _ in range(5)] == [1, 2, 4, 5, 5]
+    assert b.wait_s("s") == 5
+    clock.advance(5)
+    assert b.wait_s("s") == 0
+    b.succeeded("s")
+    assert b.failed("s") == 1

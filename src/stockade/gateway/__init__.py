@@ -1,6 +1,7 @@
 """The MCP gateway: pinning, scanning, trust tagging, taint, the interceptor chain, transports."""
 
 from ._approvers import ListApprover, TerminalApprover
+from ._backoff import Backoff
 from ._canon import canonical_json, definition_hash
 from ._chain import CallContext, Interceptor, Next, ToolResult, compose, deny_result
 from ._config import (
@@ -52,6 +53,7 @@ __all__ = [
     "ArgumentValidation",
     "AuditStep",
     "Authenticate",
+    "Backoff",
     "CallContext",
     "ConfigError",
     "ContextKey",

@@ -15,6 +15,7 @@ from stockade import __version__
 from stockade.models import Approver, AuditSink, Clock, ToolCall
 from stockade.textsafe import safe_text
 
+from ._backoff import Backoff
 from ._chain import CallContext, ToolResult, compose
 from ._config import GatewayConfig, package_identity
 from ._decider import sink_rules
@@ -75,6 +76,8 @@ class Gateway:
         self.config = config
         self._pins = pins
         self._audit = audit
+        self._launcher = launcher
+        self.backoff = Backoff(clock)
         self._decider = decider
         self._traces = traces
         self.taint = TaintTracker(host_credential)
@@ -118,6 +121,7 @@ class Gateway:
                 await self.refresh(name)
             except DownstreamError as e:
                 self._audit.append("gateway.server_failed", {"server": name, "error": e.what})
+                self.backoff.failed(name)
                 await session.close()
 
     async def close(self) -> None:
@@ -218,11 +222,45 @@ class Gateway:
         session = self.sessions.get(ctx.call.server)
         if session is None:
             return {"content": [{"type": "text", "text": "no such server"}], "isError": True}
+        server = ctx.call.server
         try:
+            if not session.running:
+                wait = self.backoff.wait_s(server)
+                if wait > 0:
+                    raise DownstreamError(
+                        f"server {server!r} is down; next restart attempt in {wait:.1f}s",
+                        "retry later, or see the server's run trace",
+                    )
+                session = await self._restart(server)
             return await session.call_tool(ctx.call.tool, ctx.call.arguments)
         except DownstreamError as e:
             ctx.outcome = "downstream-error"
+            if not self.sessions[server].running and self.backoff.wait_s(server) == 0:
+                self.backoff.failed(server)
             return {"content": [{"type": "text", "text": f"stockade: {e.what}"}], "isError": True}
+
+    async def _restart(self, server: str) -> DownstreamSession:
+        """Restart a crashed server (its backoff has passed); its tools are re-pinned."""
+        old = self.sessions[server]
+        await old.close()
+        fresh = DownstreamSession(
+            old.spec,
+            self._launcher,
+            max_message_bytes=self.config.max_message_bytes,
+            on_list_changed=self._refresher(server),
+        )
+        self.sessions[server] = fresh
+        self._audit.append(
+            "gateway.server_restart", {"server": server, "failures": self.backoff.failures(server)}
+        )
+        try:
+            await fresh.start()
+            await self.refresh(server)
+        except DownstreamError:
+            await fresh.close()
+            raise
+        self.backoff.succeeded(server)
+        return fresh
 
     # -- agent side -------------------------------------------------------------------------
 
