@@ -481,3 +481,18 @@ def test_a_rate_limit_never_allows_more_than_burst_plus_refill(
         for j in range(i, len(times)):
             bound = burst + rate * (times[j] - times[i]) / per
             assert j - i + 1 <= bound + 1e-6
+
+
+def test_rate_state_stays_bounded_under_many_tool_names() -> None:
+    from stockade.policy import PRUNE_ABOVE
+
+    engine = DecisionEngine(
+        with_rules({"tool": "*", **LOW_ALLOW, "rate_limit": {"rate": 1, "per": 1, "burst": 1}})
+    )
+    ctx = DecisionContext(now=0)
+    for i in range(PRUNE_ABOVE + 50):
+        _, ctx = engine.decide(call(f"t{i}"), ctx.model_copy(update={"now": i * 0.01}))
+    assert len(ctx.rate.buckets) <= PRUNE_ABOVE + 1
+    # pruning lost nothing that mattered: the most recent tool is still limited
+    d, _ = engine.decide(call(f"t{PRUNE_ABOVE + 49}"), ctx)
+    assert d.kind == "deny"

@@ -8,7 +8,7 @@ from ._loader import CheckResult, check_policy, load_policy, parse_policy
 from ._patterns import domain_matches, image_repository, registry_matches
 from ._policy import Policy, canonical_json, effective_hash
 from ._problems import PolicyLoadError, Problem
-from ._ratelimit import Bucket, RateState, take
+from ._ratelimit import PRUNE_ABOVE, Bucket, RateState, take
 from ._resolve import MOUNT_FLAGS, Mount
 from ._schema import (
     LIMITS,
@@ -27,6 +27,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "MOUNT_FLAGS",
+    "PRUNE_ABOVE",
     "Approvals",
     "ArgumentRule",
     "Arguments",

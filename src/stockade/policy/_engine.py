@@ -123,7 +123,9 @@ class DecisionEngine:
         if rule.rate_limit is not None:
             key = f"{call.client}\x1f{call.server}\x1f{call.tool}"
             ok, bucket = take(context.rate.buckets.get(key), rule.rate_limit, context.now)
-            context = context.model_copy(update={"rate": context.rate.with_bucket(key, bucket)})
+            context = context.model_copy(
+                update={"rate": context.rate.with_bucket(key, bucket, context.now)}
+            )
             if not ok:
                 return (
                     Decision.deny(
