@@ -7,6 +7,7 @@ does the same while keeping the run store and audit log; ``reap_leftovers`` clea
 
 from ._cgroup import cgroup_v1_root
 from ._layout import check_bind, host_layout
+from ._pin import tree_digest, verify_pin
 from ._probe import GvisorRuntime, find_bwrap, find_gvisor
 from ._protocols import RunStoreLike, SecretSource
 from ._reap import reap_leftovers
@@ -36,4 +37,6 @@ __all__ = [
     "policy_limits",
     "reap_leftovers",
     "start_recorded",
+    "tree_digest",
+    "verify_pin",
 ]

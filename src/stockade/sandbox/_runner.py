@@ -26,6 +26,7 @@ from ._backends import Prepared, host_pids_backstop, prepare_bwrap, prepare_gvis
 from ._cgroup import Cgroup, cgroup_v1_root
 from ._egress import EgressPolicy, IPNetwork
 from ._layout import check_spec_binds
+from ._pin import verify_pin
 from ._probe import find_bwrap, find_gvisor
 from ._proxy import EgressProxy, system_resolver
 from ._reap import LiveRun, destroy, process_start_time
@@ -266,6 +267,7 @@ def launch(
     protected: tuple[str, ...] = (),
     egress_resolver: Callable[[str], list[str]] = system_resolver,
     egress_ranges: tuple[IPNetwork, ...] = (),
+    pins: tuple[tuple[str, str], ...] = (),
 ) -> Sandbox:
     """Start ``spec``; refuse with :class:`SandboxError` if any control cannot be applied.
 
@@ -274,6 +276,7 @@ def launch(
     ``protected`` lists host paths no bind may expose (stockade's own keys and state).
     ``egress_resolver``/``egress_ranges``: the allowlist proxy's resolver and the non-public
     ranges the operator listed (tests pass a mapping resolver; nothing else needs them).
+    ``pins``: (package directory, approved digest) pairs verified before the start.
     """
     run_id = run_id or uuid.uuid4().hex
     backend = spec.runtime.value
@@ -298,6 +301,8 @@ def launch(
         if spec.runtime == Runtime.KUBERNETES:
             raise SandboxError("runtime kubernetes is not a local runtime", "use gvisor")
         check_spec_binds(spec, (str(state), *protected))
+        for tree, digest in pins:
+            verify_pin(Path(tree), digest)
         root = cgroup_v1_root()
         rt = find_gvisor() if spec.runtime == Runtime.GVISOR else None
         bwrap = find_bwrap() if spec.runtime == Runtime.NAMESPACES else None
