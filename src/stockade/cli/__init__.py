@@ -13,7 +13,7 @@ from stockade.textsafe import safe_text
 from ._admit import admit
 from ._audit import audit
 from ._demo import demo
-from ._gateway import gateway, tools
+from ._gateway import gateway, policy_import, tools
 from ._image import image
 from ._policy import policy
 from ._run import run
@@ -38,6 +38,7 @@ cli.add_command(demo)
 cli.add_command(image)
 cli.add_command(gateway)
 cli.add_command(tools)
+policy.add_command(policy_import)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,7 @@ from stockade.gateway import (
 from stockade.models import Approver, SystemClock
 from stockade.textsafe import safe_text
 
-__all__ = ["gateway", "tools"]
+__all__ = ["gateway", "policy_import", "tools"]
 
 _policy_option = click.option(
     "--policy",
@@ -325,3 +325,45 @@ def tools_approve(policy_path: Path, server: str, tool: str, expected: str) -> N
     del pending[tool]
     store.save_pending(server, package, pending)
     click.echo(safe_text(f"pinned {server}__{tool} {p.hash}", single_line=True))
+
+
+@click.command(name="import")
+@click.argument("config", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy file to write (refused if it exists).",
+)
+@click.option(
+    "--secret-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Secret store for moved credentials. Default: $STOCKADE_HOME/secrets",
+)
+def policy_import(config: Path, out: Path, secret_dir: Path | None) -> None:
+    """Import an {"mcpServers": ...} client configuration as a policy (credentials -> secrets)."""
+    import yaml
+
+    from stockade.gateway import import_mcp_servers
+    from stockade.policy import load_policy
+    from stockade.secrets import DirectorySecretStore
+
+    if out.exists():
+        raise UsageError(f"{out} exists", "choose a new --out path")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise UsageError(f"{config} is not JSON: {e}", "give the client's JSON config") from e
+    result = import_mcp_servers(data)
+    if result.secrets:
+        store_dir = secret_dir or paths.secret_dir()
+        store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = DirectorySecretStore(store_dir)
+        for name, value in result.secrets.items():
+            store.put(name, value.encode("utf-8"))
+    out.write_text(yaml.safe_dump(result.doc, sort_keys=False), encoding="utf-8")
+    load_policy(out)  # the written policy must load; raises with every problem otherwise
+    for note in result.notes:
+        click.echo(safe_text(note, single_line=True))
+    click.echo(safe_text(f"wrote {out} ({len(result.doc['servers'])} server(s))", single_line=True))

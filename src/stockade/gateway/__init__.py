@@ -18,6 +18,7 @@ from ._errors import ConfigError, DownstreamError, NamespaceError, PinError, Pro
 from ._fromdoc import EngineDecider, LoadedPolicy, load_any, load_policy_for_gateway
 from ._gateway import SUPPORTED_VERSIONS, Gateway
 from ._http import HttpTransport, check_bind, serve_http
+from ._import import ImportResult, import_mcp_servers
 from ._interceptors import (
     ApprovalStep,
     ArgumentValidation,
@@ -67,6 +68,7 @@ __all__ = [
     "Gateway",
     "GatewayConfig",
     "HttpTransport",
+    "ImportResult",
     "Interceptor",
     "Launcher",
     "LineReader",
@@ -105,6 +107,7 @@ __all__ = [
     "compose",
     "definition_hash",
     "deny_result",
+    "import_mcp_servers",
     "load_any",
     "load_gateway_config",
     "load_policy_for_gateway",
