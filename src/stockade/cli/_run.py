@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import subprocess
+import subprocess  # nosec B404
 import sys
 import threading
 from pathlib import Path

@@ -24,7 +24,7 @@ from ._seccomp import compile_bpf, oci_seccomp
 __all__ = ["Prepared", "host_pids_backstop", "prepare_bwrap", "prepare_gvisor"]
 
 #: Host tmpfs for gVisor secret files (root-only parent, one 0500 dir per run).
-SECRETS_SHM = Path("/dev/shm/stockade")  # noqa: S108
+SECRETS_SHM = Path("/dev/shm/stockade")  # nosec B108  # noqa: S108
 
 
 def host_pids_backstop(spec: SandboxSpec, backend: str) -> int:
@@ -83,8 +83,8 @@ def prepare_gvisor(
     rootfs = bundle / "rootfs"
     rootfs.mkdir(parents=True, mode=0o755)
     # Traversal only (no listing): the sandbox user must reach the rootfs mount points.
-    os.chmod(run_dir, 0o711)  # noqa: S103
-    os.chmod(bundle, 0o711)  # noqa: S103
+    os.chmod(run_dir, 0o711)  # nosec B103  # noqa: S103
+    os.chmod(bundle, 0o711)  # nosec B103  # noqa: S103
     layout = host_layout()
     for link, target in layout.symlinks:
         os.symlink(target, rootfs / link.lstrip("/"))

@@ -21,7 +21,7 @@ _TOP = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 #: The /etc entries a dynamically linked host program needs, and nothing else.
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime")
 ETC_FILES = ("passwd", "group", "hosts", "nsswitch.conf")
-_TMP = "/tmp"  # noqa: S108 (the sandbox's own tmpfs mount point)
+_TMP = "/tmp"  # nosec B108  # noqa: S108 (the sandbox's own tmpfs mount point)
 _PROTECTED = ("/proc", "/sys", "/dev", "/boot", "/root", "/etc/shadow", "/etc/gshadow", "/run")
 
 

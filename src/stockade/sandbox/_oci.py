@@ -12,7 +12,7 @@ __all__ = ["SANDBOX_TMP", "SECRETS_DIR", "guest_nofile", "oci_config"]
 
 SECRETS_DIR = "/run/secrets"
 #: The sandbox's own /tmp (a size-capped tmpfs inside the sandbox, not the host's /tmp).
-SANDBOX_TMP = "/tmp"  # noqa: S108
+SANDBOX_TMP = "/tmp"  # nosec B108  # noqa: S108
 _RO = ["rbind", "ro", "nosuid", "nodev"]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
+import subprocess  # nosec B404
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -49,7 +49,7 @@ def find_bwrap() -> str:
 
 
 def _listed_platforms(runsc: str) -> list[str]:
-    r = subprocess.run([runsc, "flags"], capture_output=True, text=True, timeout=10, check=False)
+    r = subprocess.run([runsc, "flags"], capture_output=True, text=True, timeout=10, check=False)  # nosec B603
     out = r.stdout + r.stderr
     for line in out.splitlines():
         if "which platform to use" in line:
@@ -90,7 +90,7 @@ def _probe_platform(runsc: str, platform: str) -> bool:
         base = [runsc, f"--root={root}", f"--platform={platform}", "--network=none",
                 "--ignore-cgroups"]  # fmt: skip
         try:
-            r = subprocess.run(
+            r = subprocess.run(  # nosec B603
                 [*base, "run", "--bundle", str(bundle), cid],
                 capture_output=True,
                 timeout=_PROBE_TIMEOUT_S,
@@ -100,7 +100,7 @@ def _probe_platform(runsc: str, platform: str) -> bool:
             ok = r.returncode == 0
         except subprocess.TimeoutExpired:
             ok = False
-        subprocess.run(
+        subprocess.run(  # nosec B603
             [runsc, f"--root={root}", "delete", "--force", cid],
             capture_output=True,
             timeout=30,
@@ -118,7 +118,7 @@ def find_gvisor() -> GvisorRuntime:
             "gVisor (runsc) is not installed: the gvisor runtime is unavailable",
             "apt-get install runsc (stockade never falls back to a weaker runtime on its own)",
         )
-    version = subprocess.run(
+    version = subprocess.run(  # nosec B603
         [runsc, "--version"], capture_output=True, text=True, timeout=10, check=False
     ).stdout.splitlines()
     listed = _listed_platforms(runsc)

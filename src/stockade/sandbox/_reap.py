@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,14 +71,14 @@ def destroy(run: LiveRun, runsc: str | None, *, kill: bool = True) -> None:
     ``kill=False`` after a clean exit: ``delete --force`` alone stops what may remain.
     """
     if run.backend == "gvisor" and runsc and kill:
-        subprocess.run(
+        subprocess.run(  # nosec B603
             [runsc, f"--root={run.runsc_root}", "kill", "--all", run.container_id, "KILL"],
             capture_output=True,
             timeout=30,
             check=False,
         )
     if run.backend == "gvisor" and runsc:
-        subprocess.run(
+        subprocess.run(  # nosec B603
             [runsc, f"--root={run.runsc_root}", "delete", "--force", run.container_id],
             capture_output=True,
             timeout=30,

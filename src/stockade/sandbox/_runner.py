@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
+import subprocess  # nosec B404
 import threading
 import time
 import uuid
@@ -121,7 +121,7 @@ class Sandbox:
 
     def _kill_tree(self) -> None:
         if self.backend == "gvisor" and self._runsc:
-            subprocess.run(
+            subprocess.run(  # nosec B603
                 [self._runsc, f"--root={self._prepared.runsc_root}", "kill", "--all",
                  self._prepared.container_id, "KILL"],
                 capture_output=True, timeout=30, check=False,
@@ -223,10 +223,10 @@ def _with_egress(
 ) -> tuple[SandboxSpec, EgressProxy, str]:
     """Start the run's proxy on a Unix socket; bind it in; wrap argv with the relay."""
     EGRESS_ROOT.mkdir(mode=0o711, exist_ok=True)
-    os.chmod(EGRESS_ROOT, 0o711)  # noqa: S103 (traversal only: bwrap binds the run's dir)
+    os.chmod(EGRESS_ROOT, 0o711)  # nosec B103  # noqa: S103 (traversal only: bwrap binds the run's dir)
     d = EGRESS_ROOT / run_id
     d.mkdir(mode=0o711)
-    os.chmod(d, 0o711)  # noqa: S103 (traversal only)
+    os.chmod(d, 0o711)  # nosec B103  # noqa: S103 (traversal only)
     sock = d / "proxy.sock"
     proxy = EgressProxy(
         EgressPolicy(spec.network.domains, ranges), sock, audit=audit, run_id=run_id,
@@ -343,7 +343,7 @@ def launch(
         if audit is not None:
             for name in spec.secrets:
                 audit.append("sandbox.secret_delivered", {"name": name}, run_id=run_id)
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # nosec B603
             prepared.argv,
             stdin=stdin,
             stdout=stdout,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import subprocess  # nosec B404
 import uuid
 from pathlib import Path
 from typing import IO, Any
