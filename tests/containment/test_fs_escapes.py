@@ -98,3 +98,19 @@ except OSError as e:
     assert "blocked after" in r.stdout
     line = next(x for x in r.stdout.splitlines() if x.startswith("blocked after"))
     assert int(line.split()[2]) <= 4
+
+
+@pytest.mark.guarantee("sandbox-readonly-binds")
+def test_a_single_file_can_be_bound_read_only(run: Runner, shared_dir: Path) -> None:
+    f = shared_dir / "config.json"
+    f.write_text('{"k": 1}')
+    f.chmod(0o644)
+    binds = (Bind(source=str(f), target="/etc-app/config.json", mode="ro"),)
+    r = run(
+        TRY_WRITE.format(paths=["/etc-app/config.json"])
+        + "\nprint(open('/etc-app/config.json').read())",
+        binds=binds,
+    )
+    assert '{"k": 1}' in r.stdout
+    assert "WROTE" not in r.stdout
+    assert f.read_text() == '{"k": 1}'

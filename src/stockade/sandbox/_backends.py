@@ -111,7 +111,12 @@ def prepare_gvisor(
         os.chmod(sd, stat.S_IRUSR | stat.S_IXUSR)
     for b in spec.binds:
         # Mount points inside the read-only rootfs must exist before runsc starts.
-        (rootfs / b.target.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        point = rootfs / b.target.lstrip("/")
+        if Path(b.source).is_dir():
+            point.mkdir(parents=True, exist_ok=True)
+        else:
+            point.parent.mkdir(parents=True, exist_ok=True)
+            point.touch(exist_ok=True)
     cfg = oci_config(
         spec,
         layout,
