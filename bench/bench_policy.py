@@ -22,11 +22,22 @@ def calls() -> list[ToolCall]:
     c = "local-agent"
     return [
         ToolCall(server="everything", tool="echo", arguments={"message": "hello"}, client=c),
-        ToolCall(server="everything", tool="add", arguments={"a": 1, "b": 2}, client=c),
-        ToolCall(server="everything", tool="printEnv", client=c),
-        ToolCall(server="everything", tool="sampleLLM", arguments={"prompt": "x"}, client=c),
+        ToolCall(server="everything", tool="get-sum", arguments={"a": 1, "b": 2}, client=c),
+        ToolCall(server="everything", tool="get-env", client=c),
         ToolCall(
-            server="everything", tool="longRunningOperation", arguments={"duration": 5}, client=c
+            server="everything", tool="trigger-sampling-request", arguments={"p": 1}, client=c
+        ),
+        ToolCall(
+            server="everything",
+            tool="trigger-long-running-operation",
+            arguments={"duration": 5, "steps": 5},
+            client=c,
+        ),
+        ToolCall(
+            server="everything",
+            tool="gzip-file-as-resource",
+            arguments={"data": "https://raw.githubusercontent.com/x/README.md"},
+            client=c,
         ),
         ToolCall(server="everything", tool="unknownTool", client=c),
         ToolCall(server="other", tool="echo", client=c),

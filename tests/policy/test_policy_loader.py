@@ -9,7 +9,7 @@ import pytest
 from _policy_helpers import MINIMAL, Writer, messages, valid
 
 from stockade.errors import PolicyError
-from stockade.models import Category, NetworkProfile, RiskTier
+from stockade.models import Category, NetworkProfile
 from stockade.policy import (
     LIMITS,
     MOUNT_FLAGS,
@@ -603,12 +603,41 @@ def test_the_everything_example_has_the_promised_shape() -> None:
     assert s.command is not None
     assert s.command[0] == "node"
     assert s.network.profile == NetworkProfile()
-    rules = {r.tool: r for r in s.tools.rules}
-    assert rules["echo"].action == rules["add"].action == "allow"
-    assert rules["echo"].tier == rules["add"].tier == RiskTier.LOW
-    assert rules["printEnv"].action == "deny"
-    assert rules["sampleLLM"].action == "approve"
-    assert rules["sampleLLM"].category == Category.EXFILTRATION
+    assert s.runtime == "gvisor"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "kind", "category"),
+    [
+        ("echo", {"message": "hi"}, "allow", None),
+        ("get-sum", {"a": 1, "b": 2}, "allow", None),
+        ("add", {"a": 1, "b": 2}, "allow", None),
+        ("get-env", {}, "deny", None),
+        ("printEnv", {}, "deny", None),
+        ("trigger-sampling-request", {"prompt": "x"}, "require_approval", Category.EXFILTRATION),
+        (
+            "gzip-file-as-resource",
+            {"data": "https://raw.githubusercontent.com/x"},
+            "require_approval",
+            Category.NEW_NETWORK_DOMAIN,
+        ),
+        ("gzip-file-as-resource", {"data": "https://evil.example.com/x"}, "deny", None),
+        ("trigger-long-running-operation", {"duration": 3}, "deny", None),
+        ("trigger-long-running-operation", {"duration": 2, "steps": 2}, "allow", None),
+        ("get-tiny-image", {}, "allow", None),
+        ("toggle-simulated-logging", {}, "deny", None),
+    ],
+)
+def test_the_everything_example_decides_as_documented(
+    tool: str, arguments: dict[str, object], kind: str, category: Category | None
+) -> None:
+    from stockade.models import ToolCall
+    from stockade.policy import DecisionContext, decide
+
+    p = load_policy(EXAMPLES / "everything.yaml")
+    c = ToolCall(server="everything", tool=tool, arguments=arguments, client="local-agent")
+    d, _ = decide(p, c, DecisionContext(now=0.0))
+    assert (d.kind, d.category) == (kind, category), d.reason
 
 
 @pytest.mark.parametrize(
