@@ -140,6 +140,17 @@ async def main() -> None:
             "py__echo",
         )
     )
+    if ns.sandbox and node and EVERYTHING.exists():
+        boxed_e = {
+            "name": "everything",
+            "command": [str(Path(node).resolve()), str(EVERYTHING), "stdio"],
+            "tofu": True,
+            "tools": {"echo": {"action": "allow"}},
+            "sandbox": {"binds": [{"source": str(NPM_DIR), "target": str(NPM_DIR)}]},
+        }
+        direct = StdioServerParameters(command=node, args=[str(EVERYTHING), "stdio"])
+        via = gateway_params(home, boxed_e, sandbox=True)
+        rows.append(("server-everything, gVisor", direct, via, "echo", "everything__echo"))
     if ns.sandbox:
         boxed = {
             "name": "boxed",

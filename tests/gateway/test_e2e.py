@@ -222,3 +222,54 @@ def test_a_gvisor_sandboxed_server_under_a_real_policy_with_its_run_trace(tmp_pa
     outcomes = [d["data"]["outcome"] for d in trace["decisions"]]
     assert outcomes == ["ok", "denied:approval"]  # exfiltration sink in a tainted context
     assert trace["run"]["policy_hash"].startswith("sha256:")
+
+
+async def everything_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio"],
+        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
+    )
+    seen: dict[str, Any] = {}
+    async with Client(params, read_timeout_seconds=60) as client:
+        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+        seen["echo"] = await client.call_tool("everything__echo", {"message": "in gvisor"})
+        seen["env"] = await client.call_tool("everything__get-env", {})
+        seen["trace"] = await client.call_tool("stockade__get_run_trace", {})
+    return seen
+
+
+@pytest.mark.gvisor
+def test_server_everything_runs_in_gvisor_behind_the_gateway(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    if shutil.which("runsc") is None or os.geteuid() != 0:
+        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    node = shutil.which("node")
+    assert node is not None
+    policy = {
+        "gateway": {
+            "servers": [
+                {
+                    "name": "everything",
+                    "command": [str(Path(node).resolve()), str(everything_js), "stdio"],
+                    "tofu": True,
+                    "tools": {"echo": {"action": "allow"}, "get-env": {"action": "deny"}},
+                    "sandbox": {
+                        "binds": [{"source": str(NPM_DIR), "target": str(NPM_DIR)}],
+                        "memory_mb": 512,
+                    },
+                }
+            ]
+        }
+    }
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    seen = asyncio.run(asyncio.wait_for(everything_session(tmp_path, path), 120))
+    assert "everything__echo" in seen["tools"]
+    assert "everything__get-env" not in seen["tools"]
+    assert "Echo: in gvisor" in seen["echo"].content[0].text
+    assert seen["env"].is_error
+    trace = seen["trace"].structured_content["servers"]["everything"]
+    assert trace["run"]["backend"] == "gvisor"
+    assert trace["gvisor_waived"] is False
