@@ -71,3 +71,20 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["runs", "--limit", "0"])
     assert e.value.code == 2
+
+
+def test_click_exit_codes_propagate_through_main() -> None:
+    import click
+
+    from stockade.cli import cli as group
+
+    @group.command(name="_exit_probe", hidden=True)
+    def probe() -> None:
+        raise click.exceptions.Exit(3)
+
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(["_exit_probe"])
+        assert e.value.code == 3
+    finally:
+        group.commands.pop("_exit_probe")

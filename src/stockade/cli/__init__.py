@@ -44,7 +44,7 @@ policy.add_command(policy_import)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning StockadeError into a message and an exit code."""
     try:
-        cli.main(args=argv, prog_name="stockade", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="stockade", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
@@ -56,3 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     except StockadeError as e:
         click.echo(f"stockade: error: {safe_text(e.message)}", err=True)
         sys.exit(e.exit_code)
+    # standalone_mode=False returns a command's int result (or click.Exit's code) instead of
+    # exiting: propagate it, so a failing check never reports success.
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
