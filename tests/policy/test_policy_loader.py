@@ -673,3 +673,17 @@ def test_clients_must_name_known_servers_once(check: Writer) -> None:
         "client 'a' is listed twice",
         "client 'a' names unknown servers ['ghost']",
     ]
+
+
+@pytest.mark.guarantee("policy-wrong-type-rejected")
+def test_a_value_matching_no_member_of_a_union_is_one_problem(check: Writer) -> None:
+    r = check(
+        server(
+            "tools:\n  rules:\n    - tool: t\n      action: allow\n      tier: low\n"
+            "      arguments: {rules: {a: {enum: [[1], {x: 1}]}}}"
+        )
+    )
+    assert [(p.line, "not one of the accepted types" in p.message) for p in r.errors] == [
+        (11, True),
+        (11, True),
+    ]

@@ -135,7 +135,16 @@ def parse_policy(data: bytes | str, *, file: str = "<memory>") -> CheckResult:
     try:
         doc = PolicyDoc.model_validate_json(json.dumps(norm.tree))
     except ValidationError as e:
-        errors += [_from_pydantic(file, located, norm, err) for err in e.errors()]
+        seen_union: set[Path] = set()
+        for err in e.errors():
+            path, union = _tree_path(
+                norm.tree, err["loc"], err["type"] in ("missing", "extra_forbidden")
+            )
+            if union and path in seen_union:
+                continue  # one problem per value, not one per member of a union type
+            if union:
+                seen_union.add(path)
+            errors.append(_from_pydantic(file, located, norm, err, path=path, union=union))
         return CheckResult(file, None, tuple(_sorted(errors)), tuple(warnings), norm.version)
     errors += [
         _locate(file, located, norm, Finding(p, what, fix)) for p, what, fix in cross_checks(doc)
@@ -209,13 +218,45 @@ def _locate(
     )
 
 
-def _from_pydantic(file: str, located: Located, norm: Normalised, err: Any) -> Problem:
-    loc: list[Any] = list(err["loc"])
-    at_key = False
-    if loc and loc[-1] == "[key]":
-        loc.pop()
-        at_key = True
-    path: Path = tuple(x for x in loc if isinstance(x, str | int))
+def _tree_path(tree: Any, loc: tuple[Any, ...], absent_ok: bool) -> tuple[Path, bool]:
+    """The part of a pydantic ``loc`` that is a path in the tree; True if type tags were skipped.
+
+    Union members add tags such as ``'str'`` or ``"literal['x']"`` to ``loc``; they are not keys.
+    The last element is kept even when absent (a missing key, an unknown key, a dict key).
+    """
+    out: list[str | int] = []
+    skipped = False
+    node = tree
+    for i, elem in enumerate(loc):
+        last = i == len(loc) - 1
+        if elem == "[key]":
+            continue
+        if (
+            isinstance(node, dict)
+            and isinstance(elem, str)
+            and (elem in node or (last and absent_ok))
+        ):
+            out.append(elem)
+            node = node.get(elem)
+        elif isinstance(node, list) and isinstance(elem, int) and 0 <= elem < len(node):
+            out.append(elem)
+            node = node[elem]
+        elif (
+            isinstance(node, dict)
+            and isinstance(elem, str)
+            and elem not in node
+            and (i + 1 < len(loc) and loc[i + 1] == "[key]")
+        ):
+            out.append(elem)
+        else:
+            skipped = True
+    return tuple(out), skipped
+
+
+def _from_pydantic(
+    file: str, located: Located, norm: Normalised, err: Any, *, path: Path, union: bool
+) -> Problem:
+    at_key = bool(err["loc"]) and err["loc"][-1] == "[key]"
     etype: str = err["type"]
     last = path[-1] if path else ""
     dotted = ".".join(str(p) for p in norm.to_raw(path)) or "policy"
@@ -235,7 +276,8 @@ def _from_pydantic(file: str, located: Located, norm: Normalised, err: Any) -> P
     else:
         shown = json.dumps(err.get("input"), default=str)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        what = f"{dotted}: {err['msg']} (got {shown})"
+        msg = "not one of the accepted types" if union else err["msg"]
+        what = f"{dotted}: {msg} (got {shown})"
         if etype in ("less_than_equal", "less_than"):
             fix = "lower it to the hard maximum or below"
         elif etype in ("greater_than", "greater_than_equal"):
