@@ -3,7 +3,9 @@
 Run as root: ``.venv/bin/python bench/bench_sandbox.py [--runs N]``. Both sides are measured in
 the same run, interleaved, so the ratio is comparable on any machine. The bare baselines are the
 same runtime invoked directly with a minimal equivalent configuration (no cgroup, no seccomp
-compile, no run directory): the ratio is stockade's whole cost of enforcing the spec.
+compile, no run directory): the ratio is stockade's whole cost of enforcing the spec. Then the
+memory of idle sandboxes (their cgroup's usage, page cache included) and how many would fit in
+the host's available memory at that rate.
 """
 
 from __future__ import annotations
@@ -99,9 +101,42 @@ def _bare_bwrap(argv: tuple[str, ...]) -> Callable[[], None]:
     return go
 
 
+def _mem_available() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _idle_memory(runtime: Runtime, state: Path, count: int) -> tuple[float, int]:
+    """Mean cgroup memory of ``count`` idle sandboxes (MiB), and how many would fit."""
+    boxes = [
+        launch(SandboxSpec(argv=("/bin/sleep", "60"), runtime=runtime), state=state)
+        for _ in range(count)
+    ]
+    try:
+        time.sleep(1.0)  # let each sandbox settle into idle before reading its cgroup
+        used = []
+        for sb in boxes:
+            p = Path(f"/sys/fs/cgroup/memory/stockade/{sb.run_id}/memory.usage_in_bytes")
+            used.append(int(p.read_text()))
+        mean = statistics.mean(used)
+        return mean / 2**20, int(_mem_available() // mean)
+    finally:
+        for sb in boxes:
+            sb.kill()
+        for sb in boxes:
+            for s in (sb.stdout, sb.stderr):
+                if s is not None:
+                    s.read()
+                    s.close()
+            sb.wait(timeout=60)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--idle", type=int, default=5, help="idle sandboxes for the memory measure")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="stockade-bench-") as d:
         base = Path(d)
@@ -124,6 +159,11 @@ def main() -> None:
                     b += _time(bare, 1)
                 ma, mb = statistics.median(a) * 1000, statistics.median(b) * 1000
                 print(f"{runtime.value:<11} {name:<8} {ma:>12.1f} {mb:>9.1f} {ma / mb:>6.2f}")
+        print()
+        print(f"{'backend':<11} {'idle MiB/sandbox':>17} {'idle sandboxes that fit':>24}")
+        for runtime in (Runtime.GVISOR, Runtime.NAMESPACES):
+            mib, fit = _idle_memory(runtime, state, args.idle)
+            print(f"{runtime.value:<11} {mib:>17.1f} {fit:>24}")
 
 
 if __name__ == "__main__":
