@@ -687,3 +687,19 @@ def test_a_value_matching_no_member_of_a_union_is_one_problem(check: Writer) -> 
         (11, True),
         (11, True),
     ]
+
+
+@pytest.mark.guarantee("policy-fs-no-symlink-escape")
+def test_a_symlinked_policy_file_resolves_paths_beside_the_real_file(tmp_path: Path) -> None:
+    (tmp_path / "real" / "data").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "data").mkdir(parents=True)
+    (tmp_path / "real" / "p.yaml").write_text(server("fs_allowlist: [data]"))
+    (tmp_path / "elsewhere" / "p.yaml").symlink_to(tmp_path / "real" / "p.yaml")
+    p = load_policy(tmp_path / "elsewhere" / "p.yaml")
+    assert p.mounts_for("s")[0].source == str((tmp_path / "real" / "data").resolve())
+
+
+def test_a_fifo_is_not_read_as_a_policy(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    r = check_policy(tmp_path / "fifo")
+    assert [p.message for p in r.errors] == ["not a regular file"]

@@ -99,7 +99,12 @@ def check_policy(path: str | os.PathLike[str]) -> CheckResult:
         st = os.fstat(fd)
         if not _is_regular(st.st_mode):
             return _fail(file, Problem(file=file, message="not a regular file", fix="pass a file"))
-        data = os.read(fd, MAX_BYTES + 1)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_BYTES and (chunk := os.read(fd, MAX_BYTES + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
     finally:
         os.close(fd)
     return parse_policy(data, file=file)

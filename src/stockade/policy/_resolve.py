@@ -66,8 +66,10 @@ def resolve(tree: dict[str, Any], policy_file: str) -> Resolution:
     """Resolve every fs_allowlist entry of the (normalised) tree against the host."""
     out = Resolution()
     file_real = os.path.realpath(policy_file)
-    base_abs = os.path.dirname(os.path.abspath(policy_file))
+    # Relative paths are relative to the directory the policy file really lives in (after
+    # resolving symlinks to the file or its directories), and must stay inside it.
     base_real = os.path.dirname(file_real)
+    base_abs = base_real
     store = tree.get("secret_store")
     if isinstance(store, str) and store:
         out.secret_store = os.path.realpath(os.path.join(base_abs, store))
