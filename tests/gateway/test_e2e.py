@@ -159,7 +159,9 @@ def test_sdk_client_through_the_gateway_allows_denies_and_blocks_a_rug_pull(
     audit = (tmp_path / "home" / "audit" / "audit.jsonl").read_text().splitlines()
     types = [json.loads(line)["type"] for line in audit]
     assert "gateway.call" in types
-    assert "gateway.pin" in types
+    approvals = [json.loads(line)["data"] for line in audit if '"pin.approved"' in line]
+    assert approvals[-1]["hash"] == rug["hash"]
+    assert approvals[-1]["findings"]
 
 
 REAL_POLICY = """\

@@ -282,3 +282,27 @@ def test_the_full_chain_allows_a_good_call_in_order() -> None:
     assert not out["isError"]
     assert len(term.calls) == 1
     assert sink.of_type("gateway.call")[0].data["decision"]["kind"] == "allow"
+
+
+@pytest.mark.guarantee("gw-approval-timeout-denies")
+def test_a_failing_approver_means_deny_and_category_timeouts_apply() -> None:
+    from stockade.errors import ApprovalError
+
+    class Broken:
+        def decide(self, call: ToolCall, decision: Decision) -> Decision:
+            raise ApprovalError("channel down", "restart it")
+
+    out = run([ApprovalStep(Broken(), 5)], approval_ctx())
+    assert denied_at(out) == "approval"
+    assert "channel down" in out["content"][0]["text"]
+    seen: list[Category] = []
+
+    def timeout_for(c: Category) -> float:
+        seen.append(c)
+        return 5.0
+
+    assert (
+        denied_at(run([ApprovalStep(ScriptedApprover(allow=True), 1, timeout_for)], approval_ctx()))
+        is None
+    )
+    assert seen == [Category.FINANCIAL]

@@ -206,6 +206,7 @@ def gateway(
             evidence=evidence,
             traces=traces,
             sinks=None if loaded is None else loaded.sinks,
+            approval_timeouts=None if loaded is None else loaded.policy.doc.approvals.timeout_for,
         )
         if http is None:
             asyncio.run(serve_stdio(gw, client=client))
@@ -319,11 +320,28 @@ def tools_approve(policy_path: Path, server: str, tool: str, expected: str) -> N
             f"pending list was made for package {package!r}, policy says {spec.package!r}",
             "restart the gateway",
         )
-    store.save(
-        approve(store.load(server), p, package=package, approved_by=f"operator:{getpass.getuser()}")
-    )
+    from stockade.audit import AuditLog
+
+    approved_by = f"operator:{getpass.getuser()}"
+    store.save(approve(store.load(server), p, package=package, approved_by=approved_by))
     del pending[tool]
     store.save_pending(server, package, pending)
+    log_path = paths.audit_log()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with AuditLog.open(log_path, paths.key_dir()) as sink:
+        sink.append(
+            "gateway.pin",
+            {
+                "event": "pin.approved",
+                "server": server,
+                "tool": tool,
+                "hash": p.hash,
+                "replaces": p.pinned_hash,
+                "reason": p.reason,
+                "findings": [f.model_dump() for f in p.findings],
+                "approved_by": approved_by,
+            },
+        )
     click.echo(safe_text(f"pinned {server}__{tool} {p.hash}", single_line=True))
 
 

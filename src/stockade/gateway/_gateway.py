@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from stockade import __version__
-from stockade.models import Approver, AuditSink, Clock, ToolCall
+from stockade.models import Approver, AuditSink, Category, Clock, ToolCall
 from stockade.textsafe import safe_text
 
 from ._backoff import Backoff
@@ -72,6 +72,7 @@ class Gateway:
         evidence: Callable[[str, dict[str, Any]], None] | None = None,
         traces: Callable[[], dict[str, Any]] | None = None,
         sinks: Mapping[tuple[str, str], SinkRule] | None = None,
+        approval_timeouts: Callable[[Category], float] | None = None,
     ) -> None:
         self.config = config
         self._pins = pins
@@ -106,7 +107,7 @@ class Gateway:
                 PolicyStep(decider, self.taint),
                 ArgumentValidation(),
                 FlowRule(sink_rules(config) if sinks is None else sinks, self.taint),
-                ApprovalStep(approver, config.approval_timeout_s),
+                ApprovalStep(approver, config.approval_timeout_s, approval_timeouts),
                 OutputHandling(self.taint, config.max_result_chars),
             ],
             self._dispatch,

@@ -22,9 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from stockade.errors import StockadeError
+from stockade.textsafe import safe_text
+
 from ._errors import ConfigError
 from ._gateway import SUPPORTED_VERSIONS, Gateway
-from ._jsonrpc import INVALID_REQUEST, error_response, parse_message
+from ._jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response, parse_message
 
 __all__ = ["HttpTransport", "check_bind", "serve_http"]
 
@@ -154,7 +157,11 @@ class HttpTransport:
             return JSONResponse(
                 error_response(msg.get("id"), INVALID_REQUEST, "unknown session"), 404
             )
-        resp = await self.gateway.handle(msg, client=client)
+        try:
+            resp = await self.gateway.handle(msg, client=client)
+        except StockadeError as e:  # the transport boundary: fail closed with an error answer
+            err = error_response(msg.get("id"), INTERNAL_ERROR, safe_text(e.what, limit=300))
+            return JSONResponse(err, 500)
         if resp is None:
             return Response(status_code=202, headers=headers)
         return Response(

@@ -14,6 +14,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import Field
 from referencing.exceptions import Unresolvable
 
+from stockade.errors import StockadeError
 from stockade.models import Approver, AuditSink, Category, Clock, Decision, Frozen, ToolCall
 
 from ._canon import canonical_json
@@ -236,19 +237,25 @@ class ApprovalStep:
 
     approver: Approver
     timeout_s: float
+    timeout_for: Callable[[Category], float] | None = None
 
     async def __call__(self, ctx: CallContext, nxt: Next) -> ToolResult:
         decision = ctx.decision
         if decision is None or decision.kind != "require_approval":
             return await nxt(ctx)
+        timeout = self.timeout_s
+        if self.timeout_for is not None and decision.category is not None:
+            timeout = self.timeout_for(decision.category)
         try:
             answer = await asyncio.wait_for(
-                asyncio.to_thread(self.approver.decide, ctx.call, decision), self.timeout_s
+                asyncio.to_thread(self.approver.decide, ctx.call, decision), timeout
             )
         except TimeoutError:
             return deny_result(
-                ctx, "approval", f"no approval within {self.timeout_s:g}s ({decision.reason})"
+                ctx, "approval", f"no approval within {timeout:g}s ({decision.reason})"
             )
+        except StockadeError as e:
+            return deny_result(ctx, "approval", f"the approver failed: {e.what}")
         ctx.decision = answer
         if answer.kind != "allow":
             return deny_result(ctx, "approval", answer.reason or "not approved")

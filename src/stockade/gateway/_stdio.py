@@ -8,8 +8,19 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from stockade.errors import StockadeError
+from stockade.textsafe import safe_text
+
 from ._gateway import Gateway
-from ._jsonrpc import INVALID_REQUEST, LineReader, Oversized, encode, error_response, parse_message
+from ._jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    LineReader,
+    Oversized,
+    encode,
+    error_response,
+    parse_message,
+)
 
 __all__ = ["serve_stdio", "serve_streams"]
 
@@ -31,7 +42,12 @@ async def serve_streams(
     tasks: set[asyncio.Task[None]] = set()
 
     async def answer(msg: dict[str, Any]) -> None:
-        resp = await gateway.handle(msg, client=client)
+        try:
+            resp = await gateway.handle(msg, client=client)
+        except StockadeError as e:  # the transport boundary: fail closed with an error answer
+            if "id" not in msg:
+                return
+            resp = error_response(msg["id"], INTERNAL_ERROR, safe_text(e.what, limit=300))
         if resp is not None:
             await send(resp)
 
