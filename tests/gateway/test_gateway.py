@@ -308,3 +308,34 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     assert b.wait_s("s") == 0
     b.succeeded("s")
     assert b.failed("s") == 1
+
+
+def test_a_cancelled_call_gets_no_answer_and_the_session_goes_on(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> list[bytes]:
+        reader = asyncio.StreamReader()
+        out: list[bytes] = []
+        call = {"name": "evil__echo", "arguments": {"message": "hi"}}
+        reader.feed_data(
+            encode({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call})
+        )
+
+        async def write(data: bytes) -> None:
+            out.append(data)
+
+        serving = asyncio.create_task(serve_streams(gw, reader, write, client="agent"))
+        for _ in range(100):  # bounded: let the call reach the stuck server
+            await asyncio.sleep(0)
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
+        reader.feed_data(encode(cancel))
+        reader.feed_data(encode({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+        reader.feed_eof()
+        await serving
+        return out
+
+    lines = run_gateway(
+        tmp_path, [evil_spec("slow", tofu=True, call_timeout_s=20)], body, allow=ALLOW
+    )
+    assert len(lines) == 1
+    assert b'"id":2' in lines[0]

@@ -98,15 +98,13 @@ class DownstreamSession:
         try:
             await self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
             msg = await asyncio.wait_for(fut, timeout_s)
+        except asyncio.CancelledError:
+            with contextlib.suppress(DownstreamError):
+                await self._cancel(rid, "cancelled by the client")
+            raise
         except TimeoutError:
             with contextlib.suppress(DownstreamError):
-                await self._send(
-                    {
-                        "jsonrpc": "2.0",
-                        "method": "notifications/cancelled",
-                        "params": {"requestId": rid, "reason": "timeout"},
-                    }
-                )
+                await self._cancel(rid, "timeout")
             raise DownstreamError(
                 f"server {self.spec.name!r} did not answer {method} within {timeout_s:g}s",
                 "raise call_timeout_s for this server or fix the server",
@@ -126,6 +124,10 @@ class DownstreamSession:
                 f"server {self.spec.name!r} sent a non-object result for {method}", "fix the server"
             )
         return result
+
+    async def _cancel(self, rid: int, reason: str) -> None:
+        params = {"requestId": rid, "reason": reason}
+        await self._send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})
 
     async def list_tools(self) -> list[dict[str, Any]]:
         tools: list[dict[str, Any]] = []

@@ -40,6 +40,7 @@ async def serve_streams(
     gateway.set_notifier(send)
     lines = LineReader(reader, gateway.config.max_message_bytes)
     tasks: set[asyncio.Task[None]] = set()
+    inflight: dict[str | int, asyncio.Task[None]] = {}
 
     async def answer(msg: dict[str, Any]) -> None:
         try:
@@ -69,13 +70,33 @@ async def serve_streams(
             code, text, rid = msg
             await send(error_response(rid, code, text))
             continue
+        if msg.get("method") == "notifications/cancelled":
+            params = msg.get("params") or {}
+            req = params.get("requestId") if isinstance(params, dict) else None
+            target = inflight.get(req) if isinstance(req, (str, int)) else None
+            if target is not None:
+                target.cancel()  # the downstream call is cancelled too; no response is sent
+            continue
         task = asyncio.create_task(answer(msg))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        rid = msg.get("id")
+        if "method" in msg and isinstance(rid, (str, int)):
+            inflight[rid] = task
+            task.add_done_callback(_forget(inflight, rid))
     if tasks:
         await asyncio.wait(tasks, timeout=gateway.config.approval_timeout_s + 5)
         for t in tasks:
             t.cancel()
+
+
+def _forget(
+    inflight: dict[str | int, asyncio.Task[None]], rid: str | int
+) -> Callable[[asyncio.Task[None]], None]:
+    def done(_task: asyncio.Task[None]) -> None:
+        inflight.pop(rid, None)
+
+    return done
 
 
 async def serve_stdio(gateway: Gateway, *, client: str = "stdio") -> None:
