@@ -106,3 +106,33 @@ def test_a_bind_source_the_sandbox_uid_cannot_reach_is_refused_for_namespaces(
     with pytest.raises(SandboxError, match="unreachable for the sandbox uid"):
         launch(spec, state=tmp_path / "state")
     assert _no_live(tmp_path / "state")
+
+
+@needs_root
+@pytest.mark.guarantee("sandbox-no-host-files")
+def test_a_symlink_cannot_redirect_a_bind_to_a_protected_path(tmp_path: Path) -> None:
+    link = tmp_path / "innocent"
+    link.symlink_to("/etc")
+    spec = SandboxSpec(argv=("/bin/true",), binds=(Bind(source=str(link), target="/data"),))
+    with pytest.raises(SandboxError, match="protected"):
+        launch(spec, state=tmp_path / "state")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (tmp_path / "to-keys").symlink_to(keys)
+    spec = SandboxSpec(
+        argv=("/bin/true",), binds=(Bind(source=str(tmp_path / "to-keys"), target="/k"),)
+    )
+    with pytest.raises(SandboxError, match="protected"):
+        launch(spec, state=tmp_path / "state", protected=(str(keys),))
+
+
+@pytest.mark.guarantee("sandbox-no-host-files")
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("/srv/x", "/a/../../etc"), ("/srv/../etc", "/data"), ("/srv/x", "/a//b")],
+)
+def test_bind_paths_with_dot_dot_or_oddities_are_refused(source: str, target: str) -> None:
+    from stockade.sandbox import check_bind
+
+    with pytest.raises(SandboxError, match="not normalised"):
+        check_bind(Bind(source=source, target=target))

@@ -68,6 +68,12 @@ def check_bind(bind: Bind, protected: tuple[str, ...] = ()) -> None:
     """Refuse a bind of the host root, of a system/secret path, or of a parent of one."""
     src = posixpath.normpath(bind.source)
     tgt = posixpath.normpath(bind.target)
+    for p in (bind.source, bind.target):
+        if ".." in p.split("/") or posixpath.normpath(p) != p or "\0" in p:
+            raise SandboxError(
+                f"bind path {p!r} is not normalised (got '..', '.', '//' or NUL)",
+                "write the plain absolute path",
+            )
     for p in (*_PROTECTED, *protected):
         if _within(src, p) or _within(p, src):
             raise SandboxError(
@@ -82,8 +88,17 @@ def check_bind(bind: Bind, protected: tuple[str, ...] = ()) -> None:
             )
 
 
-def check_spec_binds(spec: SandboxSpec, protected: tuple[str, ...]) -> None:
+def check_spec_binds(spec: SandboxSpec, protected: tuple[str, ...]) -> SandboxSpec:
+    """Check every bind, on its path as given and on its symlink-free real path; the returned
+    spec mounts the real paths (a link cannot redirect a bind to a protected path)."""
+    real_protected = tuple(os.path.realpath(p) for p in protected)
+    out = []
     for b in spec.binds:
         check_bind(b, protected)
         if not Path(b.source).exists():
             raise SandboxError(f"bind source {b.source!r} does not exist", "create it or fix it")
+        real = os.path.realpath(b.source)
+        resolved = b.model_copy(update={"source": real})
+        check_bind(resolved, (*protected, *real_protected))
+        out.append(resolved)
+    return spec.model_copy(update={"binds": tuple(out)})

@@ -300,7 +300,7 @@ def launch(
             )
         if spec.runtime == Runtime.KUBERNETES:
             raise SandboxError("runtime kubernetes is not a local runtime", "use gvisor")
-        check_spec_binds(spec, (str(state), *protected))
+        spec = check_spec_binds(spec, (str(state), *protected))
         for tree, digest in pins:
             verify_pin(Path(tree), digest)
         root = cgroup_v1_root()
