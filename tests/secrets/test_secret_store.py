@@ -190,3 +190,24 @@ def test_redaction_fails_closed_on_an_unsafe_store(store: DirectorySecretStore) 
     os.chmod(store.path / "a", 0o644)
     with pytest.raises(SecretStoreError):
         values_for_redaction(store, ["a"])
+
+
+@pytest.mark.guarantee("secret-store-no-leak")
+def test_the_policy_names_the_secrets_the_redactor_fetches_from_the_store(
+    tmp_path: Path,
+) -> None:
+    from stockade.policy import load_policy
+
+    store = DirectorySecretStore.create(tmp_path / "secrets")
+    store.put("API_TOKEN", b"tok-123")
+    store.put("UNGRANTED", b"other")
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(
+        "version: 1\ndefault: deny\nsecret_store: secrets\nservers:\n"
+        "  - {name: s, command: [x], secrets: [API_TOKEN, MISSING]}\n"
+    )
+    policy = load_policy(policy_file)
+    assert policy.secret_store_path == str((tmp_path / "secrets").resolve())
+    assert "tok-123" not in policy.model_dump_json()
+    store_from_policy = DirectorySecretStore(policy.secret_store_path)
+    assert values_for_redaction(store_from_policy, policy.sensitive_secrets()) == (b"tok-123",)
