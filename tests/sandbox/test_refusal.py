@@ -136,3 +136,17 @@ def test_bind_paths_with_dot_dot_or_oddities_are_refused(source: str, target: st
 
     with pytest.raises(SandboxError, match="not normalised"):
         check_bind(Bind(source=source, target=target))
+
+
+@needs_root
+@pytest.mark.guarantee("sandbox-refuse-missing-control")
+def test_a_size_cap_on_a_writable_bind_is_refused_because_it_cannot_be_enforced(
+    tmp_path: Path,
+) -> None:
+    d = tmp_path / "out"
+    d.mkdir()
+    spec = SandboxSpec(
+        argv=("/bin/true",), binds=(Bind(source=str(d), target="/out", mode="rw", size_mb=10),)
+    )
+    with pytest.raises(SandboxError, match="size cap"):
+        launch(spec, state=tmp_path / "state")

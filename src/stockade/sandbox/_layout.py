@@ -95,6 +95,12 @@ def check_spec_binds(spec: SandboxSpec, protected: tuple[str, ...]) -> SandboxSp
     out = []
     for b in spec.binds:
         check_bind(b, protected)
+        if b.size_mb is not None:
+            raise SandboxError(
+                f"bind {b.target!r} asks a {b.size_mb} MiB size cap, which the local runner "
+                "cannot enforce on a host directory",
+                "drop size_mb (only /tmp is capped), or use a backend with volume quotas",
+            )
         if not Path(b.source).exists():
             raise SandboxError(f"bind source {b.source!r} does not exist", "create it or fix it")
         real = os.path.realpath(b.source)
