@@ -150,3 +150,23 @@ def test_a_size_cap_on_a_writable_bind_is_refused_because_it_cannot_be_enforced(
     )
     with pytest.raises(SandboxError, match="size cap"):
         launch(spec, state=tmp_path / "state")
+
+
+@needs_root
+@pytest.mark.guarantee("sandbox-refuse-missing-control")
+@pytest.mark.parametrize("runtime", [Runtime.GVISOR, Runtime.NAMESPACES])
+def test_a_missing_granted_secret_refuses_and_leaves_no_cgroup_or_state(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    from stockade.sandbox import find_bwrap, find_gvisor
+    from stockade.secrets import MemorySecretStore
+
+    try:
+        find_gvisor() if runtime == Runtime.GVISOR else find_bwrap()
+    except SandboxError as e:
+        pytest.skip(f"BACKEND {runtime.value} UNAVAILABLE: {e.what}")
+    spec = SandboxSpec(argv=("/bin/true",), runtime=runtime, secrets=("absent_token",))
+    with pytest.raises(SandboxError, match="absent_token"):
+        launch(spec, state=tmp_path, run_id="refused-secret-run", secrets=MemorySecretStore())
+    assert _no_live(tmp_path)
+    assert not Path("/sys/fs/cgroup/memory/stockade/refused-secret-run").exists()

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-from stockade.errors import SandboxError
+from stockade.errors import SandboxError, StockadeError
 from stockade.models import AuditSink, Bind, EndReason, RunStatus, Runtime, SandboxSpec
 
 from ._backends import Prepared, host_pids_backstop, prepare_bwrap, prepare_gvisor
@@ -232,8 +232,12 @@ def _with_egress(
         EgressPolicy(spec.network.domains, ranges), sock, audit=audit, run_id=run_id,
         resolver=resolver,
     ).start()  # fmt: skip
-    os.chown(sock, spec.uid, spec.gid)
-    os.chmod(sock, 0o600)
+    try:
+        os.chown(sock, spec.uid, spec.gid)
+        os.chmod(sock, 0o600)
+    except OSError:
+        proxy.close()
+        raise
     url = f"http://127.0.0.1:{PROXY_PORT}"
     env = dict(spec.env)
     for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
@@ -356,23 +360,30 @@ def launch(
         if not cgroup.wait_joined(proc.pid):
             proc.kill()
             proc.wait(timeout=30)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
             raise SandboxError(
                 f"the sandbox process did not join its cgroup {cgroup.rel} (limits unenforced)",
                 "check the cgroup hierarchy is writable by stockade",
             )
-    except (SandboxError, OSError) as e:
+    except (StockadeError, OSError) as e:
+        # Anything failing here (secret store, audit, cgroup, files) refuses and cleans up.
         if proxy is not None:
             proxy.close()
         destroy(live, rt.runsc if rt else None)
         LiveRun.forget(state, run_id)
-        err = (
-            e
-            if isinstance(e, SandboxError)
-            else SandboxError(
+        if isinstance(e, SandboxError):
+            err = e
+        elif isinstance(e, StockadeError):
+            err = SandboxError(f"the sandbox could not be started: {e.what}", e.fix)
+        else:
+            err = SandboxError(
                 f"the sandbox could not be started: {e}", "check the state directory and cgroups"
             )
-        )
-        raise _refuse(audit, run_id, err) from None
+        with contextlib.suppress(StockadeError):  # the audit sink may be what failed
+            _refuse(audit, run_id, err)
+        raise err from None
     finally:
         for fd in prepared.close_fds:
             with contextlib.suppress(OSError):
