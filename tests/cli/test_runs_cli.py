@@ -88,3 +88,18 @@ def test_click_exit_codes_propagate_through_main() -> None:
         assert e.value.code == 3
     finally:
         group.commands.pop("_exit_probe")
+
+
+def test_stockade_refuses_to_run_with_python_optimisations() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-O", "-m", "stockade", "runs", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "refusing to run with Python optimisations" in r.stderr

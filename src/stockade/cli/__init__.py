@@ -43,6 +43,15 @@ policy.add_command(policy_import)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning StockadeError into a message and an exit code."""
+    if sys.flags.optimize:
+        # `python -O` strips assert statements; stockade's code uses them only for type
+        # narrowing, but a security tool should not run in a mode where any check can vanish.
+        click.echo(
+            "stockade: error: refusing to run with Python optimisations (-O / PYTHONOPTIMIZE)\n"
+            "  fix: unset PYTHONOPTIMIZE and run without -O",
+            err=True,
+        )
+        sys.exit(2)
     try:
         rv = cli.main(args=argv, prog_name="stockade", standalone_mode=False)
     except click.exceptions.Abort:

@@ -10,7 +10,7 @@ __all__ = ["SECRET_NAME_PATTERN", "is_secret_name", "validate_secret_name"]
 
 #: A letter first (so never a dot-file, never empty), then letters, digits, ``_``, ``.``, ``-``;
 #: at most 128 characters; never a path separator.
-SECRET_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]{0,127}"  # noqa: S105 - a grammar
+SECRET_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]{0,127}"  # noqa: S105 - a name grammar  # nosec B105
 _NAME = re.compile(SECRET_NAME_PATTERN)
 
 

@@ -126,6 +126,11 @@ class RunStore:
                 c.execute(f"PRAGMA user_version = {n + 1}")
 
     @property
+    def connection(self) -> sqlite3.Connection:
+        """The migrated SQLite connection (autocommit), for parts that keep their own tables."""
+        return self._conn
+
+    @property
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -136,7 +141,7 @@ class RunStore:
         marks = ", ".join("?" for _ in values)
         try:
             with self._tx() as c:
-                c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(values.values()))  # noqa: S608 - column names are ours
+                c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(values.values()))  # noqa: S608 - columns from RunRecord  # nosec B608
         except sqlite3.IntegrityError as e:
             raise StoreError(
                 f"run {record.run_id!r} already exists in the run store",
@@ -166,7 +171,7 @@ class RunStore:
             values = self._to_row(updated)
             sets = ", ".join(f"{k} = ?" for k in values if k != "run_id")
             params = tuple(v for k, v in values.items() if k != "run_id")
-            c.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", (*params, run_id))  # noqa: S608 - column names are ours
+            c.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", (*params, run_id))  # noqa: S608 - columns from RunRecord  # nosec B608
         return updated
 
     def get(self, run_id: str) -> RunRecord:
