@@ -18,6 +18,7 @@ from ._image import image
 from ._policy import policy
 from ._run import run
 from ._runs import runs, trace
+from ._secret import secret
 
 __all__ = ["cli", "main"]
 
@@ -35,6 +36,7 @@ cli.add_command(run)
 cli.add_command(runs)
 cli.add_command(trace)
 cli.add_command(demo)
+cli.add_command(secret)
 cli.add_command(image)
 cli.add_command(gateway)
 cli.add_command(tools)
