@@ -145,6 +145,7 @@ def test_cosign_oci_attestation_rejects_another_image_digest_or_subject_regex() 
         )
 
 
+@pytest.mark.guarantee("image-missing-trust-material")
 def test_a_missing_or_unreadable_trusted_root_refuses() -> None:
     with pytest.raises(TrustMaterialError, match=r"step 1 \(trusted root\)"):
         verify_bundle(
