@@ -339,3 +339,33 @@ def test_a_cancelled_call_gets_no_answer_and_the_session_goes_on(
     )
     assert len(lines) == 1
     assert b'"id":2' in lines[0]
+
+
+def test_a_flood_of_list_changed_is_coalesced(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> str:
+        first = await call(gw, "evil__echo", {"message": "x"})
+        assert "lists=1" in first["content"][0]["text"]
+        for _ in range(500):  # bounded: let the notifications arrive and refreshes finish
+            await asyncio.sleep(0.01)
+            if not gw._refreshing and gw.sessions["evil"].running:
+                break
+        second = await call(gw, "evil__echo", {"message": "x"})
+        return str(second["content"][0]["text"])
+
+    text = run_gateway(tmp_path, [evil_spec("listflood", tofu=True)], body, allow=ALLOW)
+    lists = int(text.split("lists=")[1].split()[0])
+    assert 2 <= lists <= 4  # the start, then one running and one queued refresh
+
+
+@pytest.mark.guarantee("gw-pin-hidden-until-approved")
+def test_a_tool_listed_twice_is_never_exposed() -> None:
+    from stockade.gateway import PinSet, reconcile
+
+    a = {"name": "echo", "description": "one", "inputSchema": {"type": "object"}}
+    b = {"name": "echo", "description": "two", "inputSchema": {"type": "object"}}
+    first = reconcile(PinSet(server="s"), "p", [a], tofu=True)
+    rec = reconcile(first.pins, "p", [a, b], tofu=True)
+    assert rec.exposed == {}
+    assert rec.pending["echo"].reason == "duplicate"

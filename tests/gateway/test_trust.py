@@ -75,3 +75,14 @@ def test_input_is_not_mutated() -> None:
     original = text_result("hi")
     tag_result(original, source="s")
     assert original == text_result("hi")
+
+
+def test_embedded_resources_keep_only_known_fields_sanitised() -> None:
+    block = {
+        "type": "resource",
+        "resource": {"uri": "file:///x\x1b[2J", "text": "\u202ehi", "_meta": {"x": "<IMPORTANT>"}},
+    }
+    out = tag_result({"content": [block]}, source="s")["content"][0]["resource"]
+    assert set(out) == {"uri", "text"}
+    assert "\x1b" not in out["uri"]
+    assert find_hidden(out["text"]) == []

@@ -96,6 +96,8 @@ class Gateway:
             )
         self._exposed: dict[str, dict[str, dict[str, Any]]] = {}
         self._packages: dict[str, str] = {}
+        self._refreshing: set[str] = set()
+        self._dirty: set[str] = set()
         self._notify: Notify | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._chain = compose(
@@ -135,6 +137,11 @@ class Gateway:
         return lambda: self._schedule_refresh(server)
 
     def _schedule_refresh(self, server: str) -> None:
+        # Coalesced: a server flooding list_changed gets one refresh running and one queued.
+        if server in self._refreshing:
+            self._dirty.add(server)
+            return
+        self._refreshing.add(server)
         task = asyncio.get_running_loop().create_task(self._refresh_and_notify(server))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -142,10 +149,17 @@ class Gateway:
     async def _refresh_and_notify(self, server: str) -> None:
         before = self._exposed.get(server, {})
         try:
-            await self.refresh(server)
-        except DownstreamError as e:
-            self._exposed[server] = {}
-            self._audit.append("gateway.server_failed", {"server": server, "error": e.what})
+            while True:
+                self._dirty.discard(server)
+                try:
+                    await self.refresh(server)
+                except DownstreamError as e:
+                    self._exposed[server] = {}
+                    self._audit.append("gateway.server_failed", {"server": server, "error": e.what})
+                if server not in self._dirty:
+                    break
+        finally:
+            self._refreshing.discard(server)
         if self._exposed.get(server, {}) != before and self._notify is not None:
             await self._notify({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 
@@ -214,6 +228,9 @@ class Gateway:
                     continue
                 entry = dict(definition)
                 entry["name"] = qualify(server, tool)
+                for key in ("title", "description"):  # approved, yet never raw control text
+                    if isinstance(entry.get(key), str):
+                        entry[key] = safe_text(entry[key])
                 out.append(entry)
         if self._traces is not None:
             out.append(TRACE_TOOL)

@@ -32,6 +32,7 @@ from ._jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response, parse_mes
 __all__ = ["HttpTransport", "check_bind", "serve_http"]
 
 _LOOPBACK_NAMES = {"localhost"}
+_MAX_SESSIONS = 1024
 
 
 def check_bind(host: str, port: int) -> None:
@@ -147,6 +148,8 @@ class HttpTransport:
         headers: dict[str, str] = {}
         if msg.get("method") == "initialize":
             sid = secrets.token_urlsafe(24)
+            if len(self._sessions) >= _MAX_SESSIONS:  # oldest first: dicts keep insertion order
+                self._sessions.pop(next(iter(self._sessions)))
             self._sessions[sid] = client
             headers["Mcp-Session-Id"] = sid
         elif sid is None:

@@ -33,7 +33,7 @@ class Pending(Frozen):
 
     tool: str
     hash: str
-    reason: Literal["new", "changed", "package-changed"]
+    reason: Literal["new", "changed", "package-changed", "duplicate"]
     definition: dict[str, Any]
     pinned_hash: str | None = None
     findings: tuple[Finding, ...] = ()
@@ -72,9 +72,19 @@ def reconcile(
     exposed: dict[str, dict[str, Any]] = {}
     pending: dict[str, Pending] = {}
     events: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    for tool in tools:
+        n = str(tool.get("name", ""))
+        counts[n] = counts.get(n, 0) + 1
     for tool in tools:
         name = str(tool.get("name", ""))
         h = definition_hash(tool)
+        if counts[name] > 1:  # which one would the server run? neither is exposed
+            pending[name] = Pending(
+                tool=name, hash=h, reason="duplicate", definition=tool, findings=()
+            )
+            events.append({"event": "pin.duplicate", "tool": name, "hash": h, "findings": 0})
+            continue
         pin = current.get(name)
         if pin is not None and pin.hash == h:
             exposed[name] = tool

@@ -58,11 +58,17 @@ def tag_result(result: dict[str, Any], *, source: str, limit: int = 65536) -> di
                 }
             )
         elif kind == "resource" and isinstance(block.get("resource"), dict):
-            res = dict(block["resource"])
-            if isinstance(res.get("text"), str):
-                res["text"] = _clean(res["text"], max(budget, 0))
+            raw = block["resource"]
+            res: dict[str, Any] = {
+                "uri": safe_text(str(raw.get("uri", "")), single_line=True, limit=2048)
+            }
+            if isinstance(raw.get("mimeType"), str):
+                res["mimeType"] = safe_text(raw["mimeType"], single_line=True, limit=200)
+            if isinstance(raw.get("text"), str):
+                res["text"] = _clean(raw["text"], max(budget, 0))
                 budget -= len(res["text"])
-            res["uri"] = safe_text(str(res.get("uri", "")), single_line=True, limit=2048)
+            elif isinstance(raw.get("blob"), str):
+                res["blob"] = raw["blob"]
             blocks.append({"type": "resource", "resource": res})
         elif kind in _PASS_THROUGH:
             blocks.append(_clean_json(block, limit))
