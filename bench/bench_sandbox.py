@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stockade.models import Runtime, SandboxSpec
-from stockade.sandbox import find_bwrap, find_gvisor, host_layout, launch
+from stockade.sandbox import Sandbox, WarmPool, find_bwrap, find_gvisor, host_layout, launch
 
 WORKLOADS = {"true": ("/bin/true",), "python": ("/usr/bin/python3", "-c", "pass")}
 
@@ -133,6 +133,34 @@ def _idle_memory(runtime: Runtime, state: Path, count: int) -> tuple[float, int]
             sb.wait(timeout=60)
 
 
+def _drain(sb: Sandbox) -> None:
+    if sb.stdin is not None:
+        sb.stdin.close()
+    for s in (sb.stdout, sb.stderr):
+        if s is not None:
+            s.read()
+            s.close()
+    assert sb.wait(timeout=60).exit_code == 0
+
+
+def _pool_latency(state: Path, runs: int) -> tuple[float, float, float]:
+    """(hand-out ms, pooled start-to-exit ms, cold start-to-exit ms) for /bin/true."""
+    spec = SandboxSpec(argv=("/bin/true",))
+    hand, pooled, cold = [], [], []
+    with WarmPool(spec, state=state, size=1) as pool:
+        for _ in range(runs):
+            pool.fill()
+            t0 = time.perf_counter()
+            sb = pool.take(spec)
+            hand.append(time.perf_counter() - t0)
+            _drain(sb)
+            pooled.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            _drain(launch(spec, state=state))
+            cold.append(time.perf_counter() - t0)
+    return tuple(statistics.median(x) * 1000 for x in (hand, pooled, cold))  # type: ignore[return-value]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
@@ -159,6 +187,10 @@ def main() -> None:
                     b += _time(bare, 1)
                 ma, mb = statistics.median(a) * 1000, statistics.median(b) * 1000
                 print(f"{runtime.value:<11} {name:<8} {ma:>12.1f} {mb:>9.1f} {ma / mb:>6.2f}")
+        hand, pooled, cold = _pool_latency(state, args.runs)
+        print()
+        print(f"warm pool (gvisor, /bin/true): hand-out {hand:.1f} ms, pooled start-to-exit "
+              f"{pooled:.1f} ms, cold {cold:.1f} ms, ratio {pooled / cold:.2f}")  # fmt: skip
         print()
         print(f"{'backend':<11} {'idle MiB/sandbox':>17} {'idle sandboxes that fit':>24}")
         for runtime in (Runtime.GVISOR, Runtime.NAMESPACES):

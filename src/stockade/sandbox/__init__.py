@@ -8,6 +8,7 @@ does the same while keeping the run store and audit log; ``reap_leftovers`` clea
 from ._cgroup import cgroup_v1_root
 from ._layout import check_bind, host_layout
 from ._pin import tree_digest, verify_pin
+from ._pool import WarmPool
 from ._probe import GvisorRuntime, find_bwrap, find_gvisor
 from ._protocols import RunStoreLike, SecretSource
 from ._reap import reap_leftovers
@@ -27,6 +28,7 @@ __all__ = [
     "RunStoreLike",
     "Sandbox",
     "SecretSource",
+    "WarmPool",
     "build_spec",
     "cgroup_v1_root",
     "check_bind",

@@ -83,6 +83,7 @@ class Sandbox:
         audit: AuditSink | None,
         runsc: str | None,
         proxy: EgressProxy | None = None,
+        cpu_offset_ns: int = 0,
     ) -> None:
         self.spec = spec
         self.run_id = run_id
@@ -98,6 +99,7 @@ class Sandbox:
         self._audit = audit
         self._runsc = runsc
         self._proxy = proxy
+        self._cpu_offset_ns = cpu_offset_ns
         self._reason: EndReason | None = None
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -160,7 +162,7 @@ class Sandbox:
             self._finish()
 
     def _watch(self) -> None:
-        cpu_ns = self.spec.cpu_seconds * 1e9
+        cpu_ns = self.spec.cpu_seconds * 1e9 + self._cpu_offset_ns
         while True:
             try:
                 self._proc.wait(timeout=POLL_INTERVAL_S)
@@ -193,7 +195,7 @@ class Sandbox:
             end_reason=reason,
             exit_code=exit_code,
             signal=sig,
-            cpu_seconds=round(usage.cpu_ns / 1e9, 3),
+            cpu_seconds=round(max(0, usage.cpu_ns - self._cpu_offset_ns) / 1e9, 3),
             memory_peak_bytes=usage.memory_bytes,
             oom_kills=usage.oom_kills,
         )
@@ -282,7 +284,66 @@ def launch(
     ranges the operator listed (tests pass a mapping resolver; nothing else needs them).
     ``pins``: (package directory, approved digest) pairs verified before the start.
     """
-    run_id = run_id or uuid.uuid4().hex
+    s = _start(
+        spec, state=state, run_id=run_id or uuid.uuid4().hex, secrets=secrets, audit=audit,
+        stdin=stdin, stdout=stdout, stderr=stderr, protected=protected,
+        egress_resolver=egress_resolver, egress_ranges=egress_ranges, pins=pins,
+    )  # fmt: skip
+    return s.handle(audit)
+
+
+@dataclass
+class _Started:
+    """A sandbox process under its cgroup, not yet watched (the pool holds these)."""
+
+    spec: SandboxSpec
+    run_id: str
+    backend: str
+    proc: subprocess.Popen[bytes]
+    prepared: Prepared
+    cgroup: Cgroup
+    live: LiveRun
+    state: Path
+    runsc: str | None
+    proxy: EgressProxy | None
+
+    def handle(self, audit: AuditSink | None, cpu_offset_ns: int = 0) -> Sandbox:
+        return Sandbox(
+            spec=self.spec, run_id=self.run_id, backend=self.backend, proc=self.proc,
+            prepared=self.prepared, cgroup=self.cgroup, live=self.live, state=self.state,
+            audit=audit, runsc=self.runsc, proxy=self.proxy, cpu_offset_ns=cpu_offset_ns,
+        )  # fmt: skip
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        if self.proxy is not None:
+            self.proxy.close()
+        destroy(self.live, self.runsc)
+        LiveRun.forget(self.state, self.run_id)
+
+
+def _start(
+    spec: SandboxSpec,
+    *,
+    state: Path,
+    run_id: str,
+    secrets: Any,
+    audit: AuditSink | None,
+    stdin: int | IO[Any] | None,
+    stdout: int | IO[Any] | None,
+    stderr: int | IO[Any] | None,
+    protected: tuple[str, ...],
+    egress_resolver: Callable[[str], list[str]],
+    egress_ranges: tuple[IPNetwork, ...],
+    pins: tuple[tuple[str, str], ...],
+    argv_wrapper: Callable[[SandboxSpec], SandboxSpec] | None = None,
+) -> _Started:
     backend = spec.runtime.value
     try:
         if os.geteuid() != 0:
@@ -305,6 +366,8 @@ def launch(
         if spec.runtime == Runtime.KUBERNETES:
             raise SandboxError("runtime kubernetes is not a local runtime", "use gvisor")
         spec = check_spec_binds(spec, (str(state), *protected))
+        if argv_wrapper is not None:
+            spec = argv_wrapper(spec)
         for tree, digest in pins:
             verify_pin(Path(tree), digest)
         root = cgroup_v1_root()
@@ -395,7 +458,7 @@ def launch(
         else:
             data["gvisor_waived"] = True
         audit.append("sandbox.launched", data, run_id=run_id)
-    return Sandbox(
+    return _Started(
         spec=spec, run_id=run_id, backend=backend, proc=proc, prepared=prepared, cgroup=cgroup,
-        live=live, state=state, audit=audit, runsc=rt.runsc if rt else None, proxy=proxy,
+        live=live, state=state, runsc=rt.runsc if rt else None, proxy=proxy,
     )  # fmt: skip
