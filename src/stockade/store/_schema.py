@@ -34,6 +34,34 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX evidence_run ON evidence(run_id, id);
     """,
+    # 2: approval requests (state machine in stockade.approvals), their transitions, kill switch
+    """
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        state TEXT NOT NULL,
+        category TEXT NOT NULL,
+        session TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX approvals_state ON approvals(state, created_at);
+    CREATE TABLE approval_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id TEXT NOT NULL REFERENCES approvals(id) ON DELETE CASCADE,
+        ts TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX approval_events_request ON approval_events(request_id, id);
+    CREATE TABLE kill_switch (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        engaged INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        ts TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,58 @@
+"""Veto controls: human approval for sensitive tool calls.
+
+- :mod:`._binding`, :mod:`._bind`: a request is bound to the exact call (digest over server, image
+  digest, tool, canonical arguments, policy hash, session); re-checked and consumed before dispatch;
+- :mod:`._machine`: the pure state machine (transition table; illegal events raise);
+- :mod:`._classify`: which sensitive categories a call falls in (unknown means sensitive);
+- :mod:`._store`: persistence in the run store's SQLite file, and the kill switch;
+- :mod:`._approver`: :class:`StoreApprover`, the gateway's ``Approver``.
+
+See docs/approvals.md.
+"""
+
+from ._approver import StoreApprover, Waiter
+from ._bind import new_request, recheck
+from ._binding import CallBinding, canonical_arguments
+from ._classify import Classification, ClassifierRules, classify, rules_from_policy
+from ._errors import ApprovalNotFound, BindingMismatch, IllegalTransition, LoginRefused
+from ._kill import KillSwitch
+from ._machine import (
+    TERMINAL,
+    TRANSITIONS,
+    ApprovalRequest,
+    AuditRecord,
+    Event,
+    EventKind,
+    State,
+    apply,
+    expire_if_due,
+)
+from ._store import ApprovalStore
+
+__all__ = [
+    "TERMINAL",
+    "TRANSITIONS",
+    "ApprovalNotFound",
+    "ApprovalRequest",
+    "ApprovalStore",
+    "AuditRecord",
+    "BindingMismatch",
+    "CallBinding",
+    "Classification",
+    "ClassifierRules",
+    "Event",
+    "EventKind",
+    "IllegalTransition",
+    "KillSwitch",
+    "LoginRefused",
+    "State",
+    "StoreApprover",
+    "Waiter",
+    "apply",
+    "canonical_arguments",
+    "classify",
+    "expire_if_due",
+    "new_request",
+    "recheck",
+    "rules_from_policy",
+]

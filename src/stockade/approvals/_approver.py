@@ -1,0 +1,121 @@
+""":class:`StoreApprover`, the gateway's ``Approver``: record, wait for an operator, re-check.
+
+``decide(call, decision)``:
+
+1. kill switch engaged -> deny (recorded);
+2. record a pending request bound to the exact call (per-category timeout from the policy);
+3. wait, in bounded steps, for an operator decision written to the store by another channel
+   (``stockade approvals approve``, the web page); the deadline expires it -> deny;
+4. approved -> re-check against the *current* policy hash, image and kill switch immediately
+   before returning (single use: the approval is consumed) -> allow; anything else -> deny.
+
+Every error path answers deny (a :class:`~stockade.errors.StockadeError` is turned into a deny
+decision naming it; the gateway also bounds the whole wait).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+
+from stockade.errors import StockadeError
+from stockade.models import Category, Clock, Decision, ToolCall
+
+from ._bind import new_request, recheck
+from ._machine import Event, State
+from ._store import ApprovalStore
+
+__all__ = ["StoreApprover", "Waiter"]
+
+#: ``wait(seconds)`` blocks at most ``seconds`` (tests pass one that advances a fake clock).
+Waiter = Callable[[float], None]
+
+
+def _event_wait(seconds: float) -> None:
+    threading.Event().wait(seconds)
+
+
+class StoreApprover:
+    def __init__(
+        self,
+        store: ApprovalStore,
+        clock: Clock,
+        *,
+        policy_hash: Callable[[], str],
+        timeout_for: Callable[[Category], float],
+        image_digest: Callable[[str], str | None] = lambda server: None,
+        poll_s: float = 0.2,
+        wait: Waiter = _event_wait,
+        new_id: Callable[[], str] = lambda: "apr_" + secrets.token_hex(8),
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._policy_hash = policy_hash
+        self._timeout_for = timeout_for
+        self._image_digest = image_digest
+        self._poll = poll_s
+        self._wait = wait
+        self._new_id = new_id
+
+    def decide(self, call: ToolCall, decision: Decision) -> Decision:
+        try:
+            return self._decide(call, decision)
+        except StockadeError as e:
+            return Decision.deny(f"approval failed: {e.what}", rule="approvals")
+
+    def _decide(self, call: ToolCall, decision: Decision) -> Decision:
+        kill = self._store.kill_switch()
+        if kill.engaged:
+            return Decision.deny(f"the kill switch is engaged ({kill.reason})", rule="approvals")
+        if decision.category is None:
+            return Decision.deny("approval requested without a category", rule="approvals")
+        request = new_request(
+            call,
+            decision,
+            request_id=self._new_id(),
+            image_digest=self._image_digest(call.server),
+            policy_hash=self._policy_hash(),
+            now=self._clock.now(),
+            timeout_s=self._timeout_for(decision.category),
+        )
+        self._store.add(request)
+        # Bounded: at most ceil(timeout / poll) + 1 rounds whatever the clock does.
+        rounds = int(self._timeout_for(decision.category) / self._poll) + 2
+        for _ in range(rounds):
+            current = self._store.get(request.id, now=self._clock.now())
+            if current.state != State.PENDING:
+                break
+            self._wait(self._poll)
+        else:
+            current = self._store.get(request.id, now=self._clock.now())
+        if current.state == State.PENDING:
+            # The clock did not reach the deadline within the bounded rounds: cancel, deny.
+            self._store.transition(
+                current.id,
+                Event(
+                    kind="cancel",
+                    by="stockade",
+                    channel="system",
+                    at=self._clock.now(),
+                    reason="no decision within the approver's bounded wait",
+                ),
+            )
+            return Decision.deny("no decision within the approval wait", rule="approvals")
+        if current.state != State.APPROVED:
+            why = current.note or current.state.value
+            return Decision.deny(
+                f"approval {current.state.value} by {current.decided_by or 'stockade'}: {why}",
+                rule="approvals",
+            )
+        verdict, after, record = recheck(
+            current,
+            call,
+            image_digest=self._image_digest(call.server),
+            policy_hash=self._policy_hash(),
+            now=self._clock.now(),
+            killed=self._store.kill_switch().engaged,
+        )
+        if record is not None:
+            self._store.save(current, after, record)
+        return verdict

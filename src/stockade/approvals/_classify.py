@@ -1,0 +1,190 @@
+"""Classification of a tool call into the sensitive categories (pure).
+
+Sources, combined (every category found is reported, never only the first):
+
+1. the operator's tool rules: a rule's ``category`` names the tool's category; a rule that allows
+   at tier ``low``/``medium`` without a category marks the tool as not sensitive *by itself*;
+2. argument inspection, recursively through objects and lists:
+   - a URL (any scheme with ``//``) whose host is not an approved domain -> ``new_network_domain``
+     (and ``exfiltration`` when the tool is also declared a sink);
+   - a path (absolute, ``~``, or containing ``..``) outside the allowlist -> ``file_access``;
+   - an amount (a number under a key such as ``amount``/``price``/``total``) above the limit
+     -> ``financial``;
+   - a key naming a credential (``password``, ``token``, ``secret``, ``api_key``...) with a
+     non-empty value -> ``credentials``.
+3. unknown means sensitive: a tool no rule mentions is sensitive (category ``exfiltration``, the
+   strictest: only an operator channel may approve it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field
+
+from stockade.models import Category, Decision, Frozen, RiskTier, ToolCall
+from stockade.policy import Policy, domain_matches
+from stockade.textsafe import safe_text
+
+__all__ = ["Classification", "ClassifierRules", "classify", "rules_from_policy"]
+
+_AMOUNT_KEYS = re.compile(r"(?i)(amount|price|total|sum|value|cost|payment|transfer|fee)")
+_CRED_KEYS = re.compile(r"(?i)(passw|secret|token|api[_-]?key|credential|private[_-]?key|otp)")
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+")
+_MAX_NODES = 10_000
+
+
+class ClassifierRules(Frozen):
+    """What the operator declared; built from a policy by :func:`rules_from_policy`."""
+
+    tool_categories: dict[str, Category] = Field(default_factory=dict)
+    safe_tools: tuple[str, ...] = ()
+    sinks: tuple[str, ...] = ()
+    approved_domains: tuple[str, ...] = ()
+    path_allowlist: tuple[str, ...] = ()
+    amount_limit: float = 0.0
+
+
+class Classification(Frozen):
+    categories: tuple[Category, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def sensitive(self) -> bool:
+        return bool(self.categories)
+
+    def decision(self) -> Decision:
+        """``require_approval`` with the first category (by policy order), else ``allow``."""
+        if not self.categories:
+            return Decision.allow("no sensitive category", rule="classify")
+        return Decision.require_approval(
+            "; ".join(self.reasons), self.categories[0], rule="classify", tier=RiskTier.HIGH
+        )
+
+
+def rules_from_policy(policy: Policy, server: str) -> ClassifierRules:
+    """The classifier rules of ``server`` in ``policy`` (an unknown server has none)."""
+    for s in policy.doc.servers:
+        if s.name != server:
+            continue
+        cats: dict[str, Category] = {}
+        safe: list[str] = []
+        for r in s.tools.rules:
+            if r.category is not None:
+                cats[r.tool] = r.category
+            elif r.action == "allow" and r.tier.rank < RiskTier.HIGH.rank:
+                safe.append(r.tool)
+        return ClassifierRules(
+            tool_categories=cats,
+            safe_tools=tuple(safe),
+            approved_domains=s.network.domains if s.network.mode == "allowlist" else (),
+            path_allowlist=tuple(e.path for e in s.fs_allowlist),
+        )
+    return ClassifierRules()
+
+
+def classify(call: ToolCall, rules: ClassifierRules) -> Classification:
+    found: dict[Category, list[str]] = {}
+
+    def add(cat: Category, why: str) -> None:
+        found.setdefault(cat, []).append(why)
+
+    tool = safe_text(call.tool, single_line=True, limit=80)
+    declared = [
+        c for pat, c in rules.tool_categories.items() if fnmatch.fnmatchcase(call.tool, pat)
+    ]
+    for c in declared:
+        add(c, f"tool {tool!r} is declared {c.value}")
+    known = bool(declared) or any(fnmatch.fnmatchcase(call.tool, p) for p in rules.safe_tools)
+    if not known:
+        add(
+            Category.EXFILTRATION,
+            f"tool {tool!r} is not covered by any rule (unknown is sensitive)",
+        )
+    sink = any(fnmatch.fnmatchcase(call.tool, p) for p in rules.sinks)
+
+    for key, value in _walk(call.arguments):
+        shown_key = safe_text(key, single_line=True, limit=40)
+        if isinstance(value, str):
+            for url in _URL.findall(value):
+                host = _host(url)
+                if host is None or not any(domain_matches(p, host) for p in rules.approved_domains):
+                    shown = safe_text(host or url, single_line=True, limit=80)
+                    add(
+                        Category.NEW_NETWORK_DOMAIN,
+                        f"argument {shown_key!r}: domain {shown!r} was never approved",
+                    )
+                    if sink:
+                        add(Category.EXFILTRATION, f"sink tool {tool!r} sends to {shown!r}")
+            if _looks_like_path(value) and not _path_allowed(value, rules.path_allowlist):
+                shown = safe_text(value, single_line=True, limit=80)
+                add(
+                    Category.FILE_ACCESS,
+                    f"argument {shown_key!r}: path {shown!r} is outside the allowlist",
+                )
+            if _CRED_KEYS.search(key) and value:
+                add(Category.CREDENTIALS, f"argument {shown_key!r} looks like a credential")
+        elif (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and _AMOUNT_KEYS.search(key)
+            and abs(value) > rules.amount_limit
+        ):
+            add(Category.FINANCIAL, f"argument {shown_key!r} is an amount ({value!r})")
+    order = [c for c in Category if c in found]
+    return Classification(
+        categories=tuple(order), reasons=tuple(w for c in order for w in found[c])
+    )
+
+
+def _walk(value: Any, key: str = "", depth: int = 0) -> Iterator[tuple[str, Any]]:
+    stack: list[tuple[str, Any, int]] = [(key, value, depth)]
+    seen = 0
+    while stack:
+        k, v, d = stack.pop()
+        seen += 1
+        if seen > _MAX_NODES or d > 64:
+            # Too large to inspect fully: report a value that is always sensitive.
+            yield "arguments", "file:///<arguments too large to inspect>"
+            return
+        if isinstance(v, dict):
+            stack.extend((str(kk), vv, d + 1) for kk, vv in v.items())
+        elif isinstance(v, list | tuple):
+            stack.extend((k, vv, d + 1) for vv in v)
+        else:
+            yield k, v
+
+
+def _host(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    return host or None
+
+
+def _looks_like_path(value: str) -> bool:
+    if "://" in value or "\n" in value or len(value) > 4096:
+        return False
+    return value.startswith(("/", "~")) or ".." in value.split("/")
+
+
+def _path_allowed(value: str, allowlist: tuple[str, ...]) -> bool:
+    if value.startswith("~"):
+        return False
+    norm = posixpath.normpath(value)
+    if norm.startswith("..") or (
+        value.startswith("/") and not any(a.startswith("/") for a in allowlist)
+    ):
+        return False
+    for a in allowlist:
+        base = posixpath.normpath(a)
+        if norm == base or norm.startswith(base.rstrip("/") + "/"):
+            return True
+    return False

@@ -1,0 +1,318 @@
+"""Approval requests, their transitions and the kill switch in the run store's SQLite file.
+
+Each thread gets its own connection (the gateway's approver waits in a worker thread; the CLI and
+the web page write decisions from other processes). Every write is one ``BEGIN IMMEDIATE``
+transaction with a compare-and-set on the state, so two channels deciding at once cannot both win.
+Reading a request whose deadline has passed expires it (persisted and audited): a restart can
+find a request pending or expired, never approved.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from stockade.errors import StoreError
+from stockade.models import AuditSink
+from stockade.store import RunStore
+
+from ._errors import ApprovalNotFound, IllegalTransition
+from ._kill import KillSwitch
+from ._machine import ApprovalRequest, AuditRecord, Event, State, apply, expire_if_due
+
+__all__ = ["ApprovalStore"]
+
+
+def _iso(t: datetime) -> str:
+    if t.tzinfo is None:
+        raise StoreError(f"naive timestamp {t!r} given to the approval store", "use UTC datetimes")
+    return t.astimezone(UTC).isoformat()
+
+
+class ApprovalStore:
+    """Persistence adapter; the decisions themselves are made by the pure machine."""
+
+    def __init__(self, path: Path | str, *, audit: AuditSink | None = None) -> None:
+        self.path = Path(path)
+        self._audit = audit
+        self._local = threading.local()
+        self._stores: list[RunStore] = []
+        self._lock = threading.Lock()
+        self._conn()  # migrate now: fail at start, not at the first approval
+
+    # -- connections ----------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        store: RunStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = RunStore.open(self.path)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store.connection
+
+    def close(self) -> None:
+        with self._lock:
+            for s in self._stores:
+                s.close()
+            self._stores.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> ApprovalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def _emit(self, record: AuditRecord | None) -> None:
+        if record is not None and self._audit is not None:
+            self._audit.append(record.type, record.data, session_id=record.session_id)
+
+    # -- requests -------------------------------------------------------------------------------
+    def add(self, request: ApprovalRequest) -> ApprovalRequest:
+        if request.state != State.PENDING:
+            raise IllegalTransition(
+                f"approval {request.id}: only pending requests are recorded, got "
+                f"{request.state.value}",
+                "create requests with new_request()",
+            )
+        try:
+            with self._tx() as c:
+                c.execute(
+                    "INSERT INTO approvals (id, digest, state, category, session, created_at, "
+                    "expires_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        request.id,
+                        request.digest,
+                        request.state.value,
+                        request.category.value,
+                        request.call.session,
+                        _iso(request.created_at),
+                        _iso(request.expires_at),
+                        request.model_dump_json(),
+                    ),
+                )
+        except sqlite3.IntegrityError as e:
+            raise StoreError(
+                f"approval {request.id!r} already exists", "approval ids are unique"
+            ) from e
+        if self._audit is not None:
+            self._audit.append(
+                "approval.requested",
+                {
+                    "id": request.id,
+                    "digest": request.digest,
+                    "server": request.call.server,
+                    "tool": request.call.tool,
+                    "category": request.category.value,
+                    "reason": request.reason,
+                    "rule": request.rule,
+                    "expires_at": request.expires_at.isoformat(),
+                    "policy_hash": request.binding.policy_hash,
+                },
+                session_id=request.call.session or None,
+            )
+        return request
+
+    def get(self, request_id: str, *, now: datetime) -> ApprovalRequest:
+        """The request as of ``now`` (expired first if its deadline has passed)."""
+        with self._tx() as c:
+            req = self._read(c, request_id)
+            updated, record = expire_if_due(req, now)
+            if record is not None:
+                self._write(c, req, updated, record)
+        self._emit(record)
+        return updated
+
+    def list(
+        self, *, now: datetime, states: tuple[State, ...] = (), limit: int = 100
+    ) -> builtins.list[ApprovalRequest]:
+        """Requests, oldest first, expiring any that are due; optionally only in ``states``."""
+        self.expire_due(now)
+        c = self._conn()
+        if states:
+            marks = ", ".join("?" for _ in states)
+            rows = c.execute(
+                f"SELECT data FROM approvals WHERE state IN ({marks}) "  # noqa: S608 - marks only
+                "ORDER BY created_at, rowid LIMIT ?",
+                (*(s.value for s in states), limit),
+            ).fetchall()
+        else:
+            rows = c.execute(
+                "SELECT data FROM approvals ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_parse(r["data"]) for r in rows]
+
+    def expire_due(self, now: datetime) -> builtins.list[ApprovalRequest]:
+        """Expire every open request whose deadline has passed (what a restart does first)."""
+        records: builtins.list[AuditRecord] = []
+        out: builtins.list[ApprovalRequest] = []
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT data FROM approvals WHERE state IN ('pending', 'approved') "
+                "AND expires_at <= ?",
+                (_iso(now),),
+            ).fetchall()
+            for r in rows:
+                req = _parse(r["data"])
+                updated, record = expire_if_due(req, now)
+                if record is not None:
+                    self._write(c, req, updated, record)
+                    records.append(record)
+                    out.append(updated)
+        for rec in records:
+            self._emit(rec)
+        return out
+
+    def transition(self, request_id: str, event: Event) -> ApprovalRequest:
+        """Apply ``event`` (expiring first if due); illegal events raise and change nothing."""
+        with self._tx() as c:
+            req = self._read(c, request_id)
+            current, expired = expire_if_due(req, event.at)
+            if expired is not None:
+                self._write(c, req, current, expired)
+        # The expiry is committed even when the event is then refused.
+        self._emit(expired)
+        with self._tx() as c:
+            req = self._read(c, request_id)
+            updated, record = apply(req, event)
+            self._write(c, req, updated, record)
+        self._emit(record)
+        return updated
+
+    def save(self, before: ApprovalRequest, after: ApprovalRequest, record: AuditRecord) -> None:
+        """Persist a transition computed by the pure core (e.g. :func:`recheck`)."""
+        with self._tx() as c:
+            self._write(c, before, after, record)
+        self._emit(record)
+
+    def events(self, request_id: str) -> builtins.list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT data FROM approval_events WHERE request_id = ? ORDER BY id", (request_id,)
+        )
+        return [json.loads(r["data"]) for r in rows]
+
+    def _read(self, c: sqlite3.Connection, request_id: str) -> ApprovalRequest:
+        row = c.execute("SELECT data FROM approvals WHERE id = ?", (request_id,)).fetchone()
+        if row is None:
+            raise ApprovalNotFound(
+                f"no approval request {request_id!r}", "list them with: stockade approvals list"
+            )
+        return _parse(row["data"])
+
+    def _write(
+        self,
+        c: sqlite3.Connection,
+        before: ApprovalRequest,
+        after: ApprovalRequest,
+        record: AuditRecord,
+    ) -> None:
+        cur = c.execute(
+            "UPDATE approvals SET state = ?, data = ? WHERE id = ? AND state = ?",
+            (after.state.value, after.model_dump_json(), before.id, before.state.value),
+        )
+        if cur.rowcount != 1:
+            raise IllegalTransition(
+                f"approval {before.id} changed state concurrently (expected {before.state.value})",
+                "show it again and decide on its current state",
+            )
+        c.execute(
+            "INSERT INTO approval_events (request_id, ts, data) VALUES (?, ?, ?)",
+            (before.id, record.data["at"], json.dumps(record.data, sort_keys=True)),
+        )
+
+    # -- kill switch ----------------------------------------------------------------------------
+    def kill_switch(self) -> KillSwitch:
+        row = (
+            self._conn()
+            .execute("SELECT engaged, reason, by, ts FROM kill_switch ORDER BY id DESC LIMIT 1")
+            .fetchone()
+        )
+        if row is None:
+            return KillSwitch.off()
+        return KillSwitch(
+            engaged=bool(row["engaged"]),
+            reason=row["reason"],
+            by=row["by"],
+            at=datetime.fromisoformat(row["ts"]),
+        )
+
+    def kill_history(self, limit: int = 20) -> builtins.list[KillSwitch]:
+        rows = self._conn().execute(
+            "SELECT engaged, reason, by, ts FROM kill_switch ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [
+            KillSwitch(
+                engaged=bool(r["engaged"]),
+                reason=r["reason"],
+                by=r["by"],
+                at=datetime.fromisoformat(r["ts"]),
+            )
+            for r in rows
+        ]
+
+    def set_kill(self, *, engaged: bool, by: str, reason: str, now: datetime) -> builtins.list[str]:
+        """Engage (cancelling every open request) or lift the switch; returns cancelled ids."""
+        if not reason.strip():
+            raise StoreError(
+                "the kill switch needs a reason", "say why: stockade kill --reason '...'"
+            )
+        records: builtins.list[AuditRecord] = []
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO kill_switch (engaged, reason, by, ts) VALUES (?, ?, ?, ?)",
+                (int(engaged), reason, by, _iso(now)),
+            )
+            if engaged:
+                rows = c.execute(
+                    "SELECT data FROM approvals WHERE state IN ('pending', 'approved')"
+                ).fetchall()
+                for r in rows:
+                    req = _parse(r["data"])
+                    ev = Event(
+                        kind="cancel",
+                        by=by,
+                        channel="system",
+                        at=now,
+                        reason=f"kill switch: {reason}",
+                    )
+                    updated, record = apply(req, ev)
+                    self._write(c, req, updated, record)
+                    records.append(record)
+        if self._audit is not None:
+            self._audit.append(
+                "approval.kill_switch",
+                {"engaged": engaged, "by": by, "reason": reason, "at": now.isoformat()},
+            )
+        for rec in records:
+            self._emit(rec)
+        return [str(r.data["id"]) for r in records]
+
+
+def _parse(raw: str) -> ApprovalRequest:
+    try:
+        return ApprovalRequest.model_validate_json(raw)
+    except ValidationError as e:
+        raise StoreError(
+            f"an approval row in the run store is invalid: {e.errors()[0]['msg']}",
+            "the store may be corrupt or written by another version; move it aside",
+        ) from e
