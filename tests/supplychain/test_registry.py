@@ -26,6 +26,7 @@ from stockade.supplychain import (
     push_signature,
     require_pinned,
     sign_image,
+    unpack_image,
     verify_remote_image,
 )
 
@@ -90,6 +91,9 @@ def test_a_signed_allowlisted_image_verifies_and_pulls_into_the_store(
     assert index["manifests"][0]["digest"] == ref.digest
     for blob in (store_dir / "blobs" / "sha256").iterdir():
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+    rootfs = unpack_image(store_dir, digest, store_dir.parent / "rootfs-cache")
+    assert (rootfs / "bin" / "tool").read_bytes() == b"#!/bin/true\n"
+    assert unpack_image(store_dir, digest, store_dir.parent / "rootfs-cache") == rootfs
 
 
 @pytest.mark.guarantee("image-reject-unsigned")

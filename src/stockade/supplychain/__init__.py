@@ -35,6 +35,7 @@ from ._sign import PrivateKey, load_private_key, sign_bytes, sign_image
 from ._sigstore_oci import fetch_signatures, push_signature, signature_tag
 from ._simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload, parse_payload
 from ._trustroot import TrustedRootMaterial, read_trusted_root
+from ._unpack import LAYER_MEDIA_TYPES, UnpackLimits, unpack_image, unpack_layer
 from ._verify import VerifiedImage, pull_image, require_pinned, verify_remote_image
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "ANNOTATION_CHAIN",
     "ANNOTATION_SIGNATURE",
     "DEFAULT_REGISTRY",
+    "LAYER_MEDIA_TYPES",
     "SIMPLESIGNING_MEDIA_TYPE",
     "AllowlistDecision",
     "BundleEvidence",
@@ -67,6 +69,7 @@ __all__ = [
     "SignatureVerificationError",
     "TrustMaterialError",
     "TrustedRootMaterial",
+    "UnpackLimits",
     "VerificationPolicy",
     "VerifiedImage",
     "fetch_signatures",
@@ -86,6 +89,8 @@ __all__ = [
     "sign_bytes",
     "sign_image",
     "signature_tag",
+    "unpack_image",
+    "unpack_layer",
     "verify_attestation_bundle",
     "verify_bundle",
     "verify_bundle_with_key",
