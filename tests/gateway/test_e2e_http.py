@@ -43,12 +43,12 @@ async def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("gateway did not listen")
 
 
-async def drive(url: str, token: str) -> dict[str, Any]:
+async def drive(url: str, token: str, mode: str = "legacy") -> dict[str, Any]:
     seen: dict[str, Any] = {}
     auth = {"Authorization": f"Bearer {token}"}
     async with (
         httpx2.AsyncClient(headers=auth) as http,
-        Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
     ):
         seen["tools"] = [t.name for t in (await client.list_tools()).tools]
         seen["echo"] = await client.call_tool("evil__echo", {"message": "over http"})
@@ -89,6 +89,9 @@ def test_sdk_client_over_http_through_the_gateway(tmp_path: Path) -> None:
     try:
         asyncio.run(asyncio.wait_for(wait_listening(port, proc), 40))
         seen = asyncio.run(asyncio.wait_for(drive(f"http://127.0.0.1:{port}/mcp", TOKEN), 60))
+        modern = asyncio.run(
+            asyncio.wait_for(drive(f"http://127.0.0.1:{port}/mcp", TOKEN, "2026-07-28"), 60)
+        )
         with pytest.raises(Exception):  # noqa: B017,PT011 - any failure: the server refuses
             asyncio.run(
                 asyncio.wait_for(drive(f"http://127.0.0.1:{port}/mcp", "wrong-" + TOKEN), 30)
@@ -104,3 +107,5 @@ def test_sdk_client_over_http_through_the_gateway(tmp_path: Path) -> None:
     assert seen["tools"] == ["evil__echo", "stockade__get_run_trace"]
     assert "Echo: over http" in seen["echo"].content[0].text
     assert seen["denied"].is_error
+    assert modern["tools"] == seen["tools"]  # the stateless 2026-07-28 era, no session
+    assert "Echo: over http" in modern["echo"].content[0].text

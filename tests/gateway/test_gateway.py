@@ -369,3 +369,25 @@ def test_a_tool_listed_twice_is_never_exposed() -> None:
     rec = reconcile(first.pins, "p", [a, b], tofu=True)
     assert rec.exposed == {}
     assert rec.pending["echo"].reason == "duplicate"
+
+
+def test_stateless_era_requests_are_answered_and_unknown_versions_refused(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> tuple[Any, Any]:
+        meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+        params = {"name": "evil__echo", "arguments": {"message": "hi"}, "_meta": meta}
+        ok = await gw.handle(
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, client="agent"
+        )
+        bad_meta = {"io.modelcontextprotocol/protocolVersion": "2099-01-01"}
+        bad = await gw.handle(
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": bad_meta}},
+            client="agent",
+        )
+        return ok, bad
+
+    ok, bad = run_gateway(tmp_path, [evil_spec(tofu=True)], body, allow=ALLOW)
+    assert ok["result"]["resultType"] == "complete"
+    assert "Echo: hi" in ok["result"]["content"][0]["text"]
+    assert bad["error"]["code"] == -32602

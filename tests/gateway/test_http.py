@@ -212,3 +212,36 @@ def test_the_transport_refuses_short_or_missing_tokens(tmp_path: Path) -> None:
         HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={})
     with pytest.raises(ConfigError):
         HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={"a": "short"})
+
+
+MODERN = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+
+
+@pytest.mark.guarantee("gw-http-auth")
+def test_the_stateless_era_needs_no_session_but_header_and_body_must_agree(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(c: httpx.AsyncClient) -> None:
+        disc = await c.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "server/discover"}, headers=headers()
+        )
+        assert "2026-07-28" in disc.json()["result"]["supportedVersions"]
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": MODERN}}
+        ok = await c.post(
+            "/mcp", json=listing, headers=headers(**{"mcp-protocol-version": "2026-07-28"})
+        )
+        result = ok.json()["result"]
+        assert [t["name"] for t in result["tools"]] == ["evil__echo"]
+        assert result["resultType"] == "complete"
+        assert result["cacheScope"] == "private"
+        mismatch = await c.post(
+            "/mcp", json=listing, headers=headers(**{"mcp-protocol-version": "2025-11-25"})
+        )
+        assert mismatch.status_code == 400
+        missing = await c.post("/mcp", json=listing, headers=headers())
+        assert missing.status_code == 400
+        h = headers(**{"mcp-protocol-version": "2026-07-28"})
+        del h["authorization"]
+        assert (await c.post("/mcp", json=listing, headers=h)).status_code == 401
+
+    with_http(tmp_path, evil_spec(tofu=True), body)

@@ -26,7 +26,7 @@ from stockade.errors import StockadeError
 from stockade.textsafe import safe_text
 
 from ._errors import ConfigError
-from ._gateway import SUPPORTED_VERSIONS, Gateway
+from ._gateway import MODERN_VERSION, SUPPORTED_VERSIONS, VERSION_META, Gateway
 from ._jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response, parse_message
 
 __all__ = ["HttpTransport", "check_bind", "serve_http"]
@@ -116,7 +116,7 @@ class HttpTransport:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         version = request.headers.get("mcp-protocol-version")
-        if version is not None and version not in SUPPORTED_VERSIONS:
+        if version is not None and version not in (*SUPPORTED_VERSIONS, MODERN_VERSION):
             return JSONResponse(
                 error_response(None, INVALID_REQUEST, "unsupported protocol version"), 400
             )
@@ -146,7 +146,18 @@ class HttpTransport:
             code, text, rid = msg
             return JSONResponse(error_response(rid, code, text), 400)
         headers: dict[str, str] = {}
-        if msg.get("method") == "initialize":
+        params = msg.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        body_version = meta.get(VERSION_META) if isinstance(meta, dict) else None
+        header_version = request.headers.get("mcp-protocol-version")
+        if body_version is not None or msg.get("method") == "server/discover":
+            # 2026-07-28: stateless; the header must agree with the body's _meta version
+            if body_version is not None and header_version != body_version:
+                err = error_response(
+                    msg.get("id"), INVALID_REQUEST, "MCP-Protocol-Version header and _meta disagree"
+                )
+                return JSONResponse(err, 400)
+        elif msg.get("method") == "initialize":
             sid = secrets.token_urlsafe(24)
             if len(self._sessions) >= _MAX_SESSIONS:  # oldest first: dicts keep insertion order
                 self._sessions.pop(next(iter(self._sessions)))
