@@ -11,10 +11,12 @@ from stockade.errors import StockadeError
 from stockade.textsafe import safe_text
 
 from ._admit import admit
+from ._approvals import approvals, kill
 from ._audit import audit
 from ._demo import demo
 from ._gateway import gateway, policy_import, tools
 from ._image import image
+from ._k8s import k8s
 from ._policy import policy
 from ._run import run
 from ._runs import runs, trace
@@ -40,6 +42,9 @@ cli.add_command(secret)
 cli.add_command(image)
 cli.add_command(gateway)
 cli.add_command(tools)
+cli.add_command(approvals)
+cli.add_command(kill)
+cli.add_command(k8s)
 policy.add_command(policy_import)
 
 

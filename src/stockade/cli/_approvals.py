@@ -1,0 +1,222 @@
+"""``stockade approvals list|show|approve|deny|watch`` and ``stockade kill [--lift]``.
+
+Decisions are written to the run store, where the gateway's approver waits for them. Every
+string that came from a tool call (server, tool, arguments, reasons) goes through ``safe_text``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from stockade import paths
+from stockade.approvals import ApprovalRequest, ApprovalStore, Event, State
+from stockade.models import SystemClock
+from stockade.textsafe import safe_text
+
+__all__ = ["approvals", "kill"]
+
+_store_option = click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Run store (SQLite). Default: $STOCKADE_HOME/runs.db",
+)
+_by_option = click.option(
+    "--by", default=None, help="Operator name recorded with the decision (default: your login)."
+)
+
+
+def s(value: object, limit: int = 200) -> str:
+    return safe_text(str(value), single_line=True, limit=limit)
+
+
+def _open(store_path: Path | None) -> ApprovalStore:
+    return ApprovalStore(store_path or paths.run_store())
+
+
+def _line(r: ApprovalRequest) -> str:
+    return (
+        f"{s(r.id):<22}  {r.state.value:<9}  {r.category.value:<18}  "
+        f"{s(r.call.server, 30)}__{s(r.call.tool, 40)}  expires {r.expires_at:%Y-%m-%d %H:%M:%S}Z"
+    )
+
+
+def _detail(r: ApprovalRequest) -> str:
+    args = json.dumps(r.call.arguments, sort_keys=True, indent=2, ensure_ascii=False)
+    lines = [
+        f"id          {s(r.id)}",
+        f"state       {r.state.value}",
+        f"category    {r.category.value}",
+        f"why         {s(r.reason, 500)}",
+        f"rule        {s(r.rule or '-')}",
+        f"server      {s(r.call.server)}",
+        f"tool        {s(r.call.tool)}",
+        f"client      {s(r.call.client)}   session {s(r.call.session or '-')}",
+        f"image       {s(r.binding.image_digest or '-')}",
+        f"policy      {s(r.binding.policy_hash)}",
+        f"digest      {r.digest}",
+        f"created     {r.created_at.isoformat()}",
+        f"expires     {r.expires_at.isoformat()}",
+    ]
+    if r.decided_by:
+        lines.append(
+            f"decided     {r.state.value} by {s(r.decided_by)} via {s(r.channel)}"
+            f"{' (' + s(r.note, 300) + ')' if r.note else ''}"
+        )
+    lines.append("arguments (untrusted):")
+    lines += ["  " + safe_text(a, single_line=True, limit=400) for a in args.splitlines()[:200]]
+    return "\n".join(lines)
+
+
+@click.group(name="approvals")
+def approvals() -> None:
+    """Human approval of sensitive tool calls (the gateway waits for these decisions)."""
+
+
+@approvals.command(name="list")
+@_store_option
+@click.option("--all", "show_all", is_flag=True, help="Include decided requests (history).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def list_cmd(store_path: Path | None, show_all: bool, as_json: bool, limit: int) -> None:
+    """List pending approval requests (oldest first), or all with --all (newest first)."""
+    with _open(store_path) as store:
+        states = () if show_all else (State.PENDING,)
+        reqs = store.list(now=SystemClock().now(), states=states, limit=limit)
+        kill = store.kill_switch()
+    if as_json:
+        click.echo(json.dumps([r.model_dump(mode="json") for r in reqs], indent=2))
+        return
+    if kill.engaged:
+        click.echo(f"KILL SWITCH ENGAGED by {s(kill.by)}: {s(kill.reason)}")
+    if not reqs:
+        click.echo("no pending approval requests" if not show_all else "no approval requests")
+        return
+    for r in reqs:
+        click.echo(_line(r))
+
+
+@approvals.command(name="show")
+@click.argument("request_id")
+@_store_option
+@click.option("--json", "as_json", is_flag=True)
+def show(request_id: str, store_path: Path | None, as_json: bool) -> None:
+    """Show one request: the exact call, why it was flagged, its state and history."""
+    with _open(store_path) as store:
+        r = store.get(request_id, now=SystemClock().now())
+        history = store.events(request_id)
+    if as_json:
+        click.echo(json.dumps({"request": r.model_dump(mode="json"), "history": history}))
+        return
+    click.echo(_detail(r))
+    for h in history:
+        click.echo(
+            f"  {s(h['at'])}  {s(h['from'])} -> {s(h['to'])} by {s(h['by'])} via "
+            f"{s(h['channel'])}{'  ' + s(h['reason']) if h.get('reason') else ''}"
+        )
+
+
+def _decide(
+    kind: Literal["approve", "deny"],
+    ids: tuple[str, ...],
+    store_path: Path | None,
+    by: str | None,
+    reason: str,
+) -> None:
+    who = by or getpass.getuser()
+    with _open(store_path) as store:
+        for rid in ids:
+            r = store.transition(
+                rid,
+                Event(
+                    kind=kind,
+                    by=who,
+                    channel="cli",
+                    at=SystemClock().now(),
+                    reason=reason,
+                ),
+            )
+            click.echo(f"{s(r.id)}: {r.state.value} by {s(who)}")
+
+
+@approvals.command(name="approve")
+@click.argument("request_ids", nargs=-1, required=True)
+@_store_option
+@_by_option
+@click.option("--reason", default="", help="Recorded with the decision.")
+def approve_cmd(
+    request_ids: tuple[str, ...], store_path: Path | None, by: str | None, reason: str
+) -> None:
+    """Approve the exact pending call(s) REQUEST_IDS (each once; review with `show` first)."""
+    _decide("approve", request_ids, store_path, by, reason)
+
+
+@approvals.command(name="deny")
+@click.argument("request_ids", nargs=-1, required=True)
+@_store_option
+@_by_option
+@click.option("--reason", default="", help="Recorded with the decision.")
+def deny_cmd(
+    request_ids: tuple[str, ...], store_path: Path | None, by: str | None, reason: str
+) -> None:
+    """Deny the pending call(s) REQUEST_IDS."""
+    _decide("deny", request_ids, store_path, by, reason)
+
+
+@approvals.command(name="watch")
+@_store_option
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0, 86400),
+    default=60.0,
+    show_default=True,
+    help="Stop watching after this many seconds.",
+)
+@click.option("--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True)
+def watch(store_path: Path | None, timeout_s: float, interval: float) -> None:
+    """Print each new pending request as it arrives, for at most --timeout seconds."""
+    clock = SystemClock()
+    deadline = clock.now() + timedelta(seconds=timeout_s)
+    seen: set[str] = set()
+    stop = threading.Event()
+    with _open(store_path) as store:
+        rounds = int(timeout_s / interval) + 1
+        for _ in range(rounds):
+            for r in store.list(now=clock.now(), states=(State.PENDING,)):
+                if r.id not in seen:
+                    seen.add(r.id)
+                    click.echo(_line(r))
+                    click.echo(f"    why: {s(r.reason, 300)}")
+            remaining = (deadline - clock.now()).total_seconds()
+            if remaining <= 0:
+                break
+            stop.wait(min(interval, remaining))
+    click.echo(f"watch ended ({len(seen)} pending seen)")
+
+
+@click.command(name="kill")
+@_store_option
+@_by_option
+@click.option("--lift", is_flag=True, help="Lift the kill switch (an explicit operator action).")
+@click.option("--reason", required=True, help="Why (recorded with the switch).")
+def kill(store_path: Path | None, by: str | None, lift: bool, reason: str) -> None:
+    """Kill switch: deny every pending and new sensitive call until lifted with --lift."""
+    who = by or getpass.getuser()
+    with _open(store_path) as store:
+        cancelled = store.set_kill(engaged=not lift, by=who, reason=reason, now=SystemClock().now())
+    if lift:
+        click.echo(f"kill switch lifted by {s(who)}: {s(reason)}")
+        return
+    click.echo(f"kill switch ENGAGED by {s(who)}: {s(reason)}")
+    click.echo(f"cancelled {len(cancelled)} open approval request(s)")
+    for rid in cancelled:
+        click.echo(f"  {s(rid)}")
