@@ -16,6 +16,7 @@ from ._audit import audit
 from ._demo import demo
 from ._gateway import gateway, policy_import, tools
 from ._image import image
+from ._k8s import k8s
 from ._policy import policy
 from ._run import run
 from ._runs import runs, trace
@@ -43,6 +44,7 @@ cli.add_command(gateway)
 cli.add_command(tools)
 cli.add_command(approvals)
 cli.add_command(kill)
+cli.add_command(k8s)
 policy.add_command(policy_import)
 
 
