@@ -13,6 +13,7 @@ from stockade.textsafe import safe_text
 from ._admit import admit
 from ._approvals import approvals, kill
 from ._audit import audit
+from ._ca import ca
 from ._demo import demo
 from ._gateway import gateway, policy_import, tools
 from ._image import image
@@ -45,6 +46,7 @@ cli.add_command(tools)
 cli.add_command(approvals)
 cli.add_command(kill)
 cli.add_command(k8s)
+cli.add_command(ca)
 policy.add_command(policy_import)
 
 
