@@ -9,6 +9,8 @@ import json
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stockade.supplychain import (
     ANNOTATION_BUNDLE,
@@ -145,3 +147,18 @@ def test_a_key_signed_bundle_verifies_offline_and_binds_the_artifact() -> None:
         verify_bundle_with_key(
             bundle, artifact, key_pem=public_pem(key), trusted_root=FakeLog().trusted_root()
         )
+
+
+_SIGNED_KEY = new_p256()
+_SIGNED = sign_image(load_private_key(_pem(_SIGNED_KEY)), IMAGE)
+
+
+@pytest.mark.guarantee("image-reject-tampered-manifest")
+@given(st.data())
+def test_any_single_byte_edit_of_a_signed_payload_fails_verification(data: st.DataObject) -> None:
+    payload = bytearray(_SIGNED.payload)
+    i = data.draw(st.integers(0, len(payload) - 1))
+    payload[i] = data.draw(st.integers(0, 255).filter(lambda b: b != payload[i]))
+    edited = _SIGNED.model_copy(update={"payload": bytes(payload)})
+    with pytest.raises(SignatureVerificationError):
+        _verify(edited, public_pem(_SIGNED_KEY))
