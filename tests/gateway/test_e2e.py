@@ -275,3 +275,42 @@ def test_server_everything_runs_in_gvisor_behind_the_gateway(
     trace = seen["trace"].structured_content["servers"]["everything"]
     assert trace["run"]["backend"] == "gvisor"
     assert trace["gvisor_waived"] is False
+
+
+async def sdk_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "stockade",
+            "gateway",
+            "--policy",
+            str(policy),
+            "--stdio",
+            "--unsafe-no-sandbox",
+        ],
+        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
+    )
+    async with Client(params, read_timeout_seconds=30) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        echo = await client.call_tool("sdk__echo", {"message": "from the SDK server"})
+        bad = await client.call_tool("sdk__echo", {"message": 5})
+    return {"tools": tools, "echo": echo, "bad": bad}
+
+
+@pytest.mark.guarantee("gw-args-validated")
+def test_a_python_sdk_server_behind_the_gateway(tmp_path: Path) -> None:
+    server = Path(__file__).parent / "servers" / "sdk_echo.py"
+    spec = {
+        "name": "sdk",
+        "command": [sys.executable, str(server)],
+        "tofu": True,
+        "tools": {"echo": {"action": "allow"}},
+    }
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({"gateway": {"servers": [spec]}}))
+    seen = asyncio.run(asyncio.wait_for(sdk_session(tmp_path, path), 60))
+    assert "sdk__echo" in seen["tools"]
+    assert "Echo: from the SDK server" in seen["echo"].content[0].text
+    assert seen["bad"].is_error
+    assert "arguments" in seen["bad"].content[0].text
