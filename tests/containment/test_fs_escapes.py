@@ -114,3 +114,22 @@ def test_a_single_file_can_be_bound_read_only(run: Runner, shared_dir: Path) -> 
     assert '{"k": 1}' in r.stdout
     assert "WROTE" not in r.stdout
     assert f.read_text() == '{"k": 1}'
+
+
+@pytest.mark.guarantee("sandbox-writable-only-tmp")
+def test_no_file_can_be_created_outside_tmp_and_writable_binds(run: Runner) -> None:
+    payload = """
+import os
+for p in ["/dev/shm/x", "/dev/x", "/run/x", "/proc/x", "/x", "/etc/x", "/var/x"]:
+    try:
+        fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+        print("CREATED", p)
+    except OSError as e:
+        print("blocked", p, e.errno)
+open("/tmp/ok", "w").write("fine")
+print("tmp ok")
+"""
+    r = run(payload)
+    assert "CREATED" not in r.stdout, r.stdout
+    assert "tmp ok" in r.stdout

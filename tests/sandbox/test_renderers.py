@@ -75,7 +75,9 @@ def test_the_bwrap_command_unshares_everything_and_drops_all_capabilities() -> N
     assert a[a.index("--cap-drop") + 1] == "ALL"
     assert a[a.index("--seccomp") + 1] == "7"
     assert a[a.index("--remount-ro") + 1] == "/run/secrets"
-    assert a[a.index("--seccomp") - 2 : a.index("--seccomp")] == ["--remount-ro", "/"]
+    assert a[a.index("--seccomp") - 4 : a.index("--seccomp")] == [
+        "--remount-ro", "/dev", "--remount-ro", "/"
+    ]  # fmt: skip
     assert a[-3:] == list(SPEC.argv)
     assert a[a.index("--file") - 2 : a.index("--file") + 3] == [
         "--perms",
@@ -112,3 +114,17 @@ def test_the_host_layout_never_binds_the_whole_root_or_home_directories() -> Non
         assert path != "/"
         assert not path.startswith(("/root", "/home", "/work"))
         assert path == "/usr" or path.startswith("/etc/") or path.count("/") == 1
+
+
+@pytest.mark.guarantee("sandbox-writable-only-tmp")
+def test_landlock_rules_grant_writes_only_under_tmp_and_rw_binds() -> None:
+    from stockade.sandbox._landlock import ALL, READ, landlock_rules
+
+    rules = dict(landlock_rules(SPEC, LAYOUT))
+    assert rules["/tmp"] == ALL
+    assert rules["/out"] == ALL
+    assert rules["/in"] == READ
+    assert rules["/usr"] == READ
+    writable = {p for p, access in rules.items() if access == ALL}
+    assert writable == {"/tmp", "/out"}
+    assert "/" not in rules

@@ -15,6 +15,7 @@ from stockade.models import SandboxSpec
 
 from ._bwrap import bwrap_argv
 from ._cgroup import Cgroup
+from ._landlock import with_landlock
 from ._layout import etc_files, host_layout
 from ._oci import guest_nofile, oci_config
 from ._probe import GvisorRuntime
@@ -171,6 +172,7 @@ def prepare_bwrap(
     *,
     cgroup: Cgroup,
     secrets: SecretSource | None,
+    landlock: bool = False,
 ) -> Prepared:
     """bwrap runs as the unprivileged sandbox uid on the host (never root mapped inside).
 
@@ -197,8 +199,11 @@ def prepare_bwrap(
             with contextlib.suppress(OSError):
                 os.close(fd)
         raise
+    layout = host_layout()
+    if landlock:
+        spec = with_landlock(spec, layout, "/usr/bin/python3")
     inner = bwrap_argv(
-        spec, host_layout(), bwrap=bwrap, seccomp_fd=seccomp_fd, etc_fds=etc, secret_fds=sec
+        spec, layout, bwrap=bwrap, seccomp_fd=seccomp_fd, etc_fds=etc, secret_fds=sec
     )
     prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
     nofile = guest_nofile(spec)

@@ -48,5 +48,7 @@ def bwrap_argv(
         for name, fd in secret_fds.items():
             a += ["--perms", "0400", "--file", str(fd), f"{SECRETS_DIR}/{name}"]
         a += ["--remount-ro", SECRETS_DIR]
-    a += ["--remount-ro", "/", "--seccomp", str(seccomp_fd), "--chdir", spec.cwd, "--"]
+    # bwrap's /dev is a tmpfs the sandbox user owns: read-only, or /dev/shm is an uncapped scratch.
+    a += ["--remount-ro", "/dev", "--remount-ro", "/"]
+    a += ["--seccomp", str(seccomp_fd), "--chdir", spec.cwd, "--"]
     return [*a, *spec.argv]

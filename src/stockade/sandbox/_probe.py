@@ -135,3 +135,12 @@ def find_gvisor() -> GvisorRuntime:
         f"no gVisor platform runs a container on this host (tried {', '.join(tried) or 'none'})",
         "check runsc works here (runsc --platform=ptrace do true) and that ptrace is allowed",
     )
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version (0 when Landlock is unavailable)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = int(libc.syscall(444, None, 0, 1))  # landlock_create_ruleset(VERSION)
+    return max(rc, 0)

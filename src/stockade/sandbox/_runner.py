@@ -27,7 +27,7 @@ from ._cgroup import Cgroup, cgroup_v1_root
 from ._egress import EgressPolicy, IPNetwork
 from ._layout import check_spec_binds
 from ._pin import verify_pin
-from ._probe import find_bwrap, find_gvisor
+from ._probe import find_bwrap, find_gvisor, landlock_abi
 from ._proxy import EgressProxy, system_resolver
 from ._reap import LiveRun, destroy, process_start_time
 from ._relay import PROXY_DIR, PROXY_PORT, relay_argv
@@ -384,6 +384,7 @@ def _start(
         runner_start=process_start_time(os.getpid()),
     )  # fmt: skip
     proxy: EgressProxy | None = None
+    landlock = False
     try:
         live.write(state)
         if spec.network.mode == "allowlist":
@@ -402,7 +403,8 @@ def _start(
                 spec, rt, run_id=run_id, state=state, cgroup=cgroup, secrets=secrets
             )
         elif bwrap is not None:
-            prepared = prepare_bwrap(spec, bwrap, cgroup=cgroup, secrets=secrets)
+            landlock = landlock_abi() > 0 and Path(RELAY_PYTHON).is_file()
+            prepared = prepare_bwrap(spec, bwrap, cgroup=cgroup, secrets=secrets, landlock=landlock)
         else:
             raise SandboxError(f"no local backend for runtime {backend!r}", "use gvisor")
         live = LiveRun(**{**asdict(live), "secrets_dir": prepared.secrets_dir})
@@ -457,6 +459,7 @@ def _start(
             data["platform"] = rt.platform
         else:
             data["gvisor_waived"] = True
+            data["landlock"] = landlock
         audit.append("sandbox.launched", data, run_id=run_id)
     return _Started(
         spec=spec, run_id=run_id, backend=backend, proc=proc, prepared=prepared, cgroup=cgroup,
