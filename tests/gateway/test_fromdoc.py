@@ -12,6 +12,7 @@ from stockade.gateway import (
     EngineDecider,
     load_any,
     load_policy_for_gateway,
+    sandbox_spec_for,
 )
 from stockade.models import Category, ToolCall
 from stockade.testing import FakeClock
@@ -24,6 +25,7 @@ servers:
     command: ["/usr/bin/python3", "srv/server.py"]
     tofu: true
     memory_mb: 300
+    secrets: [MAIL_TOKEN]
     fs_allowlist:
       - path: srv/
     tools:
@@ -59,6 +61,12 @@ def test_servers_and_sandbox_limits_come_from_the_policy(tmp_path: Path) -> None
     assert spec.sandbox.memory_mb == 300
     assert [b.source for b in spec.sandbox.binds] == [str((tmp_path / "srv").resolve())]
     assert loaded.hash.startswith("sha256:")
+    assert spec.sandbox.secrets == ("MAIL_TOKEN",)
+    boxed = sandbox_spec_for(spec)
+    assert boxed.secrets == ("MAIL_TOKEN",)
+    assert boxed.runtime.value == "gvisor"
+    assert boxed.network.mode == "none"
+    assert boxed.memory_mb == 300
 
 
 @pytest.mark.guarantee("gw-flow-sink")

@@ -164,12 +164,23 @@ def gateway(
             launcher = SubprocessLauncher()
             run_ids: dict[str, str] = {}
         else:
+            granted = sorted({n for s in cfg.servers for n in s.sandbox.secrets})
+            secret_store: Any = None
+            if granted:
+                from stockade.secrets import DirectorySecretStore, values_for_redaction
+
+                secret_store = DirectorySecretStore(paths.secret_dir())
+                sink.add_secrets(
+                    v.decode("utf-8", "replace")
+                    for v in values_for_redaction(secret_store, granted)
+                )
             sandboxed = SandboxLauncher(
                 state=paths.home() / "sandbox",
                 clock=clock,
                 store=store,
                 audit=sink,
                 policy_hash="" if loaded is None else loaded.hash,
+                secrets=secret_store,
             )
             launcher, run_ids = sandboxed, sandboxed.run_ids
 

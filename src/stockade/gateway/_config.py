@@ -45,6 +45,7 @@ class ServerSandbox(Frozen):
     cpu_seconds: float = Field(default=3600, gt=0)
     pids: int = Field(default=128, gt=0, le=4096)
     timeout_s: float = Field(default=86400, gt=0)
+    secrets: tuple[str, ...] = Field(default=(), description="secret names delivered as files")
 
 
 class ServerSpec(Frozen):

@@ -101,6 +101,7 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
                     cpu_seconds=limits.cpu_seconds,
                     pids=limits.pids,
                     timeout_s=limits.timeout_s,
+                    secrets=limits.secrets,
                 ),
             )
         )

@@ -35,6 +35,7 @@ def sandbox_spec_for(server: ServerSpec) -> SandboxSpec:
         timeout_s=box.timeout_s,
         network=NetworkProfile(mode="none"),
         env=tuple(sorted(server.env.items())),
+        secrets=box.secrets,
     )
 
 
@@ -85,12 +86,14 @@ class SandboxLauncher:
         store: Any = None,
         audit: AuditSink | None = None,
         policy_hash: str = "",
+        secrets: Any = None,
     ) -> None:
         self._state = state
         self._clock = clock
         self._store = store
         self._audit = audit
         self._policy_hash = policy_hash
+        self._secrets = secrets
         self.run_ids: dict[str, str] = {}
 
     async def launch(self, server: ServerSpec) -> _Sandboxed:
@@ -104,6 +107,7 @@ class SandboxLauncher:
                 clock=self._clock,
                 store=self._store,
                 audit=self._audit,
+                secrets=self._secrets,
                 workload=" ".join(server.command),
                 kind="server",
                 server=server.name,
