@@ -1,6 +1,7 @@
 """Supply chain: image references, registry allowlist, signature verification, registry client."""
 
 from ._allowlist import AllowlistDecision, RegistryAllowlist, RegistryRule
+from ._bases import BASE_DIGEST, BASE_NAME, ApprovedBase, BaseImageError, check_base
 from ._bundle import (
     BundleEvidence,
     load_trusted_root,
@@ -43,10 +44,14 @@ __all__ = [
     "ANNOTATION_CERTIFICATE",
     "ANNOTATION_CHAIN",
     "ANNOTATION_SIGNATURE",
+    "BASE_DIGEST",
+    "BASE_NAME",
     "DEFAULT_REGISTRY",
     "LAYER_MEDIA_TYPES",
     "SIMPLESIGNING_MEDIA_TYPE",
     "AllowlistDecision",
+    "ApprovedBase",
+    "BaseImageError",
     "BundleEvidence",
     "Descriptor",
     "DirImage",
@@ -72,6 +77,7 @@ __all__ = [
     "UnpackLimits",
     "VerificationPolicy",
     "VerifiedImage",
+    "check_base",
     "fetch_signatures",
     "load_private_key",
     "load_trusted_root",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from stockade.models import Clock, Frozen, PinnedImage
 
 from ._allowlist import RegistryAllowlist
+from ._bases import ApprovedBase, check_base, declared_base
 from ._cosign import SignatureEvidence, verify_image_signatures
 from ._errors import ImageReferenceError, RegistryError
 from ._layout import OciLayoutStore
@@ -25,6 +26,7 @@ class VerifiedImage(Frozen):
     pinned: PinnedImage
     reference: str
     allowed_by: str
+    base: ApprovedBase | None = None
     media_type: str
     size: int
     evidence: SignatureEvidence
@@ -49,7 +51,9 @@ def verify_remote_image(
     allowlist: RegistryAllowlist,
     policy: VerificationPolicy,
     clock: Clock,
+    approved_bases: tuple[ApprovedBase, ...] = (),
 ) -> VerifiedImage:
+    """Allowlist, fetch (digest checked), signatures; approved base when the policy lists any."""
     allowed_by = allowlist.check(ref)
     raw, manifest, digest = client.get_manifest(ref)
     pinned_ref = ref.with_digest(digest)
@@ -57,10 +61,24 @@ def verify_remote_image(
     evidence = verify_image_signatures(
         signatures, manifest_digest=digest, image=ref, policy=policy, clock=clock
     )
+    base = None
+    if approved_bases:
+        if manifest.is_index:
+            raise RegistryError(
+                "approved-base check needs a platform manifest, got an index",
+                "verify the platform image digest",
+            )
+        declared = declared_base(manifest)
+        base_ref = parse_reference(declared.name).with_digest(declared.digest)
+        allowlist.check(base_ref)
+        _, base_manifest, _ = client.get_manifest(base_ref)
+        base_layers = tuple(d.digest for d in base_manifest.layers)
+        base = check_base(manifest, approved_bases, base_layers)
     return VerifiedImage(
         pinned=pinned_ref.pinned(),
         reference=str(pinned_ref),
         allowed_by=allowed_by,
+        base=base,
         media_type=manifest.media_type,
         size=len(raw),
         evidence=evidence,
