@@ -41,7 +41,7 @@ _policy_option = click.option(
     "policy_path",
     required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Policy file with a 'gateway:' section.",
+    help="A stockade policy (or a stand-alone file with a 'gateway:' section).",
 )
 
 
@@ -98,6 +98,12 @@ _policy_option = click.option(
     help="With --approver list: approve this exact tool automatically (repeatable).",
 )
 @click.option(
+    "--host-token-secret",
+    default=None,
+    metavar="SECRET",
+    help="Secret (in the secret store) holding the host application's credential.",
+)
+@click.option(
     "--host-token-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
@@ -113,6 +119,7 @@ def gateway(
     audit_log: Path | None,
     store_path: Path | None,
     host_token_file: Path | None,
+    host_token_secret: str | None,
     client: str,
     approver: str,
     auto_approve: tuple[str, ...],
@@ -138,6 +145,11 @@ def gateway(
             "pass --client with a name from the policy's clients section",
         )
     host_cred = host_token_file.read_text(encoding="utf-8").strip() if host_token_file else None
+    if host_token_secret is not None:
+        from stockade.secrets import DirectorySecretStore
+
+        stored = DirectorySecretStore(paths.secret_dir()).get(host_token_secret)
+        host_cred = stored.decode("utf-8").strip()
     from stockade.audit import AuditLog
     from stockade.store import RunStore
 
