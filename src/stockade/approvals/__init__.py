@@ -5,12 +5,14 @@
 - :mod:`._machine`: the pure state machine (transition table; illegal events raise);
 - :mod:`._classify`: which sensitive categories a call falls in (unknown means sensitive);
 - :mod:`._store`: persistence in the run store's SQLite file, and the kill switch;
-- :mod:`._approver`: :class:`StoreApprover`, the gateway's ``Approver``.
+- :mod:`._approver`: :class:`StoreApprover`, the gateway's ``Approver``;
+- :mod:`._web`, :mod:`._page`, :mod:`._auth`, :mod:`._serve`: the approval web page.
 
 See docs/approvals.md.
 """
 
 from ._approver import StoreApprover, Waiter
+from ._auth import OPERATOR_SECRET_PREFIX, Session, Sessions, operator_secret_name
 from ._bind import new_request, recheck
 from ._binding import CallBinding, canonical_arguments
 from ._classify import Classification, ClassifierRules, classify, rules_from_policy
@@ -27,9 +29,13 @@ from ._machine import (
     apply,
     expire_if_due,
 )
+from ._serve import PageServer, loopback_socket
 from ._store import ApprovalStore
+from ._web import CSP, approval_app
 
 __all__ = [
+    "CSP",
+    "OPERATOR_SECRET_PREFIX",
     "TERMINAL",
     "TRANSITIONS",
     "ApprovalNotFound",
@@ -45,14 +51,20 @@ __all__ = [
     "IllegalTransition",
     "KillSwitch",
     "LoginRefused",
+    "PageServer",
+    "Session",
+    "Sessions",
     "State",
     "StoreApprover",
     "Waiter",
     "apply",
+    "approval_app",
     "canonical_arguments",
     "classify",
     "expire_if_due",
+    "loopback_socket",
     "new_request",
+    "operator_secret_name",
     "recheck",
     "rules_from_policy",
 ]

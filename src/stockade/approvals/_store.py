@@ -1,8 +1,9 @@
 """Approval requests, their transitions and the kill switch in the run store's SQLite file.
 
-Each thread gets its own connection (the gateway's approver waits in a worker thread; the CLI and
-the web page write decisions from other processes). Every write is one ``BEGIN IMMEDIATE``
-transaction with a compare-and-set on the state, so two channels deciding at once cannot both win.
+Each operation opens its own short-lived connection (the gateway's approver waits in a worker
+thread; the CLI and the web page write decisions from other processes). Every write is one
+``BEGIN IMMEDIATE`` transaction with a compare-and-set on the state, so two channels deciding at
+once cannot both win.
 Reading a request whose deadline has passed expires it (persisted and audited): a restart can
 find a request pending or expired, never approved.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -44,27 +44,19 @@ class ApprovalStore:
     def __init__(self, path: Path | str, *, audit: AuditSink | None = None) -> None:
         self.path = Path(path)
         self._audit = audit
-        self._local = threading.local()
-        self._stores: list[RunStore] = []
-        self._lock = threading.Lock()
-        self._conn()  # migrate now: fail at start, not at the first approval
+        with self._open():
+            pass  # migrate now: fail at start, not at the first approval
 
     # -- connections ----------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        store: RunStore | None = getattr(self._local, "store", None)
-        if store is None:
-            store = RunStore.open(self.path)
-            self._local.store = store
-            with self._lock:
-                self._stores.append(store)
-        return store.connection
+    # One short-lived connection per operation, opened and closed in the calling thread: the
+    # gateway's approver runs in worker threads and SQLite connections are bound to their thread.
+    @contextmanager
+    def _open(self) -> Iterator[sqlite3.Connection]:
+        with RunStore.open(self.path) as rs:
+            yield rs.connection
 
     def close(self) -> None:
-        with self._lock:
-            for s in self._stores:
-                s.close()
-            self._stores.clear()
-        self._local = threading.local()
+        """Nothing is held open between operations; kept for ``with`` use."""
 
     def __enter__(self) -> ApprovalStore:
         return self
@@ -74,14 +66,14 @@ class ApprovalStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        c = self._conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
+        with self._open() as c:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
 
     def _emit(self, record: AuditRecord | None) -> None:
         if record is not None and self._audit is not None:
@@ -148,7 +140,13 @@ class ApprovalStore:
     ) -> builtins.list[ApprovalRequest]:
         """Requests, oldest first, expiring any that are due; optionally only in ``states``."""
         self.expire_due(now)
-        c = self._conn()
+        with self._open() as c:
+            return self._select(c, states, limit)
+
+    @staticmethod
+    def _select(
+        c: sqlite3.Connection, states: tuple[State, ...], limit: int
+    ) -> builtins.list[ApprovalRequest]:
         if states:
             marks = ", ".join("?" for _ in states)
             rows = c.execute(
@@ -206,9 +204,10 @@ class ApprovalStore:
         self._emit(record)
 
     def events(self, request_id: str) -> builtins.list[dict[str, Any]]:
-        rows = self._conn().execute(
-            "SELECT data FROM approval_events WHERE request_id = ? ORDER BY id", (request_id,)
-        )
+        with self._open() as c:
+            rows = c.execute(
+                "SELECT data FROM approval_events WHERE request_id = ? ORDER BY id", (request_id,)
+            ).fetchall()
         return [json.loads(r["data"]) for r in rows]
 
     def _read(self, c: sqlite3.Connection, request_id: str) -> ApprovalRequest:
@@ -242,11 +241,10 @@ class ApprovalStore:
 
     # -- kill switch ----------------------------------------------------------------------------
     def kill_switch(self) -> KillSwitch:
-        row = (
-            self._conn()
-            .execute("SELECT engaged, reason, by, ts FROM kill_switch ORDER BY id DESC LIMIT 1")
-            .fetchone()
-        )
+        with self._open() as c:
+            row = c.execute(
+                "SELECT engaged, reason, by, ts FROM kill_switch ORDER BY id DESC LIMIT 1"
+            ).fetchone()
         if row is None:
             return KillSwitch.off()
         return KillSwitch(
@@ -257,9 +255,10 @@ class ApprovalStore:
         )
 
     def kill_history(self, limit: int = 20) -> builtins.list[KillSwitch]:
-        rows = self._conn().execute(
-            "SELECT engaged, reason, by, ts FROM kill_switch ORDER BY id DESC LIMIT ?", (limit,)
-        )
+        with self._open() as c:
+            rows = c.execute(
+                "SELECT engaged, reason, by, ts FROM kill_switch ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [
             KillSwitch(
                 engaged=bool(r["engaged"]),
