@@ -62,6 +62,23 @@ MIGRATIONS: tuple[str, ...] = (
         ts TEXT NOT NULL
     );
     """,
+    # 3: control plane: run-token revocations (jti "*:<run>" revokes a run) and policy versions
+    """
+    CREATE TABLE token_revocations (
+        jti TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX token_revocations_run ON token_revocations(run_id);
+    CREATE TABLE policy_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hash TEXT NOT NULL,
+        applied_at TEXT NOT NULL,
+        applied_by TEXT NOT NULL,
+        document TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
