@@ -30,6 +30,13 @@ from ._keybundle import verify_bundle_with_key
 from ._layout import OciLayoutStore
 from ._manifest import Descriptor, ImageManifest, Platform, parse_manifest, select_platform
 from ._policy import IdentityMatcher, ReferenceMatch, SignatureRule, VerificationPolicy
+from ._record import (
+    SealedRecord,
+    VerificationRecord,
+    open_record,
+    policy_hash,
+    seal_record,
+)
 from ._reference import DEFAULT_REGISTRY, ImageReference, parse_reference
 from ._registry import RegistryClient
 from ._sign import PrivateKey, load_private_key, sign_bytes, sign_image
@@ -68,6 +75,7 @@ __all__ = [
     "RegistryDeniedError",
     "RegistryError",
     "RegistryRule",
+    "SealedRecord",
     "SignatureEvidence",
     "SignatureLayer",
     "SignatureRule",
@@ -76,21 +84,25 @@ __all__ = [
     "TrustedRootMaterial",
     "UnpackLimits",
     "VerificationPolicy",
+    "VerificationRecord",
     "VerifiedImage",
     "check_base",
     "fetch_signatures",
     "load_private_key",
     "load_trusted_root",
     "make_payload",
+    "open_record",
     "parse_manifest",
     "parse_payload",
     "parse_reference",
     "parse_signature_blob",
+    "policy_hash",
     "pull_image",
     "push_signature",
     "read_dir_image",
     "read_trusted_root",
     "require_pinned",
+    "seal_record",
     "select_platform",
     "sign_bytes",
     "sign_image",
