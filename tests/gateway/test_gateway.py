@@ -391,3 +391,26 @@ def test_stateless_era_requests_are_answered_and_unknown_versions_refused(
     assert ok["result"]["resultType"] == "complete"
     assert "Echo: hi" in ok["result"]["content"][0]["text"]
     assert bad["error"]["code"] == -32602
+
+
+def test_a_server_that_failed_to_start_is_retried_with_backoff_on_listing(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    clock = FakeClock()
+    gone = ServerSpec(name="gone", command=("/nonexistent/server",))
+
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> list[int]:
+        attempts: list[int] = []
+        for _ in range(3):
+            await listed(gw)
+            for _ in range(100):  # bounded: let the background attempt finish
+                await asyncio.sleep(0)
+                if not gw._refreshing:
+                    break
+            attempts.append(len(sink.of_type("gateway.server_restart")))
+            clock.advance(0.5)
+        return attempts
+
+    attempts = run_gateway(tmp_path, [gone, evil_spec(tofu=True)], body, allow=ALLOW, clock=clock)
+    # failed at start (backoff 1 s): no attempt at t=0 or t=0.5; one at t=1.0
+    assert attempts == [0, 0, 1]

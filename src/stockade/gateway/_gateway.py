@@ -259,6 +259,29 @@ class Gateway:
                 self.backoff.failed(server)
             return {"content": [{"type": "text", "text": f"stockade: {e.what}"}], "isError": True}
 
+    def _revive_down_servers(self) -> None:
+        """Servers that are down and past their backoff are restarted in the background."""
+        for name, session in self.sessions.items():
+            if session.running or name in self._refreshing or self.backoff.wait_s(name) > 0:
+                continue
+            self._refreshing.add(name)
+            task = asyncio.get_running_loop().create_task(self._revive(name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _revive(self, server: str) -> None:
+        before = self._exposed.get(server, {})
+        try:
+            await self._restart(server)
+        except DownstreamError as e:
+            self.backoff.failed(server)
+            self._exposed[server] = {}
+            self._audit.append("gateway.server_failed", {"server": server, "error": e.what})
+        finally:
+            self._refreshing.discard(server)
+        if self._exposed.get(server, {}) != before and self._notify is not None:
+            await self._notify({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+
     async def _restart(self, server: str) -> DownstreamSession:
         """Restart a crashed server (its backoff has passed); its tools are re-pinned."""
         old = self.sessions[server]
@@ -350,6 +373,7 @@ class Gateway:
         if method == "ping":
             return result_response(rid, {})
         if method == "tools/list":
+            self._revive_down_servers()
             listing: dict[str, Any] = {"tools": self.exposed_tools(client)}
             if modern:
                 listing.update({"cacheScope": "private", "ttlMs": 0})
