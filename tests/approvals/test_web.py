@@ -82,6 +82,8 @@ def test_a_post_without_the_csrf_token_or_from_another_origin_changes_nothing(
         "/decide", data={**form, "csrf": csrf}, headers={"origin": "http://evil.example"}
     )
     assert r.status_code == 403
+    r = client.post("/decide", data={**form, "csrf": csrf}, headers={"origin": "null"})
+    assert r.status_code == 403
     assert client.get("/", headers={"host": "evil.example"}).status_code == 421
     assert store.get("apr_1", now=clock.now()).state == State.PENDING
 
