@@ -221,17 +221,19 @@ def test_injected_instructions_in_a_result_cannot_steer_a_sink_call(
     run_gateway(tmp_path, [spec], body, allow=ALLOW)
 
 
-def test_registration_with_a_wrong_credential_is_refused(
+@pytest.mark.guarantee("gw-taint-unregistered")
+def test_registration_with_a_wrong_credential_is_refused_and_guessing_locks_it(
     tmp_path: Path, evil_spec: Callable[..., ServerSpec]
 ) -> None:
-    async def body(gw: Gateway, sink: MemoryAuditSink) -> dict[str, Any]:
-        return await call(
-            gw,
-            "stockade__register_context",
-            {"conversation": "c1", "instruction": "x", "credential": "guess"},
-        )
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> list[bool]:
+        out = []
+        for cred in ["guess"] * 10 + [CRED]:
+            args = {"conversation": "c1", "instruction": "x", "credential": cred}
+            out.append((await call(gw, "stockade__register_context", args))["isError"])
+        return out
 
-    assert run_gateway(tmp_path, [evil_spec(tofu=True)], body)["isError"]
+    results = run_gateway(tmp_path, [evil_spec(tofu=True)], body)
+    assert results == [True] * 11  # even the right credential is refused after 10 guesses
 
 
 @pytest.mark.guarantee("gw-downstream-timeout")

@@ -46,6 +46,7 @@ __all__ = ["MODERN_VERSION", "SUPPORTED_VERSIONS", "TRACE_TOOL", "Gateway"]
 
 SUPPORTED_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 MODERN_VERSION = "2026-07-28"
+MAX_REGISTER_FAILURES = 10  # per client, then registration is refused until restart
 VERSION_META = "io.modelcontextprotocol/protocolVersion"
 RESERVED_SERVER = "stockade"
 TRACE_TOOL: dict[str, Any] = {
@@ -99,6 +100,7 @@ class Gateway:
         self._exposed: dict[str, dict[str, dict[str, Any]]] = {}
         self._packages: dict[str, str] = {}
         self._refreshing: set[str] = set()
+        self._register_failures: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._notify: Notify | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -430,15 +432,19 @@ class Gateway:
             args.get("instruction"),
             args.get("credential"),
         )
+        locked = self._register_failures.get(client, 0) >= MAX_REGISTER_FAILURES
         ok = (
-            isinstance(conv, str)
+            not locked
+            and isinstance(conv, str)
             and isinstance(instr, str)
             and isinstance(cred, str)
             and self.taint.register(ContextKey(client=client, conversation=conv), instr, cred)
         )
+        if not ok:
+            self._register_failures[client] = self._register_failures.get(client, 0) + 1
         self._audit.append(
             "gateway.register_context",
-            {"client": client, "conversation": str(conv)[:128], "ok": ok},
+            {"client": client, "conversation": str(conv)[:128], "ok": ok, "locked": locked},
         )
         if not ok:
             return {"content": [{"type": "text", "text": "registration refused"}], "isError": True}
