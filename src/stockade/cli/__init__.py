@@ -11,6 +11,7 @@ from stockade.errors import StockadeError
 from stockade.textsafe import safe_text
 
 from ._admit import admit
+from ._api import api
 from ._approvals import approvals, kill
 from ._audit import audit
 from ._ca import ca
@@ -47,6 +48,7 @@ cli.add_command(approvals)
 cli.add_command(kill)
 cli.add_command(k8s)
 cli.add_command(ca)
+cli.add_command(api)
 policy.add_command(policy_import)
 
 

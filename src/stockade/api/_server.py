@@ -1,0 +1,109 @@
+"""Serving the control API over mutual TLS (TLS 1.3 only) with uvicorn.
+
+The TLS handshake (client certificate required, chained to the stockade CA, not on its CRL)
+completes before a connection reaches HTTP; the protocol below then maps the verified peer
+certificate to a :class:`~stockade.identity.PeerIdentity` and hands it to every request of that
+connection. A certificate without exactly one known role gives no identity (the app answers 401).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from stockade.errors import IdentityError
+from stockade.identity import PeerIdentity, peer_identity
+
+from ._app import with_peer
+from ._errors import ApiError
+
+__all__ = ["ApiServer", "listen"]
+
+
+class _PeerProtocol(H11Protocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        peer: PeerIdentity | None
+        try:
+            peer = peer_identity(transport.get_extra_info("ssl_object"))
+        except IdentityError:
+            peer = None
+        self.app = with_peer(self.app, peer)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind a listening TCP socket (IPv4 or IPv6 literal or name)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as e:
+        raise ApiError(
+            f"cannot listen on {host}:{port}: {e.strerror}", "pick another --host/--port"
+        ) from e
+    return sock
+
+
+class ApiServer:
+    """The app behind mTLS on ``sock``; ``run()`` in this thread or ``with`` in a background one."""
+
+    def __init__(
+        self, app: ASGIApp, sock: socket.socket, tls: ssl.SSLContext, timeout_s: float = 10.0
+    ) -> None:
+        if tls.verify_mode != ssl.CERT_REQUIRED or tls.minimum_version != ssl.TLSVersion.TLSv1_3:
+            raise ApiError(
+                "the control API needs a TLS 1.3-only context that requires client certificates",
+                "build it with stockade.identity.server_context",
+            )
+        self._sock = sock
+        self._timeout = timeout_s
+        factory: Callable[[Any, Any], ssl.SSLContext] = lambda _cfg, _default: tls  # noqa: E731
+        config = uvicorn.Config(
+            app,
+            http=_PeerProtocol,
+            ssl_context_factory=factory,
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            access_log=False,
+            server_header=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    def run(self) -> None:
+        self._server.run(sockets=[self._sock])
+
+    def __enter__(self) -> ApiServer:
+        self._thread.start()
+        ready = threading.Event()
+        for _ in range(int(self._timeout / 0.02)):
+            if self._server.started or not self._thread.is_alive():
+                break
+            ready.wait(0.02)
+        if not self._server.started:
+            self.__exit__()
+            raise ApiError("the control API did not start", "see the log above")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=self._timeout)
+        self._sock.close()

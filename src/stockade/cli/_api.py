@@ -1,0 +1,141 @@
+"""``stockade api``: serve the HTTP control API behind mutual TLS, issue run tokens."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from cryptography import x509
+
+from stockade import paths
+from stockade.api import (
+    ApiServer,
+    ControlPlane,
+    Metrics,
+    ReadinessCheck,
+    RecordingStopper,
+    StoreRevocations,
+    audit_ready,
+    build_app,
+    gvisor_ready,
+    listen,
+    store_ready,
+)
+from stockade.errors import IdentityError, UsageError
+from stockade.gates import AuditTarget
+from stockade.identity import CertificateAuthority, TokenAuthority, server_context
+from stockade.models import SystemClock
+from stockade.policy import load_policy
+from stockade.store import RunStore
+from stockade.textsafe import safe_text
+
+__all__ = ["api", "load_token_key"]
+
+TOKEN_KEY_FILE = "run-token.key"  # noqa: S105 - a file name, not a secret
+
+
+def load_token_key(key_dir: Path, *, create: bool) -> bytes:
+    """The HMAC key for run tokens (32 random bytes, file 0600); created on first use."""
+    path = key_dir / TOKEN_KEY_FILE
+    if create and not path.exists():
+        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    try:
+        st = path.lstat()
+        if st.st_mode & 0o077:
+            raise IdentityError(
+                f"the run-token key {path} is readable by others", f"chmod 600 {path}"
+            )
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError as e:
+        raise IdentityError(f"no run-token key at {path}", "start stockade api serve once") from e
+    except (OSError, ValueError) as e:
+        raise IdentityError(f"cannot read the run-token key {path}: {e}", "") from e
+
+
+@click.group(name="api")
+def api() -> None:
+    """The HTTP control API (mutual TLS 1.3; roles per route; see docs/api.md)."""
+
+
+@api.command(name="serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True)
+@click.option("--cert", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--ca-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check-runtime/--no-check-runtime", default=True, show_default=True)
+def serve(  # noqa: PLR0917 - click passes options positionally
+    host: str,
+    port: int,
+    cert: Path,
+    key: Path,
+    ca_dir: Path | None,
+    policy_file: Path | None,
+    store_path: Path | None,
+    check_runtime: bool,
+) -> None:
+    """Serve the control API with CERT/KEY, requiring client certificates from the CA."""
+    clock = SystemClock()
+    ca = CertificateAuthority.load(ca_dir or paths.home() / "ca")
+    tls = server_context(ca.cert_path, cert, key, ca.crl_path)
+    db = store_path or paths.run_store()
+
+    def open_store() -> RunStore:
+        return RunStore.open(db)
+
+    revocations = StoreRevocations(open_store, clock)
+    tokens = TokenAuthority(load_token_key(paths.key_dir(), create=True), clock, revocations)
+    audit = AuditTarget(paths.audit_log(), paths.key_dir())
+    readiness: dict[str, ReadinessCheck] = {
+        "store": store_ready(open_store),
+        "audit_sink": audit_ready(audit),
+    }
+    if check_runtime:
+        readiness["sandbox_runtime"] = gvisor_ready
+    policy_hash = None if policy_file is None else load_policy(policy_file).effective_hash
+    metrics = Metrics()
+    try:
+        served = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError) as e:
+        raise IdentityError(f"cannot read the server certificate {cert}: {e}", "") from e
+    metrics.certificate_expiry(
+        served.subject.rfc4514_string(), served.not_valid_after_utc.timestamp()
+    )
+    cp = ControlPlane(
+        open_store=open_store,
+        clock=clock,
+        stopper=RecordingStopper(open_store, revocations),
+        policy_hash=policy_hash,
+        audit=audit,
+        tokens=tokens,
+        readiness=readiness,
+    )
+    sock = listen(host, port)
+    click.echo(f"stockade control API on https://{safe_text(host)}:{sock.getsockname()[1]}")
+    ApiServer(build_app(cp, metrics), sock, tls).run()
+
+
+@api.command(name="token")
+@click.argument("run_id")
+@click.option("--scope", "scopes", multiple=True, required=True, help="progress | secret:NAME")
+@click.option("--minutes", type=click.IntRange(1, 1440), default=15, show_default=True)
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path))
+def token(run_id: str, scopes: tuple[str, ...], minutes: int, store_path: Path | None) -> None:
+    """Issue a run token for RUN_ID (printed once: hand it to the workload, never log it)."""
+    db = store_path or paths.run_store()
+    with RunStore.open(db) as store:
+        store.get(run_id)
+    clock = SystemClock()
+    revocations = StoreRevocations(lambda: RunStore.open(db), clock)
+    authority = TokenAuthority(load_token_key(paths.key_dir(), create=False), clock, revocations)
+    if not scopes:
+        raise UsageError("no --scope given", "grant at least one scope")
+    click.echo(authority.issue(run_id, scopes, ttl=timedelta(minutes=minutes)))
