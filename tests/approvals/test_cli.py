@@ -8,14 +8,22 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stockade.approvals import ApprovalStore, State
+from stockade.approvals import ApprovalStore, Sessions, State
+from stockade.audit import AuditLog
 from stockade.cli import cli, main
 from stockade.models import SystemClock
+from stockade.secrets import DirectorySecretStore
 from stockade.testing import FakeClock
 
 from .conftest import make_call, make_request
 
 NASTY = {"to": "x\x1b]0;pwned\x07@evil.example", "body": "\u202eexe.txt \x1b[2J"}
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("STOCKADE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 def seed(db: Path, *ids: str) -> None:
@@ -99,3 +107,30 @@ def test_kill_cancels_pending_requests_until_lifted(tmp_path: Path) -> None:
 def test_kill_needs_a_reason(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["kill", "--store", str(tmp_path / "runs.db")])
     assert out.exit_code == 2
+
+
+def test_decisions_are_written_to_the_audit_log_when_one_exists(tmp_path: Path, home: Path) -> None:
+    with AuditLog.open(home / "audit" / "audit.jsonl", home / "keys"):
+        pass
+    db = tmp_path / "runs.db"
+    seed(db, "apr_a")
+    run("approvals", "deny", "apr_a", "--store", str(db), "--by", "bob")
+    log = (home / "audit" / "audit.jsonl").read_text()
+    assert '"approval.denied"' in log
+    assert '"by":"bob"' in log
+
+
+def test_add_operator_stores_a_token_that_logs_in(home: Path) -> None:
+    out = run("approvals", "add-operator", "alice")
+    token = out.strip().splitlines()[-1]
+    secrets = DirectorySecretStore(home / "secrets")
+    sid, session = Sessions(secrets, SystemClock()).login("alice", token)
+    assert session.operator == "alice"
+    assert sid
+
+
+def test_serve_refuses_a_non_loopback_address(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["approvals", "serve", "--host", "0.0.0.0", "--port", "0"])  # noqa: S104
+    assert e.value.code == 1
+    assert "non-loopback" in capsys.readouterr().err

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import getpass
 import json
+import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -16,11 +19,24 @@ from typing import Literal
 import click
 
 from stockade import paths
-from stockade.approvals import ApprovalRequest, ApprovalStore, Event, State
+from stockade.approvals import (
+    ApprovalRequest,
+    ApprovalStore,
+    Event,
+    PageServer,
+    State,
+    approval_app,
+    loopback_socket,
+    operator_secret_name,
+)
+from stockade.audit import AuditLog
 from stockade.models import SystemClock
+from stockade.secrets import DirectorySecretStore
 from stockade.textsafe import safe_text
 
 __all__ = ["approvals", "kill"]
+
+DEFAULT_PORT = 8765
 
 _store_option = click.option(
     "--store",
@@ -38,8 +54,20 @@ def s(value: object, limit: int = 200) -> str:
     return safe_text(str(value), single_line=True, limit=limit)
 
 
-def _open(store_path: Path | None) -> ApprovalStore:
-    return ApprovalStore(store_path or paths.run_store())
+@contextmanager
+def _open(store_path: Path | None) -> Iterator[ApprovalStore]:
+    """The approval store; transitions also go to the audit log when one exists (they are
+    always recorded in the store's own history)."""
+    log_path = paths.audit_log()
+    if not log_path.exists():
+        with ApprovalStore(store_path or paths.run_store()) as store:
+            yield store
+        return
+    with (
+        AuditLog.open_existing(log_path, paths.key_dir()) as log,
+        ApprovalStore(store_path or paths.run_store(), audit=log) as store,
+    ):
+        yield store
 
 
 def _line(r: ApprovalRequest) -> str:
@@ -220,3 +248,54 @@ def kill(store_path: Path | None, by: str | None, lift: bool, reason: str) -> No
     click.echo(f"cancelled {len(cancelled)} open approval request(s)")
     for rid in cancelled:
         click.echo(f"  {s(rid)}")
+
+
+@approvals.command(name="add-operator")
+@click.argument("operator")
+@click.option(
+    "--secrets",
+    "secret_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Secret store directory. Default: $STOCKADE_HOME/secrets",
+)
+def add_operator(operator: str, secret_dir: Path | None) -> None:
+    """Create (or replace) OPERATOR's login token for the approval page; printed once."""
+    where = secret_dir or paths.secret_dir()
+    where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = DirectorySecretStore.create(where)
+    token = secrets.token_urlsafe(32)
+    store.put(operator_secret_name(operator), token.encode())
+    click.echo(
+        f"operator {s(operator)}: token (shown once, stored as secret "
+        f"{operator_secret_name(operator)}):"
+    )
+    click.echo(token)
+
+
+@approvals.command(name="serve")
+@_store_option
+@click.option(
+    "--secrets",
+    "secret_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Secret store directory. Default: $STOCKADE_HOME/secrets",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address only.")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
+def serve(store_path: Path | None, secret_dir: Path | None, host: str, port: int) -> None:
+    """Serve the approval web page on a loopback address until interrupted."""
+    sock = loopback_socket(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    names = (f"{shown}:{bound}",) + ((f"localhost:{bound}",) if host == "127.0.0.1" else ())
+    with _open(store_path) as store:
+        app = approval_app(
+            store,
+            DirectorySecretStore(secret_dir or paths.secret_dir()),
+            SystemClock(),
+            hosts=names,
+        )
+        click.echo(f"approval page on http://{names[0]}/ (Ctrl-C to stop)", err=True)
+        PageServer(app, sock).run()
