@@ -38,6 +38,7 @@ from ._record import (
     seal_record,
 )
 from ._reference import DEFAULT_REGISTRY, ImageReference, parse_reference
+from ._referrers import BUNDLE_ARTIFACT_TYPES, fetch_referrer_bundles, verify_referrer_bundles
 from ._registry import RegistryClient
 from ._sign import PrivateKey, load_private_key, sign_bytes, sign_image
 from ._sigstore_oci import fetch_signatures, push_signature, signature_tag
@@ -53,6 +54,7 @@ __all__ = [
     "ANNOTATION_SIGNATURE",
     "BASE_DIGEST",
     "BASE_NAME",
+    "BUNDLE_ARTIFACT_TYPES",
     "DEFAULT_REGISTRY",
     "LAYER_MEDIA_TYPES",
     "SIMPLESIGNING_MEDIA_TYPE",
@@ -87,6 +89,7 @@ __all__ = [
     "VerificationRecord",
     "VerifiedImage",
     "check_base",
+    "fetch_referrer_bundles",
     "fetch_signatures",
     "load_private_key",
     "load_trusted_root",
@@ -113,6 +116,7 @@ __all__ = [
     "verify_bundle",
     "verify_bundle_with_key",
     "verify_image_signatures",
+    "verify_referrer_bundles",
     "verify_remote_image",
     "verify_signature_layer",
 ]

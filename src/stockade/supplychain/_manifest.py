@@ -48,6 +48,7 @@ class Descriptor(Frozen):
     size: int = Field(ge=0, le=MAX_BLOB)
     annotations: dict[str, str] = Field(default_factory=dict)
     platform: Platform | None = None
+    artifact_type: str | None = None
 
 
 class ImageManifest(Frozen):
@@ -107,6 +108,7 @@ def _descriptor(value: Any, what: str) -> Descriptor:
         size=size,
         annotations=_strings(value.get("annotations"), f"{what} annotations"),
         platform=platform,
+        artifact_type=artifact if isinstance(artifact := value.get("artifactType"), str) else None,
     )
 
 

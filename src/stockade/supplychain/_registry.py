@@ -217,6 +217,21 @@ class RegistryClient:
             )
         return raw, parse_manifest(raw, content_type), digest
 
+    def get_referrers(self, ref: ImageReference) -> bytes | None:
+        """The OCI 1.1 referrers index of ``ref``'s digest; None when the API is not served."""
+        with self._request(
+            "GET",
+            ref.registry,
+            ref.repository,
+            f"referrers/{ref.digest}",
+            headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+        ) as r:
+            if r.status_code in (404, 405):
+                return None
+            if r.status_code != 200:
+                raise RegistryError(f"referrers of {ref.name}: got HTTP {r.status_code}", "")
+            return self._read(r, MAX_MANIFEST, f"referrers of {ref.name}")
+
     def resolve(self, ref: ImageReference) -> ImageReference:
         """``ref`` pinned to the digest of the manifest its tag names now."""
         _, _, digest = self.get_manifest(ref)
