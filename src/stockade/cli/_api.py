@@ -28,6 +28,7 @@ from stockade.errors import IdentityError, UsageError
 from stockade.gates import AuditTarget
 from stockade.identity import CertificateAuthority, TokenAuthority, server_context
 from stockade.models import SystemClock
+from stockade.opa import OpaDelegate, OpaServerEvaluator, RegoEvaluator
 from stockade.policy import load_policy
 from stockade.store import RunStore
 from stockade.textsafe import safe_text
@@ -58,6 +59,13 @@ def load_token_key(key_dir: Path, *, create: bool) -> bytes:
         raise IdentityError(f"cannot read the run-token key {path}: {e}", "") from e
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}", "check the path") from e
+
+
 @click.group(name="api")
 def api() -> None:
     """The HTTP control API (mutual TLS 1.3; roles per route; see docs/api.md)."""
@@ -72,6 +80,14 @@ def api() -> None:
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--check-runtime/--no-check-runtime", default=True, show_default=True)
+@click.option("--opa-url", default=None, help="OPA server (https or loopback) for readiness.")
+@click.option(
+    "--rego",
+    "rego_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rego module evaluated in process (repeat).",
+)
 def serve(  # noqa: PLR0917 - click passes options positionally
     host: str,
     port: int,
@@ -81,6 +97,8 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     policy_file: Path | None,
     store_path: Path | None,
     check_runtime: bool,
+    opa_url: str | None,
+    rego_files: tuple[Path, ...],
 ) -> None:
     """Serve the control API with CERT/KEY, requiring client certificates from the CA."""
     clock = SystemClock()
@@ -100,6 +118,13 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     }
     if check_runtime:
         readiness["sandbox_runtime"] = gvisor_ready
+    if opa_url and rego_files:
+        raise UsageError("both --opa-url and --rego given", "configure one OPA mode")
+    if opa_url:
+        readiness["opa"] = OpaDelegate(OpaServerEvaluator(opa_url)).probe
+    elif rego_files:
+        modules = {str(f): _read_text(f) for f in rego_files}
+        readiness["opa"] = OpaDelegate(RegoEvaluator(modules)).probe
     policy_hash = None if policy_file is None else load_policy(policy_file).effective_hash
     metrics = Metrics()
     try:
