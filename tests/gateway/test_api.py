@@ -29,6 +29,7 @@ EXPECTED = {
     "Launcher",
     "LineReader",
     "ListApprover",
+    "ListingDecider",
     "LoadedPolicy",
     "Namespace",
     "NamespaceError",

@@ -314,3 +314,47 @@ def test_a_python_sdk_server_behind_the_gateway(tmp_path: Path) -> None:
     assert "Echo: from the SDK server" in seen["echo"].content[0].text
     assert seen["bad"].is_error
     assert "arguments" in seen["bad"].content[0].text
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policies" / "everything.yaml"
+GATEWAY = ("-m", "stockade", "gateway")
+
+
+async def example_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[*GATEWAY, "--policy", str(policy), "--stdio", "--client", "local-agent"],
+        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
+    )
+    seen: dict[str, Any] = {}
+    async with Client(params, read_timeout_seconds=60) as client:
+        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+        seen["echo"] = await client.call_tool("everything__echo", {"message": "example"})
+        seen["sum"] = await client.call_tool("everything__get-sum", {"a": 2, "b": 3})
+        seen["env"] = await client.call_tool("everything__get-env", {})
+        seen["trace"] = await client.call_tool("stockade__get_run_trace", {})
+    return seen
+
+
+@pytest.mark.gvisor
+def test_the_shipped_example_policy_serves_server_everything_in_gvisor(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    if shutil.which("runsc") is None or os.geteuid() != 0:
+        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    if not EXAMPLE.exists():
+        pytest.skip("EXAMPLE MISSING: examples/policies/everything.yaml is not in this checkout")
+    shutil.copy(EXAMPLE, tmp_path / "everything.yaml")
+    (tmp_path / "data").mkdir()
+    shutil.copytree(NPM_DIR / "node_modules", tmp_path / "node_modules", symlinks=True)
+    seen = asyncio.run(
+        asyncio.wait_for(example_session(tmp_path, tmp_path / "everything.yaml"), 120)
+    )
+    assert {"everything__echo", "everything__get-sum"} <= set(seen["tools"])
+    assert "everything__get-env" not in seen["tools"]
+    assert "Echo: example" in seen["echo"].content[0].text
+    assert "5" in seen["sum"].content[0].text
+    assert seen["env"].is_error
+    trace = seen["trace"].structured_content["servers"]["everything"]
+    assert trace["run"]["backend"] == "gvisor"
+    assert trace["run"]["policy_hash"].startswith("sha256:")

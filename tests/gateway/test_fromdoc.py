@@ -121,3 +121,35 @@ def test_load_any_tells_the_two_formats_apart(tmp_path: Path) -> None:
     cfg, pins, loaded = load_any(section)
     assert loaded is None
     assert cfg.servers == ()
+
+
+def test_listing_follows_rules_without_arguments_or_rate_limits(tmp_path: Path) -> None:
+    loaded = load_policy_for_gateway(write(tmp_path))
+    decider = EngineDecider(loaded.policy, FakeClock())
+    assert decider.listable("stdio", "mail", "echo")
+    assert decider.listable("stdio", "mail", "get_thing")  # glob rule
+    assert not decider.listable("stdio", "mail", "rm")  # no rule: default deny
+    assert not decider.listable("stdio", "other", "echo")
+
+
+def test_relative_code_paths_become_absolute_read_only_binds(tmp_path: Path) -> None:
+    text = POLICY.replace("    fs_allowlist:\n      - path: srv/\n", "")
+    (spec,) = load_policy_for_gateway(write(tmp_path, text)).config.servers
+    code = str((tmp_path / "srv").resolve())
+    assert spec.command == ("/usr/bin/python3", f"{code}/server.py")
+    assert [(b.source, b.target, b.mode) for b in spec.sandbox.binds] == [(code, code, "ro")]
+    assert spec.package_tree == code
+
+
+def test_code_paths_escaping_the_policy_directory_are_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "server.py").write_text("")
+    base = tmp_path / "p"
+    base.mkdir()
+    (base / "srv").symlink_to(outside)
+    text = POLICY.replace("    fs_allowlist:\n      - path: srv/\n", "")
+    p = base / "policy.yaml"
+    p.write_text(text)
+    with pytest.raises(StockadeError, match="outside the policy"):
+        load_policy_for_gateway(p)

@@ -9,10 +9,11 @@ string argument must come from the trusted instruction.
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from stockade.models import Category, Clock, Decision, ToolCall
+from stockade.models import Bind, Category, Clock, Decision, ToolCall
 
 from ._config import GatewayConfig, ServerSandbox, ServerSpec
 from ._errors import ConfigError, NamespaceError
@@ -53,6 +54,19 @@ class EngineDecider:
             self._ctx = after
         return decision
 
+    def listable(self, client: str, server: str, tool: str) -> bool:
+        """Listing: the server is known and granted to the client, some rule matches the tool,
+        and no matching rule denies it (argument checks and rate limits apply per call)."""
+        doc = self._policy.doc
+        if not self._policy.has_server(server):
+            return False
+        if doc.clients is not None and not any(
+            c.name == client and server in c.servers for c in doc.clients
+        ):
+            return False
+        rules = [r for r in self._policy.server(server).tools.rules if fnmatchcase(tool, r.tool)]
+        return bool(rules) and all(r.action != "deny" for r in rules)
+
 
 class LoadedPolicy:
     def __init__(
@@ -89,14 +103,18 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
                 "use lowercase letters, digits and single hyphens",
             ) from e
         limits = policy_limits(policy, entry.name, kind="server")
+        command, code_binds, tree = _code_paths(tuple(entry.command), path.parent)
+        granted = {b.target for b in limits.binds}
+        code_binds = tuple(b for b in code_binds if b.target not in granted)
         servers.append(
             ServerSpec(
                 name=entry.name,
-                command=tuple(entry.command),
+                command=command,
                 env=dict(entry.env),
                 tofu=entry.tofu,
+                package_tree=tree,
                 sandbox=ServerSandbox(
-                    binds=limits.binds,
+                    binds=(*limits.binds, *code_binds),
                     memory_mb=limits.memory_mb,
                     cpu_seconds=limits.cpu_seconds,
                     pids=limits.pids,
@@ -123,6 +141,41 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
         pins_dir="pins",
     )
     return LoadedPolicy(policy, cfg, sinks)
+
+
+def _code_paths(
+    command: tuple[str, ...], base: Path
+) -> tuple[tuple[str, ...], tuple[Bind, ...], str | None]:
+    """Make a command's relative code paths usable inside the sandbox.
+
+    An argument naming an existing path relative to the policy's directory (``server/index.js``,
+    ``node_modules/pkg/dist/index.js``) becomes absolute, and the top directory holding it is bound
+    read-only at the same path. That directory is also the package tree the pins bind to. Paths
+    that resolve outside the policy's directory (symlinks, ``..``) are refused.
+    """
+    root = base.resolve()
+    out: list[str] = []
+    binds: dict[str, Bind] = {}
+    tree: str | None = None
+    for i, arg in enumerate(command):
+        if i == 0 or arg.startswith(("-", "/")) or not arg or "\x00" in arg:
+            out.append(arg)
+            continue
+        candidate = base / arg
+        if not candidate.exists():
+            out.append(arg)
+            continue
+        real = candidate.resolve()
+        if real != root and root not in real.parents:
+            raise ConfigError(
+                f"command argument {arg!r} resolves outside the policy's directory ({real})",
+                "install the server's code inside the policy's directory (no symlinks out)",
+            )
+        top = root / real.relative_to(root).parts[0]
+        binds[str(top)] = Bind(source=str(top), target=str(top), mode="ro")
+        tree = tree or str(top)
+        out.append(str(real))
+    return tuple(out), tuple(binds.values()), tree
 
 
 def load_any(path: Path) -> tuple[GatewayConfig, Path, LoadedPolicy | None]:

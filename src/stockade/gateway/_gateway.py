@@ -28,6 +28,7 @@ from ._interceptors import (
     Authenticate,
     DecisionContext,
     FlowRule,
+    ListingDecider,
     OutputHandling,
     PinCheck,
     PolicyDecider,
@@ -215,6 +216,13 @@ class Gateway:
     def _lookup(self, server: str, tool: str) -> dict[str, Any] | None:
         return self._exposed.get(server, {}).get(tool)
 
+    def _listable(self, client: str, server: str, tool: str) -> bool:
+        if isinstance(self._decider, ListingDecider):
+            return self._decider.listable(client or "anonymous", server, tool)
+        probe = ToolCall(server=server, tool=tool, client=client or "anonymous")
+        dctx = DecisionContext(tainted=False, exposed_name=qualify(server, tool), probe=True)
+        return self._decider(probe, dctx).kind != "deny"
+
     def exposed_tools(self, client: str = "") -> list[dict[str, Any]]:
         """Pinned tools the policy does not deny outright, under their namespaced names.
 
@@ -224,11 +232,7 @@ class Gateway:
         out: list[dict[str, Any]] = []
         for server in sorted(self._exposed):
             for tool, definition in sorted(self._exposed[server].items()):
-                probe = ToolCall(server=server, tool=tool, client=client or "anonymous")
-                dctx = DecisionContext(
-                    tainted=False, exposed_name=qualify(server, tool), probe=True
-                )
-                if self._decider(probe, dctx).kind == "deny":
+                if not self._listable(client, server, tool):
                     continue
                 entry = dict(definition)
                 entry["name"] = qualify(server, tool)

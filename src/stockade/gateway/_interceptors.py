@@ -7,7 +7,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import jsonschema
 from jsonschema.exceptions import SchemaError
@@ -29,6 +29,7 @@ __all__ = [
     "Authenticate",
     "DecisionContext",
     "FlowRule",
+    "ListingDecider",
     "OutputHandling",
     "PinCheck",
     "PolicyDecider",
@@ -50,6 +51,13 @@ class DecisionContext(Frozen):
 
 class PolicyDecider(Protocol):
     def __call__(self, call: ToolCall, context: DecisionContext) -> Decision: ...
+
+
+@runtime_checkable
+class ListingDecider(Protocol):
+    """A decider that can say, without arguments, whether a tool may be listed at all."""
+
+    def listable(self, client: str, server: str, tool: str) -> bool: ...
 
 
 @dataclass
