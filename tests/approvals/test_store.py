@@ -49,7 +49,7 @@ def test_a_pending_request_survives_a_restart_and_expires_after_its_deadline(
 
 
 @pytest.mark.guarantee("apr-restart-never-approves")
-@settings(max_examples=40)
+@settings(max_examples=20)
 @given(st.lists(st.floats(0, 200), min_size=1, max_size=5))
 def test_reloading_with_any_later_clock_never_approves(
     tmp_path_factory: pytest.TempPathFactory, jumps: list[float]

@@ -32,6 +32,7 @@ from ._machine import (
 from ._serve import PageServer, loopback_socket
 from ._store import ApprovalStore
 from ._web import CSP, approval_app
+from ._wiring import policy_file_hash, store_approver
 
 __all__ = [
     "CSP",
@@ -65,6 +66,8 @@ __all__ = [
     "loopback_socket",
     "new_request",
     "operator_secret_name",
+    "policy_file_hash",
     "recheck",
     "rules_from_policy",
+    "store_approver",
 ]

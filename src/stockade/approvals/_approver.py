@@ -46,7 +46,7 @@ class StoreApprover:
         timeout_for: Callable[[Category], float],
         image_digest: Callable[[str], str | None] = lambda server: None,
         poll_s: float = 0.2,
-        wait: Waiter = _event_wait,
+        wait: Waiter | None = None,
         new_id: Callable[[], str] = lambda: "apr_" + secrets.token_hex(8),
     ) -> None:
         self._store = store
@@ -55,7 +55,7 @@ class StoreApprover:
         self._timeout_for = timeout_for
         self._image_digest = image_digest
         self._poll = poll_s
-        self._wait = wait
+        self._wait = wait or _event_wait
         self._new_id = new_id
 
     def decide(self, call: ToolCall, decision: Decision) -> Decision:
