@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from stockade.kube import RunParams, dump_all, render_server
+from stockade.admission import StockadeRules
+from stockade.kube import (
+    ExportParams,
+    RunParams,
+    check_namespace,
+    dump_all,
+    gatekeeper,
+    kyverno,
+    render_server,
+)
 from stockade.policy import load_policy
 from stockade.textsafe import safe_text
 
@@ -51,4 +60,28 @@ def render_cmd(  # noqa: PLR0917 - click passes every option positionally by nam
         egress_token=_secrets.token_urlsafe(32),
     )
     objs = render_server(policy, server, params)
+    click.echo(safe_text(dump_all(objs)), nl=False)
+
+
+@k8s.command("policies")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="registries from")
+@click.option("--registry", "registries", multiple=True, help="HOST/NAMESPACE/* (repeatable)")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["gatekeeper", "kyverno"]),
+    default="gatekeeper",
+    show_default=True,
+)
+@click.option("--egress-namespace", default="stockade-egress", show_default=True)
+def policies_cmd(
+    policy_file: str | None, registries: tuple[str, ...], fmt: str, egress_namespace: str
+) -> None:
+    """Print stockade's rules as cluster policies (an empty registry list denies every image)."""
+    regs = tuple(registries)
+    if policy_file is not None:
+        regs = load_policy(Path(policy_file)).registries + regs
+    StockadeRules.of(regs)  # refuses an invalid pattern (usage error)
+    params = ExportParams(registries=regs, proxy_namespaces=(check_namespace(egress_namespace),))
+    objs = gatekeeper(params) if fmt == "gatekeeper" else kyverno(params)
     click.echo(safe_text(dump_all(objs)), nl=False)

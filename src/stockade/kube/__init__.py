@@ -5,7 +5,11 @@ See docs/kubernetes.md."""
 from ._check import ADMISSION_KINDS, check_rendered, rules_for, verify_rendered
 from ._errors import KubeError, PreflightError
 from ._from_policy import RunParams, render_server
+from ._gatekeeper import DEFAULT_SECRET_PATTERNS, ExportParams, gatekeeper
+from ._kyverno import KYVERNO_COVERAGE, kyverno
 from ._names import check_namespace, check_run_id, namespace_for, run_fs_group, slug
+from ._rego import REGO_PACKAGE, rego_module
+from ._rego_cluster import NAMESPACE_PACKAGE, NETPOL_PACKAGE, namespace_module, netpol_module
 from ._render import (
     EGRESS_PROXY_LABELS,
     RUNTIME_CLASS,
@@ -20,10 +24,16 @@ from ._yaml import REDACTED, dump_all, redact
 
 __all__ = [
     "ADMISSION_KINDS",
+    "DEFAULT_SECRET_PATTERNS",
     "EGRESS_PROXY_LABELS",
+    "KYVERNO_COVERAGE",
+    "NAMESPACE_PACKAGE",
+    "NETPOL_PACKAGE",
     "REDACTED",
+    "REGO_PACKAGE",
     "RUNTIME_CLASS",
     "SECRETS_DIR",
+    "ExportParams",
     "KubeError",
     "Manifest",
     "PreflightError",
@@ -33,9 +43,14 @@ __all__ = [
     "check_rendered",
     "check_run_id",
     "dump_all",
+    "gatekeeper",
+    "kyverno",
     "namespace_for",
+    "namespace_module",
+    "netpol_module",
     "pod_resources",
     "redact",
+    "rego_module",
     "render",
     "render_server",
     "rules_for",

@@ -1,0 +1,121 @@
+"""``stockade k8s render`` and ``stockade k8s policies`` end to end (in-process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stockade.admission import Level, Verdict, evaluate, load_documents
+from stockade.kube import ADMISSION_KINDS, rules_for
+
+from ._helpers import EXAMPLE_POLICY, PROXY_IP, REGISTRIES
+
+
+def run_cli(argv: list[str]) -> int:
+    from stockade.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def render(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    code = run_cli(["k8s", "render", "--policy", str(EXAMPLE_POLICY), *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.guarantee("k8s-render-admitted")
+def test_render_prints_yaml_that_stockade_admit_loads_and_allows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = render(
+        capsys, "--server", "github", "--run-id", "c1", "--egress-proxy-ip", PROXY_IP
+    )
+    assert code == 0, err
+    docs = load_documents(out, "render.yaml")  # admission's strict loader: no aliases
+    objs = [d.obj for d in docs]
+    assert [o["kind"] for o in objs][-1] == "Pod"
+    rules = rules_for(objs, REGISTRIES)
+    for o in objs:
+        if o["kind"] in ADMISSION_KINDS:
+            assert evaluate(o, Level.STOCKADE, rules, only=None).verdict == Verdict.ALLOW
+
+
+@pytest.mark.guarantee("k8s-secrets-granted-only")
+def test_render_redacts_the_egress_token(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = render(
+        capsys, "--server", "github", "--run-id", "c1", "--egress-proxy-ip", PROXY_IP
+    )
+    assert code == 0
+    secrets = [o for o in yaml.safe_load_all(out) if o["kind"] == "Secret"]
+    assert secrets
+    for s in secrets:
+        assert set(s["data"].values()) == {"PHJlZGFjdGVkPg=="}
+
+
+def test_render_generates_a_run_id_when_none_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = render(capsys, "--server", "docs-search")
+    assert code == 0
+    pod = list(yaml.safe_load_all(out))[-1]
+    assert len(pod["metadata"]["labels"]["stockade.dev/run-id"]) == 16
+
+
+@pytest.mark.guarantee("k8s-refuse-unappliable")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--server", "github"], "egress-proxy-ip"),
+        (["--server", "nope"], "no server"),
+        (["--server", "docs-search", "--run-id", "Bad_Id"], "run id"),
+        (["--server", "docs-search", "--namespace", "Bad"], "namespace"),
+        (["--server", "docs-search", "--digest", "sha256:" + "0" * 64], "differs"),
+    ],
+)
+def test_render_refuses_with_an_error_and_prints_no_manifest(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = render(capsys, *argv)
+    assert code != 0
+    assert out == ""
+    assert message in err
+
+
+def test_render_refuses_a_host_command_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ndefault: deny\nservers:\n  - name: local\n    command: [/bin/true]\n"
+    )
+    code = run_cli(["k8s", "render", "--policy", str(policy), "--server", "local"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "host command" in err
+
+
+def test_render_output_is_ascii(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = render(capsys, "--server", "docs-search", "--run-id", "c1")
+    assert code == 0
+    assert out.isascii()
+
+
+@pytest.mark.guarantee("k8s-cluster-policies")
+@pytest.mark.parametrize("fmt", ["gatekeeper", "kyverno"])
+def test_policies_prints_the_export_with_the_policy_registries(
+    capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    code = run_cli(["k8s", "policies", "--policy", str(EXAMPLE_POLICY), "--format", fmt])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "ghcr.io/acme/*" in out
+    assert list(yaml.safe_load_all(out))
+
+
+def test_policies_refuses_an_invalid_registry_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["k8s", "policies", "--registry", "*"]) == 2
+    assert "registry pattern" in capsys.readouterr().err
