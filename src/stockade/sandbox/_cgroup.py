@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,11 +132,15 @@ class Cgroup:
                     os.kill(pid, 9)
             time.sleep(0.01)
 
-    def wait_joined(self, pid: int, bound_s: float = 5.0) -> bool:
-        """Whether ``pid`` joined the cgroup within the bound (the launcher writes it first)."""
+    def wait_joined(self, pid: int, exited: Callable[[], bool], bound_s: float = 30.0) -> bool:
+        """Whether ``pid`` joined the cgroup within the bound, or already ended.
+
+        A process that ended may have left the cgroup before we looked; the launch chain only
+        execs the workload after joining (``&&``), so an ended process ran nothing unenforced.
+        """
         end = time.monotonic() + bound_s
         while time.monotonic() < end:
-            if pid in self.pids():
+            if pid in self.pids() or exited():
                 return True
             time.sleep(0.002)
         return False

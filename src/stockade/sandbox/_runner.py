@@ -422,7 +422,7 @@ def _start(
             cwd="/",
             start_new_session=True,
         )
-        if not cgroup.wait_joined(proc.pid):
+        if not cgroup.wait_joined(proc.pid, lambda: proc.poll() is not None):
             proc.kill()
             proc.wait(timeout=30)
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
