@@ -77,7 +77,7 @@ def test_unsafe_or_ambiguous_input_is_refused(text: str, message: str) -> None:
         load_documents(text, name)
 
 
-def test_a_billion_laughs_document_is_refused_before_expansion() -> None:
+def test_a_billion_laughs_bomb_is_refused_before_expansion() -> None:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     with pytest.raises(InputError, match="anchors"):

@@ -317,7 +317,7 @@ def test_a_projected_credential_is_denied_even_with_automount_off(kind: str) -> 
 def test_a_secrets_store_csi_volume_is_denied_whatever_is_granted() -> None:
     csi = {
         "driver": "secrets-store.csi.k8s.io",
-        "volumeAttributes": {"secretProviderClass": "granted"},
+        "volumeAttributes": {"secretProviderClass": "granted"},  # pragma: allowlist secret
     }
     pod = setp(stockade_pod(), "spec.volumes", [{"name": "v", "csi": csi}])
     assert found(pod, "stockade") == {("stockade_secrets", "spec.volumes[0].csi.driver")}

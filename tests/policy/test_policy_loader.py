@@ -311,10 +311,10 @@ def test_credential_looking_env_names_are_rejected_with_a_hint(check: Writer, na
 @pytest.mark.parametrize(
     "value",
     [
-        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",  # pragma: allowlist secret
         "sk-proj-abc",
-        "AKIAABCDEFGHIJKLMNOP",
-        "'-----BEGIN RSA PRIVATE KEY-----'",
+        "AKIAABCDEFGHIJKLMNOP",  # pragma: allowlist secret
+        "'-----BEGIN RSA PRIVATE KEY-----'",  # pragma: allowlist secret
         "xoxb-123",
     ],
 )

@@ -31,7 +31,7 @@ def test_malformed_yaml_is_reported_with_its_position(check: Writer) -> None:
 
 
 @pytest.mark.guarantee("policy-safe-yaml")
-def test_billion_laughs_is_refused_at_the_first_anchor_without_expanding(check: Writer) -> None:
+def test_alias_bomb_is_refused_at_the_first_anchor_without_expanding(check: Writer) -> None:
     lines = ["version: 1", "default: deny", 'a0: &a0 ["lol", "lol", "lol", "lol", "lol"]']
     for i in range(1, 30):
         lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
