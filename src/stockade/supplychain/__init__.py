@@ -30,6 +30,7 @@ from ._keybundle import verify_bundle_with_key
 from ._layout import OciLayoutStore
 from ._manifest import Descriptor, ImageManifest, Platform, parse_manifest, select_platform
 from ._policy import IdentityMatcher, ReferenceMatch, SignatureRule, VerificationPolicy
+from ._provenance import ProvenanceError, ProvenancePolicy, ProvenanceResult, check_provenance
 from ._record import (
     SealedRecord,
     VerificationRecord,
@@ -71,6 +72,9 @@ __all__ = [
     "OciLayoutStore",
     "Platform",
     "PrivateKey",
+    "ProvenanceError",
+    "ProvenancePolicy",
+    "ProvenanceResult",
     "ReferenceMatch",
     "RegistryAllowlist",
     "RegistryClient",
@@ -89,6 +93,7 @@ __all__ = [
     "VerificationRecord",
     "VerifiedImage",
     "check_base",
+    "check_provenance",
     "fetch_referrer_bundles",
     "fetch_signatures",
     "load_private_key",
