@@ -242,3 +242,10 @@ def test_the_cli_signs_and_verifies_against_the_registry(
     )
     assert ok.exit_code == 0, ok.output
     assert ref.digest in ok.output
+    store = tmp_path / "store"
+    pulled = runner.invoke(
+        cli, ["image", "pull", *base, "--key", pub, "--store", str(store), f"{ref.name}:v1"]
+    )
+    assert pulled.exit_code == 0, pulled.output
+    assert ref.digest is not None
+    assert (store / "blobs" / "sha256" / ref.digest.removeprefix("sha256:")).is_file()
