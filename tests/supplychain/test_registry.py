@@ -229,9 +229,8 @@ def test_the_cli_signs_and_verifies_against_the_registry(
     assert out.exit_code == 0, out.output
     assert out.output.strip() == str(ref)
     base = ["--plain-http", registry, "--allow", f"{registry}/acme/*"]
-    denied = runner.invoke(
-        cli, ["image", "verify", *base, "--key", str(tmp_path / "k.pub"), str(ref)]
-    )
+    pub = str(tmp_path / "k.pub")
+    denied = runner.invoke(cli, ["image", "verify", *base, "--key", pub, str(ref)])
     assert denied.exit_code != 0
     signed = runner.invoke(
         cli, ["image", "sign", "--plain-http", registry, "--key", str(tmp_path / "k.pem"), str(ref)]
