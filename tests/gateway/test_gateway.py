@@ -416,3 +416,22 @@ def test_a_server_that_failed_to_start_is_retried_with_backoff_on_listing(
     attempts = run_gateway(tmp_path, [gone, evil_spec(tofu=True)], body, allow=ALLOW, clock=clock)
     # failed at start (backoff 1 s): no attempt at t=0 or t=0.5; one at t=1.0
     assert attempts == [0, 0, 1]
+
+
+def test_lazy_servers_start_when_first_listed_or_called(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> None:
+        assert not gw.sessions["one"].running
+        assert not gw.sessions["two"].running
+        out = await call(gw, "two__echo", {"message": "hi"})
+        assert "Echo: hi" in out["content"][0]["text"]
+        assert not gw.sessions["one"].running
+        assert "one__echo" in await listed(gw)
+        assert gw.sessions["one"].running
+
+    servers = [
+        evil_spec(name="one", tofu=True, start="lazy"),
+        evil_spec(name="two", tofu=True, start="lazy"),
+    ]
+    run_gateway(tmp_path, servers, body, allow={"one__echo", "two__echo"})

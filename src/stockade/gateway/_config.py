@@ -61,6 +61,7 @@ class ServerSpec(Frozen):
     tools: dict[str, ToolRule] = Field(default_factory=dict)
     call_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     sandbox: ServerSandbox = Field(default_factory=ServerSandbox)
+    start: Literal["eager", "lazy"] = "eager"
 
     @field_validator("env")
     @classmethod

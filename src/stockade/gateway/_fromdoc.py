@@ -113,6 +113,7 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
                 env=dict(entry.env),
                 tofu=entry.tofu,
                 package_tree=tree,
+                start=entry.start,
                 sandbox=ServerSandbox(
                     binds=(*limits.binds, *code_binds),
                     memory_mb=limits.memory_mb,

@@ -102,6 +102,7 @@ class Gateway:
         self._packages: dict[str, str] = {}
         self._refreshing: set[str] = set()
         self._register_failures: dict[str, int] = {}
+        self._lazy: set[str] = set()
         self._dirty: set[str] = set()
         self._notify: Notify | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -123,14 +124,28 @@ class Gateway:
     # -- downstream -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start every ``eager`` server; ``lazy`` ones start when first listed or called."""
         for name, session in self.sessions.items():
-            try:
-                await session.start()
-                await self.refresh(name)
-            except DownstreamError as e:
-                self._audit.append("gateway.server_failed", {"server": name, "error": e.what})
-                self.backoff.failed(name)
-                await session.close()
+            if session.spec.start == "lazy":
+                self._lazy.add(name)
+                continue
+            await self._first_start(name)
+
+    async def _first_start(self, name: str) -> None:
+        self._lazy.discard(name)
+        session = self.sessions[name]
+        try:
+            await session.start()
+            await self.refresh(name)
+        except DownstreamError as e:
+            self._audit.append("gateway.server_failed", {"server": name, "error": e.what})
+            self.backoff.failed(name)
+            await session.close()
+
+    async def _start_lazy(self, only: str | None = None) -> None:
+        for name in sorted(self._lazy):
+            if only is None or name == only:
+                await self._first_start(name)
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -268,7 +283,12 @@ class Gateway:
     def _revive_down_servers(self) -> None:
         """Servers that are down and past their backoff are restarted in the background."""
         for name, session in self.sessions.items():
-            if session.running or name in self._refreshing or self.backoff.wait_s(name) > 0:
+            if (
+                session.running
+                or name in self._refreshing
+                or name in self._lazy
+                or self.backoff.wait_s(name) > 0
+            ):
                 continue
             self._refreshing.add(name)
             task = asyncio.get_running_loop().create_task(self._revive(name))
@@ -379,6 +399,7 @@ class Gateway:
         if method == "ping":
             return result_response(rid, {})
         if method == "tools/list":
+            await self._start_lazy()
             self._revive_down_servers()
             listing: dict[str, Any] = {"tools": self.exposed_tools(client)}
             if modern:
@@ -413,6 +434,8 @@ class Gateway:
             return result_response(
                 rid, {"content": [{"type": "text", "text": e.what}], "isError": True}
             )
+        if server in self._lazy:
+            await self._start_lazy(server)
         call = ToolCall(
             server=server, tool=tool, arguments=args, client=client, session=conversation[:128]
         )
