@@ -29,6 +29,7 @@ from ._machine import (
     apply,
     expire_if_due,
 )
+from ._metrics import CategoryMetrics, metrics
 from ._serve import PageServer, loopback_socket
 from ._store import ApprovalStore
 from ._web import CSP, approval_app
@@ -45,6 +46,7 @@ __all__ = [
     "AuditRecord",
     "BindingMismatch",
     "CallBinding",
+    "CategoryMetrics",
     "Classification",
     "ClassifierRules",
     "Event",
@@ -64,6 +66,7 @@ __all__ = [
     "classify",
     "expire_if_due",
     "loopback_socket",
+    "metrics",
     "new_request",
     "operator_secret_name",
     "policy_file_hash",

@@ -138,15 +138,12 @@ def apply(request: ApprovalRequest, event: Event) -> tuple[ApprovalRequest, Audi
             f"approval {request.id}: cannot expire before {request.expires_at.isoformat()}",
             "cancel or deny it instead",
         )
-    updated = request.model_copy(
-        update={
-            "state": target,
-            "decided_by": event.by,
-            "channel": event.channel,
-            "decided_at": event.at,
-            "note": event.reason,
-        }
-    )
+    # The operator's decision (who, how, when) stays on the request after it is spent or voided;
+    # every transition is in the audit record and the store's history.
+    update: dict[str, Any] = {"state": target, "note": event.reason}
+    if request.state == State.PENDING:
+        update |= {"decided_by": event.by, "channel": event.channel, "decided_at": event.at}
+    updated = request.model_copy(update=update)
     record = AuditRecord(
         type=f"approval.{target.value}",
         session_id=request.call.session or None,

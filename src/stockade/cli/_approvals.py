@@ -27,6 +27,7 @@ from stockade.approvals import (
     State,
     approval_app,
     loopback_socket,
+    metrics,
     operator_secret_name,
 )
 from stockade.audit import AuditLog
@@ -299,3 +300,29 @@ def serve(store_path: Path | None, secret_dir: Path | None, host: str, port: int
         )
         click.echo(f"approval page on http://{names[0]}/ (Ctrl-C to stop)", err=True)
         PageServer(app, sock).run()
+
+
+@approvals.command(name="stats")
+@_store_option
+@click.option("--json", "as_json", is_flag=True)
+def stats(store_path: Path | None, as_json: bool) -> None:
+    """Approval, denial and expiry counts and decision latency per category."""
+    with _open(store_path) as store:
+        m = metrics(store.list(now=SystemClock().now(), limit=1_000_000))
+    if as_json:
+        click.echo(json.dumps({c.value: v.model_dump(mode="json") for c, v in m.items()}))
+        return
+    click.echo(
+        f"{'CATEGORY':<20} {'REQ':>5} {'PEND':>5} {'OK':>5} {'USED':>5} {'DENY':>5} "
+        f"{'EXP':>5} {'CANC':>5}  LATENCY mean/max s"
+    )
+    for c, v in m.items():
+        lat = (
+            f"{v.latency_mean_s:.1f}/{v.latency_max_s:.1f}"
+            if v.latency_mean_s is not None and v.latency_max_s is not None
+            else "-"
+        )
+        click.echo(
+            f"{c.value:<20} {v.requested:>5} {v.pending:>5} {v.approved:>5} "
+            f"{v.consumed:>5} {v.denied:>5} {v.expired:>5} {v.cancelled:>5}  {lat}"
+        )
