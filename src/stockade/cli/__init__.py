@@ -16,6 +16,7 @@ from ._approvals import approvals, kill
 from ._audit import audit
 from ._ca import ca
 from ._demo import demo
+from ._gates import evidence, postflight, preflight
 from ._gateway import gateway, policy_import, tools
 from ._image import image
 from ._k8s import k8s
@@ -49,6 +50,9 @@ cli.add_command(kill)
 cli.add_command(k8s)
 cli.add_command(ca)
 cli.add_command(api)
+cli.add_command(preflight)
+cli.add_command(postflight)
+cli.add_command(evidence)
 policy.add_command(policy_import)
 
 

@@ -1,5 +1,32 @@
-"""Gates: preflight and postflight checks, secret scanning, evidence export (docs/api.md)."""
+"""Gates: preflight and postflight checks, secret scanning, evidence export (docs/api.md).
+
+``preflight_checks(policy_file, inputs)`` and ``postflight_checks(run_id, inputs)`` return named
+checks; ``run_checks`` runs them all into PASS/FAIL :class:`GateResult` lines. ``scan_text`` finds
+secrets (detect-secrets pattern detectors, run tokens, the policy's own secret values);
+``export_evidence`` writes an offline-checkable folder.
+"""
 
 from ._audit import AuditTarget
+from ._checks import Check, GateResult, run_checks
+from ._evidence import export_evidence
+from ._gates import GateError, GateInputs, audit_lines_of_run, postflight_checks, preflight_checks
+from ._scan import SecretFinding, scan_text
+from ._versions import PolicyVersion, latest_policy_version, record_policy_version
 
-__all__ = ["AuditTarget"]
+__all__ = [
+    "AuditTarget",
+    "Check",
+    "GateError",
+    "GateInputs",
+    "GateResult",
+    "PolicyVersion",
+    "SecretFinding",
+    "audit_lines_of_run",
+    "export_evidence",
+    "latest_policy_version",
+    "postflight_checks",
+    "preflight_checks",
+    "record_policy_version",
+    "run_checks",
+    "scan_text",
+]

@@ -1,0 +1,148 @@
+"""``stockade preflight``, ``stockade postflight RUN``, ``stockade evidence RUN --out DIR``."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from stockade import paths
+from stockade.errors import SecretStoreError
+from stockade.gates import (
+    AuditTarget,
+    Check,
+    GateInputs,
+    export_evidence,
+    postflight_checks,
+    preflight_checks,
+    record_policy_version,
+    run_checks,
+)
+from stockade.models import SystemClock
+from stockade.policy import load_policy
+from stockade.sandbox import find_bwrap, find_gvisor
+from stockade.secrets import DirectorySecretStore
+from stockade.store import RunStore
+from stockade.textsafe import safe_text
+
+__all__ = ["evidence", "postflight", "preflight"]
+
+_RUNTIMES: dict[str, Callable[[], str]] = {
+    "gvisor": lambda: f"runsc {find_gvisor().version}",
+    "namespaces": lambda: f"bwrap at {find_bwrap()}",
+}
+
+_store_option = click.option(
+    "--store", "store_path", type=click.Path(dir_okay=False, path_type=Path), default=None
+)
+_policy_option = click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Policy whose secret values are also scanned for (and checked, for preflight).",
+)
+
+
+def _secret_values(policy_file: Path | None) -> tuple[str, ...]:
+    if policy_file is None or not paths.secret_dir().exists():
+        return ()
+    store = DirectorySecretStore(paths.secret_dir())
+    out: list[str] = []
+    for name in load_policy(policy_file).sensitive_secrets():
+        try:
+            out.append(store.get(name).decode("utf-8", "replace"))
+        except SecretStoreError:
+            continue  # not stored: it cannot have leaked from here
+    return tuple(out)
+
+
+def _inputs(
+    store_path: Path | None,
+    policy_file: Path | None,
+    runtimes: tuple[str, ...] = (),
+    scan: tuple[Path, ...] = (),
+) -> GateInputs:
+    db = store_path or paths.run_store()
+    return GateInputs(
+        open_store=lambda: RunStore.open(db),
+        audit=AuditTarget(paths.audit_log(), paths.key_dir()),
+        secret_values=_secret_values(policy_file),
+        runtimes={r: _RUNTIMES[r] for r in runtimes},
+        scan_paths=scan,
+    )
+
+
+def _report(checks: list[Check]) -> int:
+    results = run_checks(checks)
+    for r in results:
+        click.echo(safe_text(r.line()))
+    failed = sum(not r.ok for r in results)
+    click.echo(
+        f"{'FAIL' if failed else 'PASS'}: {len(results) - failed}/{len(results)} checks passed"
+    )
+    return 1 if failed else 0
+
+
+@click.command(name="preflight")
+@click.option(
+    "--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path), required=True
+)
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    type=click.Choice(sorted(_RUNTIMES)),
+    default=("gvisor",),
+    show_default=True,
+)
+@click.option("--scan", multiple=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--record-policy", is_flag=True, help="Record this policy's hash as the approved one."
+)
+@_store_option
+def preflight(
+    policy_file: Path,
+    runtimes: tuple[str, ...],
+    scan: tuple[Path, ...],
+    record_policy: bool,
+    store_path: Path | None,
+) -> int:
+    """Check before serving: policy valid and recorded, runtimes, audit log, no secrets in logs."""
+    inputs = _inputs(store_path, policy_file, runtimes, scan)
+    if record_policy:
+        policy = load_policy(policy_file)
+        with inputs.open_store() as store:
+            v = record_policy_version(
+                store,
+                policy.effective_hash,
+                by=getpass.getuser(),
+                document=policy_file.read_text(),
+                at=SystemClock().now(),
+            )
+        click.echo(f"recorded policy version {v.id}: {v.hash}")
+    return _report(preflight_checks(policy_file, inputs))
+
+
+@click.command(name="postflight")
+@click.argument("run_id")
+@_policy_option
+@_store_option
+def postflight(run_id: str, policy_file: Path | None, store_path: Path | None) -> int:
+    """Check after RUN_ID: audit chain intact and sealed, secret rescan of its trace and events."""
+    return _report(postflight_checks(run_id, _inputs(store_path, policy_file)))
+
+
+@click.command(name="evidence")
+@click.argument("run_id")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@_policy_option
+@_store_option
+def evidence(run_id: str, out: Path, policy_file: Path | None, store_path: Path | None) -> None:
+    """Export RUN_ID's receipts (trace, audit log + excerpt, checkpoint, verification) to OUT."""
+    manifest = export_evidence(run_id, out, _inputs(store_path, policy_file))
+    for name, digest in sorted(manifest.items()):
+        click.echo(f"{digest}  {name}")
+    click.echo(f"wrote {len(manifest) + 1} files to {safe_text(str(out))}")
