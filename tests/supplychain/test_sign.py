@@ -96,7 +96,7 @@ def test_signing_refuses_a_tag_only_reference_and_unreadable_keys() -> None:
     with pytest.raises(ImageReferenceError, match="no sha256 digest"):
         sign_image(key, parse_reference("127.0.0.1:5000/acme/tool:v1"))
     with pytest.raises(TrustMaterialError):
-        # fake test value: pragma: allowlist nextline secret
+        # pragma: allowlist nextline secret
         load_private_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
 
 
