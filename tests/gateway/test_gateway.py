@@ -435,3 +435,24 @@ def test_lazy_servers_start_when_first_listed_or_called(
         evil_spec(name="two", tofu=True, start="lazy"),
     ]
     run_gateway(tmp_path, servers, body, allow={"one__echo", "two__echo"})
+
+
+def test_idle_servers_are_stopped_and_restarted_by_the_next_call(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    clock = FakeClock()
+
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> None:
+        await call(gw, "evil__echo", {"message": "a"})
+        clock.advance(59)
+        assert await gw.stop_idle() == []
+        clock.advance(1)
+        assert await gw.stop_idle() == ["evil"]
+        assert not gw.sessions["evil"].running
+        assert "evil__echo" in await listed(gw)  # still listed, not restarted by listing
+        assert not gw.sessions["evil"].running
+        out = await call(gw, "evil__echo", {"message": "b"})
+        assert "Echo: b" in out["content"][0]["text"]
+        assert gw.sessions["evil"].running
+
+    run_gateway(tmp_path, [evil_spec(tofu=True, idle_stop_s=60)], body, allow=ALLOW, clock=clock)

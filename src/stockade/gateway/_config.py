@@ -62,6 +62,7 @@ class ServerSpec(Frozen):
     call_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     sandbox: ServerSandbox = Field(default_factory=ServerSandbox)
     start: Literal["eager", "lazy"] = "eager"
+    idle_stop_s: float | None = Field(default=None, gt=0, description="stop after idle seconds")
 
     @field_validator("env")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from stockade import __version__
@@ -103,6 +104,9 @@ class Gateway:
         self._refreshing: set[str] = set()
         self._register_failures: dict[str, int] = {}
         self._lazy: set[str] = set()
+        self._idle: set[str] = set()
+        self._last_used: dict[str, datetime] = {}
+        self._clock = clock
         self._dirty: set[str] = set()
         self._notify: Notify | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -131,8 +135,28 @@ class Gateway:
                 continue
             await self._first_start(name)
 
+    async def stop_idle(self) -> list[str]:
+        """Stop running servers unused for longer than their ``idle_stop_s``; returns them.
+
+        Their tools stay listed; the next call restarts the server (and re-checks its pins).
+        """
+        now = self._clock.now()
+        stopped: list[str] = []
+        for name, session in self.sessions.items():
+            limit = session.spec.idle_stop_s
+            last = self._last_used.get(name)
+            if limit is None or not session.running or last is None:
+                continue
+            if (now - last).total_seconds() >= limit:
+                await session.close()
+                self._idle.add(name)
+                stopped.append(name)
+                self._audit.append("gateway.server_idle_stop", {"server": name, "idle_s": limit})
+        return stopped
+
     async def _first_start(self, name: str) -> None:
         self._lazy.discard(name)
+        self._last_used[name] = self._clock.now()
         session = self.sessions[name]
         try:
             await session.start()
@@ -264,6 +288,7 @@ class Gateway:
         if session is None:
             return {"content": [{"type": "text", "text": "no such server"}], "isError": True}
         server = ctx.call.server
+        self._last_used[server] = self._clock.now()
         try:
             if not session.running:
                 wait = self.backoff.wait_s(server)
@@ -287,6 +312,7 @@ class Gateway:
                 session.running
                 or name in self._refreshing
                 or name in self._lazy
+                or name in self._idle
                 or self.backoff.wait_s(name) > 0
             ):
                 continue
@@ -319,6 +345,7 @@ class Gateway:
             on_list_changed=self._refresher(server),
         )
         self.sessions[server] = fresh
+        self._idle.discard(server)
         self._audit.append(
             "gateway.server_restart", {"server": server, "failures": self.backoff.failures(server)}
         )

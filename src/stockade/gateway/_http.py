@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -28,6 +29,7 @@ from stockade.textsafe import safe_text
 from ._errors import ConfigError
 from ._gateway import MODERN_VERSION, SUPPORTED_VERSIONS, VERSION_META, Gateway
 from ._jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response, parse_message
+from ._stdio import idle_ticker
 
 __all__ = ["HttpTransport", "check_bind", "serve_http"]
 
@@ -194,7 +196,9 @@ async def serve_http(gateway: Gateway, transport: HttpTransport, host: str) -> N
     )
     server = uvicorn.Server(config)
     await gateway.start()
+    ticker = asyncio.create_task(idle_ticker(gateway))
     try:
         await server.serve()
     finally:
+        ticker.cancel()
         await gateway.close()

@@ -109,10 +109,19 @@ async def serve_stdio(gateway: Gateway, *, client: str = "stdio") -> None:
         await loop.run_in_executor(None, _write_all, out_fd, data)
 
     await gateway.start()
+    ticker = asyncio.create_task(idle_ticker(gateway))
     try:
         await serve_streams(gateway, reader, write, client=client)
     finally:
+        ticker.cancel()
         await gateway.close()
+
+
+async def idle_ticker(gateway: Gateway, every_s: float = 5.0) -> None:
+    """Stops idle servers periodically (a wall-clock loop: the edge, not the core)."""
+    while True:
+        await asyncio.sleep(every_s)
+        await gateway.stop_idle()
 
 
 def _write_all(fd: int, data: bytes) -> None:
