@@ -2,12 +2,17 @@
 SandboxSpec, check them, export cluster policies, and plan/apply/roll back (dry-run by default).
 See docs/kubernetes.md."""
 
+from ._apply import ApplyResult, RollbackResult, apply_run, rollback_run
 from ._check import ADMISSION_KINDS, check_rendered, rules_for, verify_rendered
+from ._cluster import ClusterApi, ObjRef, ref_of
 from ._errors import KubeError, PreflightError
 from ._from_policy import RunParams, render_server
 from ._gatekeeper import DEFAULT_SECRET_PATTERNS, ExportParams, gatekeeper
 from ._kyverno import KYVERNO_COVERAGE, kyverno
 from ._names import check_namespace, check_run_id, namespace_for, run_fs_group, slug
+from ._plan import Action, Change, Plan, diff_text, make_plan, project
+from ._preflight import Facts, networkpolicy_enforced, preflight, problems
+from ._records import RecordStore, default_record_dir
 from ._rego import REGO_PACKAGE, rego_module
 from ._rego_cluster import NAMESPACE_PACKAGE, NETPOL_PACKAGE, namespace_module, netpol_module
 from ._render import (
@@ -20,6 +25,7 @@ from ._render import (
     render,
     runtime_class,
 )
+from ._rollback import RecordedChange, RollbackRecord, RollbackStep, record_for, steps
 from ._yaml import REDACTED, dump_all, redact
 
 __all__ = [
@@ -33,29 +39,53 @@ __all__ = [
     "REGO_PACKAGE",
     "RUNTIME_CLASS",
     "SECRETS_DIR",
+    "Action",
+    "ApplyResult",
+    "Change",
+    "ClusterApi",
     "ExportParams",
+    "Facts",
     "KubeError",
     "Manifest",
+    "ObjRef",
+    "Plan",
     "PreflightError",
+    "RecordStore",
+    "RecordedChange",
     "RenderInput",
+    "RollbackRecord",
+    "RollbackResult",
+    "RollbackStep",
     "RunParams",
+    "apply_run",
     "check_namespace",
     "check_rendered",
     "check_run_id",
+    "default_record_dir",
+    "diff_text",
     "dump_all",
     "gatekeeper",
     "kyverno",
+    "make_plan",
     "namespace_for",
     "namespace_module",
     "netpol_module",
+    "networkpolicy_enforced",
     "pod_resources",
+    "preflight",
+    "problems",
+    "project",
+    "record_for",
     "redact",
+    "ref_of",
     "rego_module",
     "render",
     "render_server",
+    "rollback_run",
     "rules_for",
     "run_fs_group",
     "runtime_class",
     "slug",
+    "steps",
     "verify_rendered",
 ]

@@ -1,0 +1,105 @@
+"""Apply and roll back through a :class:`ClusterApi`: dry-run unless ``execute`` is True.
+
+Order of an executed apply: preflight on the cluster's facts -> record the rollback target
+(before any write) -> namespace-level objects -> preflight again on the live namespace ->
+the Pod. A refusal at any step leaves the record naming what was already written.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from stockade.models import Clock
+
+from ._cluster import ClusterApi, ObjRef, ref_of
+from ._plan import Action, Plan, make_plan
+from ._preflight import Facts, preflight, problems
+from ._records import RecordStore
+from ._render import RUNTIME_CLASS, Manifest
+from ._rollback import RollbackRecord, RollbackStep, record_for, steps
+
+__all__ = ["ApplyResult", "RollbackResult", "apply_run", "rollback_run"]
+
+_RC = ObjRef("node.k8s.io/v1", "RuntimeClass", "", RUNTIME_CLASS)
+_SYSTEM_NS = "kube-system"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    refusals: tuple[str, ...]
+    record: RollbackRecord | None
+    applied: bool
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    steps: tuple[RollbackStep, ...]
+    applied: bool
+
+
+def _namespace_ref(desired: tuple[Manifest, ...]) -> ObjRef:
+    (ns,) = [ref_of(o) for o in desired if o["kind"] == "Namespace"]
+    return ns
+
+
+def _write(api: ClusterApi, desired: Manifest, live: Manifest | None) -> None:
+    if live is None:
+        api.create(desired)
+        return
+    body = copy.deepcopy(desired)
+    rv = live.get("metadata", {}).get("resourceVersion")
+    if rv is not None:
+        body["metadata"]["resourceVersion"] = rv  # optimistic concurrency: no lost update
+    api.replace(body)
+
+
+def apply_run(
+    api: ClusterApi,
+    desired: tuple[Manifest, ...],
+    *,
+    execute: bool,
+    store: RecordStore,
+    clock: Clock,
+    server: str,
+    run_id: str,
+    unsafe_assume_networkpolicy: bool = False,
+) -> ApplyResult:
+    refs = [ref_of(o) for o in desired]
+    live = {r: api.get(r) for r in dict.fromkeys([*refs, _RC])}
+    plan = make_plan(desired, live)
+    ns_ref = _namespace_ref(desired)
+    ns_change = next(c for c in plan.changes if c.ref == ns_ref)
+    # In a dry run the namespace is judged as it will be once the plan's write is done.
+    ns_after = ns_change.desired if ns_change.action != Action.UNCHANGED else live[ns_ref]
+    daemonsets = api.daemonset_names(_SYSTEM_NS)
+    facts = Facts(live[_RC], ns_after, daemonsets, unsafe_assume_networkpolicy)
+    if not execute:
+        return ApplyResult(plan, problems(facts), None, False)
+    preflight(facts)
+    record = record_for(plan, clock=clock, server=server, run_id=run_id)
+    store.save(record)
+    writes = plan.writes
+    for c in writes:
+        if c.ref.kind != "Pod":
+            _write(api, c.desired, c.live)
+    preflight(Facts(api.get(_RC), api.get(ns_ref), daemonsets, unsafe_assume_networkpolicy))
+    for c in writes:
+        if c.ref.kind == "Pod":
+            _write(api, c.desired, c.live)
+    return ApplyResult(plan, (), record, True)
+
+
+def rollback_run(api: ClusterApi, record: RollbackRecord, *, execute: bool) -> RollbackResult:
+    todo = steps(record)
+    if execute:
+        for s in todo:
+            current = api.get(s.ref)
+            if s.action == "delete":
+                if current is not None:
+                    api.delete(s.ref)
+            else:
+                assert s.previous is not None  # noqa: S101 - restore steps carry it
+                _write(api, s.previous, current)
+    return RollbackResult(todo, execute)

@@ -1,0 +1,108 @@
+"""Rollback targets: the previous state of every object an apply changes, and the steps that
+restore it (pure). Secrets are never recorded with values: an apply only ever creates them."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+
+from stockade.models import Clock, Frozen
+
+from ._cluster import ObjRef
+from ._errors import KubeError
+from ._plan import Action, Plan
+from ._render import Manifest
+
+__all__ = ["RecordedChange", "RollbackRecord", "RollbackStep", "clean", "record_for", "steps"]
+
+_SERVER_FIELDS = (
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "managedFields",
+    "generation",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+
+
+def clean(live: Manifest) -> Manifest:
+    """A live object without server-owned fields, fit to be created or replaced again."""
+    out = copy.deepcopy(live)
+    out.pop("status", None)
+    meta = out.get("metadata", {})
+    for k in _SERVER_FIELDS:
+        meta.pop(k, None)
+    return out
+
+
+class RecordedChange(Frozen):
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    #: The object as it was before the apply; None when the apply created it.
+    previous: dict[str, Any] | None = None
+
+    @property
+    def ref(self) -> ObjRef:
+        return ObjRef(self.api_version, self.kind, self.namespace, self.name)
+
+
+class RollbackRecord(Frozen):
+    id: str = Field(pattern=r"^[0-9]{8}T[0-9]{6}Z-[a-z0-9-]{1,40}$")
+    created_at: str
+    server: str
+    run_id: str
+    changes: tuple[RecordedChange, ...]
+
+
+def record_for(plan: Plan, *, clock: Clock, server: str, run_id: str) -> RollbackRecord:
+    now = clock.now()
+    changes: list[RecordedChange] = []
+    for c in plan.writes:
+        if c.action == Action.UPDATE and c.ref.kind == "Secret":
+            raise KubeError(f"{c.ref} would be overwritten", "use a new run id")
+        prev = clean(c.live) if c.action == Action.UPDATE and c.live is not None else None
+        r = c.ref
+        changes.append(
+            RecordedChange(
+                api_version=r.api_version,
+                kind=r.kind,
+                namespace=r.namespace,
+                name=r.name,
+                previous=prev,
+            )
+        )
+    return RollbackRecord(
+        id=f"{now:%Y%m%dT%H%M%S}Z-{run_id}",
+        created_at=now.isoformat(),
+        server=server,
+        run_id=run_id,
+        changes=tuple(changes),
+    )
+
+
+@dataclass(frozen=True)
+class RollbackStep:
+    action: Literal["delete", "restore"]
+    ref: ObjRef
+    previous: Manifest | None
+
+    def describe(self) -> str:
+        return f"{self.action:>8}  {self.ref}"
+
+
+def steps(record: RollbackRecord) -> tuple[RollbackStep, ...]:
+    """Undo in reverse order: delete what the apply created, restore what it changed."""
+    out = []
+    for c in reversed(record.changes):
+        if c.previous is None:
+            out.append(RollbackStep("delete", c.ref, None))
+        else:
+            out.append(RollbackStep("restore", c.ref, dict(c.previous)))
+    return tuple(out)
