@@ -30,6 +30,7 @@ from ._machine import (
     expire_if_due,
 )
 from ._metrics import CategoryMetrics, metrics
+from ._remember import MAX_REMEMBER_S, Remembered, covering, remember_from, url_hosts
 from ._serve import PageServer, loopback_socket
 from ._store import ApprovalStore
 from ._web import CSP, approval_app
@@ -37,6 +38,7 @@ from ._wiring import policy_file_hash, store_approver
 
 __all__ = [
     "CSP",
+    "MAX_REMEMBER_S",
     "OPERATOR_SECRET_PREFIX",
     "TERMINAL",
     "TRANSITIONS",
@@ -55,6 +57,7 @@ __all__ = [
     "KillSwitch",
     "LoginRefused",
     "PageServer",
+    "Remembered",
     "Session",
     "Sessions",
     "State",
@@ -64,6 +67,7 @@ __all__ = [
     "approval_app",
     "canonical_arguments",
     "classify",
+    "covering",
     "expire_if_due",
     "loopback_socket",
     "metrics",
@@ -71,6 +75,8 @@ __all__ = [
     "operator_secret_name",
     "policy_file_hash",
     "recheck",
+    "remember_from",
     "rules_from_policy",
     "store_approver",
+    "url_hosts",
 ]

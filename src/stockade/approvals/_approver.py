@@ -23,7 +23,8 @@ from stockade.errors import StockadeError
 from stockade.models import Category, Clock, Decision, ToolCall
 
 from ._bind import new_request, recheck
-from ._machine import Event, State
+from ._machine import Event, EventKind, State
+from ._remember import covering
 from ._store import ApprovalStore
 
 __all__ = ["StoreApprover", "Waiter"]
@@ -80,6 +81,26 @@ class StoreApprover:
             timeout_s=self._timeout_for(decision.category),
         )
         self._store.add(request)
+        now = self._clock.now()
+        remembered = covering(
+            self._store.remembered(now=now, server=call.server, tool=call.tool),
+            call,
+            decision.category,
+            now,
+        )
+        if remembered is not None:
+            kind: EventKind = "approve" if remembered.verdict == "allow" else "deny"
+            self._store.transition(
+                request.id,
+                Event(
+                    kind=kind,
+                    by=f"remembered:{remembered.id}",
+                    channel="system",
+                    at=now,
+                    reason=f"remembered decision by {remembered.created_by} "
+                    f"({remembered.pattern_kind} {remembered.pattern}, scope {remembered.scope})",
+                ),
+            )
         # Bounded: at most ceil(timeout / poll) + 1 rounds whatever the clock does.
         rounds = int(self._timeout_for(decision.category) / self._poll) + 2
         for _ in range(rounds):

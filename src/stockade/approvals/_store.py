@@ -28,6 +28,7 @@ from stockade.store import RunStore
 from ._errors import ApprovalNotFound, IllegalTransition
 from ._kill import KillSwitch
 from ._machine import ApprovalRequest, AuditRecord, Event, State, apply, expire_if_due
+from ._remember import Remembered
 
 __all__ = ["ApprovalStore"]
 
@@ -305,6 +306,74 @@ class ApprovalStore:
         for rec in records:
             self._emit(rec)
         return [str(r.data["id"]) for r in records]
+
+    # -- remembered decisions -------------------------------------------------------------------
+    def remember(self, rem: Remembered) -> Remembered:
+        try:
+            with self._tx() as c:
+                c.execute(
+                    "INSERT INTO remembered (id, server, tool, expires_at, revoked, data) "
+                    "VALUES (?, ?, ?, ?, 0, ?)",
+                    (rem.id, rem.server, rem.tool, _iso(rem.expires_at), rem.model_dump_json()),
+                )
+        except sqlite3.IntegrityError as e:
+            raise StoreError(
+                f"remembered decision {rem.id!r} already exists", "use a new id"
+            ) from e
+        if self._audit is not None:
+            self._audit.append("approval.remembered", rem.model_dump(mode="json"))
+        return rem
+
+    def remembered(
+        self,
+        *,
+        now: datetime,
+        server: str | None = None,
+        tool: str | None = None,
+        include_inactive: bool = False,
+    ) -> builtins.list[Remembered]:
+        with self._open() as c:
+            if server is not None and tool is not None:
+                rows = c.execute(
+                    "SELECT data FROM remembered WHERE server = ? AND tool = ? ORDER BY rowid",
+                    (server, tool),
+                ).fetchall()
+            else:
+                rows = c.execute("SELECT data FROM remembered ORDER BY rowid").fetchall()
+        out = [_parse_remembered(r["data"]) for r in rows]
+        return out if include_inactive else [r for r in out if r.active(now)]
+
+    def forget(self, rem_id: str, *, by: str, now: datetime) -> Remembered:
+        """Revoke a remembered decision (kept, marked revoked, for the record)."""
+        with self._tx() as c:
+            row = c.execute("SELECT data FROM remembered WHERE id = ?", (rem_id,)).fetchone()
+            if row is None:
+                raise ApprovalNotFound(
+                    f"no remembered decision {rem_id!r}",
+                    "list them with: stockade approvals remembered",
+                )
+            rem = _parse_remembered(row["data"])
+            if rem.revoked_at is None:
+                rem = rem.model_copy(update={"revoked_by": by, "revoked_at": now})
+                c.execute(
+                    "UPDATE remembered SET revoked = 1, data = ? WHERE id = ?",
+                    (rem.model_dump_json(), rem_id),
+                )
+        if self._audit is not None:
+            self._audit.append(
+                "approval.forgotten", {"id": rem_id, "by": by, "at": now.isoformat()}
+            )
+        return rem
+
+
+def _parse_remembered(raw: str) -> Remembered:
+    try:
+        return Remembered.model_validate_json(raw)
+    except ValidationError as e:
+        raise StoreError(
+            f"a remembered-decision row in the run store is invalid: {e.errors()[0]['msg']}",
+            "the store may be corrupt or written by another version; move it aside",
+        ) from e
 
 
 def _parse(raw: str) -> ApprovalRequest:

@@ -24,11 +24,13 @@ from stockade.approvals import (
     ApprovalStore,
     Event,
     PageServer,
+    Remembered,
     State,
     approval_app,
     loopback_socket,
     metrics,
     operator_secret_name,
+    remember_from,
 )
 from stockade.audit import AuditLog
 from stockade.models import SystemClock
@@ -326,3 +328,88 @@ def stats(store_path: Path | None, as_json: bool) -> None:
             f"{c.value:<20} {v.requested:>5} {v.pending:>5} {v.approved:>5} "
             f"{v.consumed:>5} {v.denied:>5} {v.expired:>5} {v.cancelled:>5}  {lat}"
         )
+
+
+@approvals.command(name="remember")
+@click.argument("request_id")
+@_store_option
+@_by_option
+@click.option(
+    "--domain",
+    default=None,
+    help="Cover later calls to exactly this host (one the "
+    "decided call named). Without it: exactly the same arguments.",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["session", "client", "server"]),
+    default="client",
+    show_default=True,
+)
+@click.option(
+    "--ttl",
+    "ttl_s",
+    type=click.FloatRange(1, 30 * 86400),
+    default=3600.0,
+    show_default=True,
+    help="Seconds until the remembered decision lapses (max 30 days).",
+)
+def remember(
+    request_id: str,
+    store_path: Path | None,
+    *,
+    by: str | None,
+    domain: str | None,
+    scope: str,
+    ttl_s: float,
+) -> None:
+    """Remember the operator's decision on REQUEST_ID for later calls no broader than it."""
+    who = by or getpass.getuser()
+    now = SystemClock().now()
+    with _open(store_path) as store:
+        req = store.get(request_id, now=now)
+        rem = remember_from(
+            req,
+            remembered_id="rem_" + secrets.token_hex(6),
+            pattern_kind="domain" if domain else "arguments",
+            domain=domain,
+            scope=scope,  # type: ignore[arg-type]
+            by=who,
+            now=now,
+            ttl_s=ttl_s,
+        )
+        store.remember(rem)
+    click.echo(_rem_line(rem))
+
+
+def _rem_line(r: Remembered) -> str:
+    state = "revoked" if r.revoked_at else f"until {r.expires_at:%Y-%m-%d %H:%M:%S}Z"
+    return (
+        f"{s(r.id)}  {r.verdict:<5}  {s(r.server, 30)}__{s(r.tool, 40)}  {r.category.value}  "
+        f"{r.pattern_kind}={s(r.pattern, 80)}  scope {r.scope}"
+        f"{'=' + s(r.scope_value, 40) if r.scope_value else ''}  by {s(r.created_by)}  {state}"
+    )
+
+
+@approvals.command(name="remembered")
+@_store_option
+@click.option("--all", "show_all", is_flag=True, help="Include revoked and lapsed ones.")
+def remembered_cmd(store_path: Path | None, show_all: bool) -> None:
+    """List remembered decisions."""
+    with _open(store_path) as store:
+        rems = store.remembered(now=SystemClock().now(), include_inactive=show_all)
+    if not rems:
+        click.echo("no remembered decisions")
+    for r in rems:
+        click.echo(_rem_line(r))
+
+
+@approvals.command(name="forget")
+@click.argument("remembered_id")
+@_store_option
+@_by_option
+def forget(remembered_id: str, store_path: Path | None, by: str | None) -> None:
+    """Revoke a remembered decision."""
+    with _open(store_path) as store:
+        r = store.forget(remembered_id, by=by or getpass.getuser(), now=SystemClock().now())
+    click.echo(_rem_line(r))

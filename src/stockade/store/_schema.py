@@ -79,6 +79,18 @@ MIGRATIONS: tuple[str, ...] = (
         document TEXT NOT NULL
     );
     """,
+    # 4: remembered approval decisions (stockade.approvals), revocable, with an expiry
+    """
+    CREATE TABLE remembered (
+        id TEXT PRIMARY KEY,
+        server TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX remembered_call ON remembered(server, tool);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
