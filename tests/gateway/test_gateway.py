@@ -456,3 +456,18 @@ def test_idle_servers_are_stopped_and_restarted_by_the_next_call(
         assert gw.sessions["evil"].running
 
     run_gateway(tmp_path, [evil_spec(tofu=True, idle_stop_s=60)], body, allow=ALLOW, clock=clock)
+
+
+def test_a_corrupt_pin_file_found_on_list_changed_hides_the_servers_tools(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(gw: Gateway, sink: MemoryAuditSink) -> list[str]:
+        (tmp_path / "pins" / "evil.pins.json").write_text("{corrupt")
+        await call(gw, "evil__echo", {"message": "hi"})  # triggers list_changed after answering
+        for _ in range(200):  # bounded: the refresh runs as its own task
+            await asyncio.sleep(0.01)
+            if sink.of_type("gateway.server_failed"):
+                break
+        return await listed(gw)
+
+    assert run_gateway(tmp_path, [evil_spec("rugpull", tofu=True)], body, allow=ALLOW) == []

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from stockade import __version__
+from stockade.errors import StockadeError
 from stockade.models import Approver, AuditSink, Category, Clock, ToolCall
 from stockade.textsafe import safe_text
 
@@ -156,6 +157,7 @@ class Gateway:
 
     async def _first_start(self, name: str) -> None:
         self._lazy.discard(name)
+        self._packages.pop(name, None)  # re-hash the package tree at every start
         self._last_used[name] = self._clock.now()
         session = self.sessions[name]
         try:
@@ -197,7 +199,7 @@ class Gateway:
                 self._dirty.discard(server)
                 try:
                     await self.refresh(server)
-                except DownstreamError as e:
+                except StockadeError as e:  # a background task: fail closed, hide its tools
                     self._exposed[server] = {}
                     self._audit.append("gateway.server_failed", {"server": server, "error": e.what})
                 if server not in self._dirty:
@@ -325,7 +327,7 @@ class Gateway:
         before = self._exposed.get(server, {})
         try:
             await self._restart(server)
-        except DownstreamError as e:
+        except StockadeError as e:  # a background task: fail closed, hide its tools
             self.backoff.failed(server)
             self._exposed[server] = {}
             self._audit.append("gateway.server_failed", {"server": server, "error": e.what})
@@ -346,6 +348,7 @@ class Gateway:
         )
         self.sessions[server] = fresh
         self._idle.discard(server)
+        self._packages.pop(server, None)  # re-hash the package tree at every start
         self._audit.append(
             "gateway.server_restart", {"server": server, "failures": self.backoff.failures(server)}
         )
