@@ -81,3 +81,64 @@ def test_the_server_refuses_a_context_that_does_not_require_client_certificates(
             ApiServer(build_app(cp), sock, loose)
     finally:
         sock.close()
+
+
+def _served_serial(port: int, ca: CertificateAuthority, c: CertFiles) -> int:
+    import socket
+
+    from cryptography import x509
+
+    ctx = client_context(ca.cert_path, c.cert, c.key)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+@pytest.mark.guarantee("cp-cert-rotation")
+def test_rotation_serves_the_new_certificate_without_dropping_open_connections(
+    server: ApiServer, pki: tuple[CertificateAuthority, dict[str, CertFiles]], tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    ca, certs = pki
+    base = f"https://localhost:{server.port}"
+    assert _served_serial(server.port, ca, certs["operator"]) == certs["server"].issued.serial
+    with _client(ca, certs["operator"]) as op:
+        assert op.get(f"{base}/healthz").status_code == 200  # keep-alive connection now open
+        new = write_cert(
+            tmp_path / "new",
+            ca.issue("api", Role.GATEWAY, FixedClock(datetime.now(UTC)), hosts=("localhost",)),
+        )
+        server.rotate(new.cert, new.key)
+        assert op.get(f"{base}/healthz").status_code == 200  # same connection still served
+        assert op.get(f"{base}/v1/runs").status_code == 200
+    assert _served_serial(server.port, ca, certs["operator"]) == new.issued.serial
+
+
+@pytest.mark.guarantee("cp-mtls-revoked")
+def test_a_certificate_revoked_after_start_is_refused_once_the_crl_is_reloaded(
+    server: ApiServer, pki: tuple[CertificateAuthority, dict[str, CertFiles]]
+) -> None:
+    from datetime import UTC, datetime
+
+    ca, certs = pki
+    base = f"https://localhost:{server.port}"
+    with _client(ca, certs["runner"]) as c:
+        assert c.get(f"{base}/healthz").status_code == 200
+    ca.revoke(certs["runner"].issued.serial, FixedClock(datetime.now(UTC)))
+    server.rotate(certs["server"].cert, certs["server"].key, ca.crl_path)
+    with _client(ca, certs["runner"]) as c, pytest.raises((httpx.TransportError, ssl.SSLError)):
+        c.get(f"{base}/healthz")
+
+
+def test_rotation_to_a_mismatched_pair_keeps_the_old_certificate(
+    server: ApiServer, pki: tuple[CertificateAuthority, dict[str, CertFiles]]
+) -> None:
+    ca, certs = pki
+    with pytest.raises(ApiError, match="cannot rotate"):
+        server.rotate(certs["server"].cert, certs["operator"].key)
+    assert _served_serial(server.port, ca, certs["operator"]) == certs["server"].issued.serial

@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -67,6 +68,7 @@ class ApiServer:
                 "build it with stockade.identity.server_context",
             )
         self._sock = sock
+        self._tls = tls
         self._timeout = timeout_s
         factory: Callable[[Any, Any], ssl.SSLContext] = lambda _cfg, _default: tls  # noqa: E731
         config = uvicorn.Config(
@@ -87,6 +89,22 @@ class ApiServer:
     @property
     def port(self) -> int:
         return int(self._sock.getsockname()[1])
+
+    def rotate(self, cert: Path, key: Path, crl: Path | None = None) -> None:
+        """Serve new handshakes with ``cert``/``key`` (and also honour ``crl``), in place.
+
+        Open connections keep their session (nothing is dropped); each new handshake uses the new
+        certificate. OpenSSL calls on the context run under the GIL, so a handshake never sees a
+        half-loaded pair. A pair that does not load leaves the old one serving and raises.
+        """
+        try:
+            self._tls.load_cert_chain(certfile=str(cert), keyfile=str(key))
+            if crl is not None:
+                self._tls.load_verify_locations(cafile=str(crl))
+        except (OSError, ssl.SSLError) as e:
+            raise ApiError(
+                f"cannot rotate to {cert} / {key}: {e}", "check the new certificate and key match"
+            ) from e
 
     def run(self) -> None:
         self._server.run(sockets=[self._sock])
