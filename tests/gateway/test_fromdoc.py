@@ -153,3 +153,18 @@ def test_code_paths_escaping_the_policy_directory_are_refused(tmp_path: Path) ->
     p.write_text(text)
     with pytest.raises(StockadeError, match="outside the policy"):
         load_policy_for_gateway(p)
+
+
+@pytest.mark.guarantee("gw-annotations-never-lower")
+def test_server_annotations_never_lower_a_decision(tmp_path: Path) -> None:
+    text = POLICY.replace(
+        "        - tool: send_email\n          action: allow",
+        "        - tool: send_email\n          action: approve",
+    )
+    decider = EngineDecider(load_policy_for_gateway(write(tmp_path, text)).policy, FakeClock())
+    call = ToolCall(server="mail", tool="send_email", arguments={}, client="stdio")
+    hints = {"readOnlyHint": True, "destructiveHint": False, "openWorldHint": False}
+    plain = DecisionContext(tainted=False, exposed_name="mail__send_email")
+    hinted = DecisionContext(tainted=False, exposed_name="mail__send_email", annotations=hints)
+    assert decider(call, plain).kind == "require_approval"
+    assert decider(call, hinted).kind == "require_approval"
