@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from stockade.admission import Level, Verdict, evaluate, load_documents
-from stockade.kube import ADMISSION_KINDS, rules_for
+from stockade.kube import ADMISSION_KINDS, rules_for, runtime_class
+from stockade.testing import FakeCluster
 
 from ._helpers import EXAMPLE_POLICY, PROXY_IP, REGISTRIES
 
@@ -119,3 +120,75 @@ def test_policies_prints_the_export_with_the_policy_registries(
 def test_policies_refuses_an_invalid_registry_pattern(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(["k8s", "policies", "--registry", "*"]) == 2
     assert "registry pattern" in capsys.readouterr().err
+
+
+# -- apply / rollback (the cluster is the in-memory FakeCluster) ---------------------------------
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeCluster:
+    monkeypatch.setenv("STOCKADE_HOME", str(tmp_path / "home"))
+    cluster = FakeCluster(daemonsets={"kube-system": ("cilium",)})
+    cluster.put(runtime_class())
+    monkeypatch.setattr("stockade.cli._k8s._connect", lambda kubeconfig, context: cluster)
+    return cluster
+
+
+def apply(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    code = run_cli(
+        [
+            "k8s",
+            "apply",
+            "--policy",
+            str(EXAMPLE_POLICY),
+            "--server",
+            "docs-search",
+            "--run-id",
+            "a1",
+            *extra,
+        ]
+    )
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.guarantee("k8s-apply-dry-run-default")
+def test_apply_without_the_flag_prints_plan_and_diff_and_changes_nothing(
+    fake: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = apply(capsys)
+    assert code == 0, err
+    assert "create  Pod stockade-docs-search/stockade-a1" in out
+    assert "+++ desired: Pod stockade-docs-search/stockade-a1" in out
+    assert "nothing was changed" in err
+    assert [op for op, _ in fake.calls] == []
+    assert len(fake.objects) == 1
+
+
+@pytest.mark.guarantee("k8s-preflight-refuse")
+def test_a_dry_run_on_an_unfit_cluster_exits_nonzero_naming_the_refusal(
+    fake: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.objects.clear()
+    code, _, err = apply(capsys)
+    assert code == 1
+    assert "would refuse" in err
+    assert "RuntimeClass 'gvisor'" in err
+
+
+@pytest.mark.guarantee("k8s-rollback-recorded")
+def test_apply_then_rollback_round_trip(
+    fake: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = apply(capsys, "--apply")
+    assert code == 0, err
+    assert "rollback target:" in out
+    assert any(r.kind == "Pod" for r in fake.objects)
+    assert run_cli(["k8s", "rollback", "--list"]) == 0
+    (record_id,) = capsys.readouterr().out.split()
+    assert run_cli(["k8s", "rollback"]) == 0  # dry run
+    out, err = capsys.readouterr()
+    assert "delete  Pod stockade-docs-search/stockade-a1" in out
+    assert any(r.kind == "Pod" for r in fake.objects)
+    assert run_cli(["k8s", "rollback", record_id, "--apply"]) == 0
+    assert [r.kind for r in fake.objects] == ["RuntimeClass"]

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import secrets as _secrets
 from pathlib import Path
+from typing import Any
 
 import click
 
+from stockade import paths
 from stockade.admission import StockadeRules
 from stockade.kube import (
+    Action,
+    ApplyResult,
+    ClusterApi,
     ExportParams,
+    RecordStore,
     RunParams,
+    apply_run,
     check_namespace,
+    default_record_dir,
+    diff_text,
     dump_all,
     gatekeeper,
     kyverno,
     render_server,
+    rollback_run,
 )
-from stockade.policy import load_policy
+from stockade.models import SystemClock
+from stockade.policy import Policy, load_policy
 from stockade.textsafe import safe_text
 
 __all__ = ["k8s"]
@@ -85,3 +96,138 @@ def policies_cmd(
     params = ExportParams(registries=regs, proxy_namespaces=(check_namespace(egress_namespace),))
     objs = gatekeeper(params) if fmt == "gatekeeper" else kyverno(params)
     click.echo(safe_text(dump_all(objs)), nl=False)
+
+
+def _connect(kubeconfig: str | None, context: str | None) -> ClusterApi:
+    """The cluster adapter (tests replace this with stockade.testing.FakeCluster)."""
+    from stockade.kube._client import connect
+
+    return connect(kubeconfig, context)
+
+
+def _secret_values(policy: Policy, server: str) -> dict[str, bytes]:
+    names = policy.granted_secrets(server)
+    if not names:
+        return {}
+    from stockade.secrets import DirectorySecretStore
+
+    store = DirectorySecretStore(
+        Path(policy.secret_store_path) if policy.secret_store_path else paths.secret_dir()
+    )
+    return {n: store.get(n) for n in names}
+
+
+def _print_plan(result: ApplyResult, *, show_diff: bool) -> None:
+    click.echo(safe_text(result.plan.summary()))
+    if show_diff:
+        for change in result.plan.changes:
+            if change.action in (Action.CREATE, Action.UPDATE):
+                click.echo(safe_text(diff_text(change)), nl=False)
+
+
+_cluster_options = [
+    click.option("--kubeconfig", default=None, type=click.Path(dir_okay=False)),
+    click.option("--context", default=None, help="kubeconfig context (default: current)"),
+    click.option("--apply", "execute", is_flag=True, help="change the cluster (default: dry run)"),
+]
+
+
+def _with_cluster_options(fn: Any) -> Any:
+    for opt in reversed(_cluster_options):
+        fn = opt(fn)
+    return fn
+
+
+@k8s.command("apply")
+@click.option("--policy", "policy_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--server", required=True)
+@click.option("--run-id", default=None)
+@click.option("--namespace", default=None)
+@click.option("--digest", default=None)
+@click.option("--egress-proxy-ip", default=None)
+@click.option("--egress-namespace", default="stockade-egress", show_default=True)
+@click.option("--no-diff", is_flag=True, help="print the plan without diffs")
+@click.option(
+    "--unsafe-assume-networkpolicy",
+    is_flag=True,
+    help="proceed when stockade cannot tell whether NetworkPolicy is enforced (logged)",
+)
+@_with_cluster_options
+def apply_cmd(  # noqa: PLR0917 - click passes every option positionally by name
+    policy_file: str,
+    server: str,
+    run_id: str | None,
+    namespace: str | None,
+    digest: str | None,
+    egress_proxy_ip: str | None,
+    egress_namespace: str,
+    no_diff: bool,
+    unsafe_assume_networkpolicy: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    execute: bool,
+) -> int:
+    """Plan (and with --apply, make) one run's objects on the cluster; dry run by default."""
+    policy = load_policy(Path(policy_file))
+    rid = _run_id(run_id)
+    params = RunParams(
+        run_id=rid,
+        namespace=namespace,
+        digest=digest,
+        egress_proxy_ip=egress_proxy_ip,
+        egress_namespace=egress_namespace,
+        egress_token=_secrets.token_urlsafe(32),
+        secret_values=_secret_values(policy, server) if execute else None,
+    )
+    objs = render_server(policy, server, params)
+    if unsafe_assume_networkpolicy:
+        click.echo(
+            "stockade: warning: --unsafe-assume-networkpolicy: egress control rests on your "
+            "word that the network plugin enforces NetworkPolicy",
+            err=True,
+        )
+    result = apply_run(
+        _connect(kubeconfig, context),
+        objs,
+        execute=execute,
+        store=RecordStore(default_record_dir()),
+        clock=SystemClock(),
+        server=server,
+        run_id=rid,
+        unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+    )
+    _print_plan(result, show_diff=not no_diff)
+    if not execute:
+        for r in result.refusals:
+            click.echo(f"stockade: would refuse: {safe_text(r)}", err=True)
+        click.echo("dry run: nothing was changed (pass --apply to apply)", err=True)
+        return 1 if result.refusals else 0
+    assert result.record is not None  # noqa: S101 - an executed apply always records
+    click.echo(f"applied run {rid}; rollback target: {result.record.id}")
+    return 0
+
+
+@k8s.command("rollback")
+@click.argument("record_id", required=False)
+@click.option("--list", "list_only", is_flag=True, help="list rollback targets")
+@_with_cluster_options
+def rollback_cmd(
+    record_id: str | None,
+    list_only: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    execute: bool,
+) -> None:
+    """Undo an apply (the latest by default); dry run unless --apply."""
+    store = RecordStore(default_record_dir())
+    if list_only:
+        for rid in store.ids():
+            click.echo(rid)
+        return
+    record = store.load(record_id) if record_id else store.latest()
+    result = rollback_run(_connect(kubeconfig, context), record, execute=execute)
+    click.echo(f"rollback {record.id}:")
+    for step in result.steps:
+        click.echo(safe_text(step.describe()))
+    if not execute:
+        click.echo("dry run: nothing was changed (pass --apply to roll back)", err=True)

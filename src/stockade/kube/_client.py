@@ -1,0 +1,113 @@
+"""The :class:`ClusterApi` adapter over the official ``kubernetes`` Python client.
+
+The only module here that talks to a cluster. Every call has a bounded timeout, and every API
+failure becomes a :class:`KubeError` (a 404 on ``get`` is "absent", nothing else is).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._cluster import ObjRef, ref_of
+from ._errors import KubeError
+from ._render import Manifest
+
+__all__ = ["KubernetesCluster", "connect"]
+
+TIMEOUT_S = 30
+
+
+def _fail(op: str, what: str, e: Exception) -> KubeError:
+    status = getattr(e, "status", None)
+    reason = getattr(e, "reason", None) or type(e).__name__
+    return KubeError(
+        f"{op} {what} failed: {status or ''} {reason}".strip(),
+        "check the kubeconfig context, your RBAC rights and the API server's reachability",
+    )
+
+
+class KubernetesCluster:
+    """Dynamic-client access to exactly the kinds stockade renders."""
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client, dynamic
+
+        self._api = api_client
+        self._apps = client.AppsV1Api(api_client)
+        try:
+            self._dyn = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
+        except (client.ApiException, OSError, ValueError) as e:
+            raise _fail("API discovery", "of the cluster", e) from None
+
+    def _resource(self, ref: ObjRef) -> Any:
+        from kubernetes.dynamic.exceptions import (
+            DynamicApiError,
+            ResourceNotFoundError,
+        )
+
+        try:
+            return self._dyn.resources.get(api_version=ref.api_version, kind=ref.kind)
+        except (ResourceNotFoundError, DynamicApiError) as e:
+            raise _fail("lookup of kind", f"{ref.api_version}/{ref.kind}", e) from None
+
+    def _call(self, op: str, ref: ObjRef, fn: Any, **kw: Any) -> Any:
+        from kubernetes import client
+        from kubernetes.dynamic.exceptions import DynamicApiError
+
+        ns = {"namespace": ref.namespace} if ref.namespace else {}
+        try:
+            return fn(_request_timeout=TIMEOUT_S, **ns, **kw)
+        except (DynamicApiError, client.ApiException, OSError) as e:
+            raise _fail(op, str(ref), e) from None
+
+    def get(self, ref: ObjRef) -> Manifest | None:
+        from kubernetes import client
+        from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
+
+        res = self._resource(ref)
+        ns = {"namespace": ref.namespace} if ref.namespace else {}
+        try:
+            obj = res.get(name=ref.name, _request_timeout=TIMEOUT_S, **ns)
+        except NotFoundError:
+            return None  # only a 404 means absent
+        except (DynamicApiError, client.ApiException, OSError) as e:
+            raise _fail("get", str(ref), e) from None
+        out: Manifest = obj.to_dict()
+        return out
+
+    def create(self, obj: Manifest) -> None:
+        ref = ref_of(obj)
+        self._call("create", ref, self._resource(ref).create, body=obj)
+
+    def replace(self, obj: Manifest) -> None:
+        ref = ref_of(obj)
+        self._call("replace", ref, self._resource(ref).replace, body=obj, name=ref.name)
+
+    def delete(self, ref: ObjRef) -> None:
+        self._call("delete", ref, self._resource(ref).delete, name=ref.name)
+
+    def daemonset_names(self, namespace: str) -> tuple[str, ...]:
+        from kubernetes import client
+
+        try:
+            items = self._apps.list_namespaced_daemon_set(namespace, _request_timeout=TIMEOUT_S)
+        except (client.ApiException, OSError) as e:
+            raise _fail("listing DaemonSets in", namespace, e) from None
+        return tuple(sorted(str(d.metadata.name) for d in items.items if d.metadata))
+
+
+def connect(kubeconfig: str | None, context: str | None) -> KubernetesCluster:
+    """A client for the kubeconfig's (or the given) context; refused when there is none."""
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, persist_config=False
+        )
+    except (ConfigException, OSError, ValueError) as e:
+        raise KubeError(
+            f"cannot load a kubeconfig ({kubeconfig or '~/.kube/config'}): {e}",
+            "pass --kubeconfig/--context, or set KUBECONFIG",
+        ) from None
+    return KubernetesCluster(api_client)

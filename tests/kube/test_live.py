@@ -1,0 +1,100 @@
+"""Against a real cluster: runs only when a kubeconfig is present, otherwise skipped loudly.
+
+Read-only by default (a dry-run plan and the preflight facts). Set STOCKADE_K8S_LIVE_APPLY=1 to
+also apply one run of the example policy and roll it back (the test removes what it created).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from stockade.kube import (
+    Action,
+    PreflightError,
+    RecordStore,
+    RunParams,
+    apply_run,
+    render_server,
+    rollback_run,
+)
+from stockade.models import SystemClock
+
+from ._helpers import example_policy
+
+pytestmark = pytest.mark.k8s
+
+
+def _kubeconfig() -> str | None:
+    env = os.environ.get("KUBECONFIG")
+    if env and all(Path(p).is_file() for p in env.split(os.pathsep) if p):
+        return env.split(os.pathsep)[0]
+    default = Path.home() / ".kube" / "config"
+    return str(default) if default.is_file() else None
+
+
+KUBECONFIG = _kubeconfig()
+if KUBECONFIG is None:
+    pytest.skip(
+        "NO KUBERNETES CLUSTER: no kubeconfig (KUBECONFIG or ~/.kube/config); the live-cluster "
+        "tests of the Kubernetes backend did not run",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster():  # type: ignore[no-untyped-def]
+    from stockade.kube._client import connect
+
+    return connect(KUBECONFIG, os.environ.get("STOCKADE_K8S_CONTEXT"))
+
+
+def _objs(run_id: str):  # type: ignore[no-untyped-def]
+    params = RunParams(run_id=run_id, egress_token=secrets.token_urlsafe(32))
+    return render_server(example_policy(), "docs-search", params)
+
+
+def test_a_dry_run_plan_reads_the_cluster_and_changes_nothing(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = RecordStore(tmp_path)
+    res = apply_run(
+        cluster,
+        _objs("live-dry"),
+        execute=False,
+        store=store,
+        clock=SystemClock(),
+        server="docs-search",
+        run_id="live-dry",
+    )
+    assert res.applied is False
+    assert store.ids() == ()
+    assert any(c.action == Action.PREREQUISITE for c in res.plan.changes)
+    print("preflight refusals on this cluster:", res.refusals)
+
+
+@pytest.mark.skipif(
+    os.environ.get("STOCKADE_K8S_LIVE_APPLY") != "1",
+    reason="set STOCKADE_K8S_LIVE_APPLY=1 to let this test create and roll back a run",
+)
+def test_apply_and_rollback_one_run(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = RecordStore(tmp_path)
+    run_id = "live-" + secrets.token_hex(4)
+    try:
+        res = apply_run(
+            cluster,
+            _objs(run_id),
+            execute=True,
+            store=store,
+            clock=SystemClock(),
+            server="docs-search",
+            run_id=run_id,
+        )
+        assert res.record is not None
+        assert any(c.ref.kind == "Pod" for c in res.plan.writes)
+    except PreflightError as e:
+        pytest.skip(f"the cluster lacks a control stockade requires: {e.what}")
+    finally:
+        if store.ids():  # whatever was written (even by a failed apply) is rolled back
+            rollback_run(cluster, store.latest(), execute=True)
