@@ -16,7 +16,14 @@ from ._auth import OPERATOR_SECRET_PREFIX, Session, Sessions, operator_secret_na
 from ._bind import new_request, recheck
 from ._binding import CallBinding, canonical_arguments
 from ._classify import Classification, ClassifierRules, classify, rules_from_policy
-from ._errors import ApprovalNotFound, BindingMismatch, IllegalTransition, LoginRefused
+from ._errors import (
+    ApprovalNotFound,
+    BindingMismatch,
+    IllegalTransition,
+    InterceptError,
+    LoginRefused,
+)
+from ._intercept import MAX_PAYLOAD, after, before, error_result, parse_before
 from ._kill import KillSwitch
 from ._machine import (
     TERMINAL,
@@ -38,6 +45,7 @@ from ._wiring import policy_file_hash, store_approver
 
 __all__ = [
     "CSP",
+    "MAX_PAYLOAD",
     "MAX_REMEMBER_S",
     "OPERATOR_SECRET_PREFIX",
     "TERMINAL",
@@ -54,6 +62,7 @@ __all__ = [
     "Event",
     "EventKind",
     "IllegalTransition",
+    "InterceptError",
     "KillSwitch",
     "LoginRefused",
     "PageServer",
@@ -63,16 +72,20 @@ __all__ = [
     "State",
     "StoreApprover",
     "Waiter",
+    "after",
     "apply",
     "approval_app",
+    "before",
     "canonical_arguments",
     "classify",
     "covering",
+    "error_result",
     "expire_if_due",
     "loopback_socket",
     "metrics",
     "new_request",
     "operator_secret_name",
+    "parse_before",
     "policy_file_hash",
     "recheck",
     "remember_from",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from stockade.errors import ApprovalError
 
-__all__ = ["ApprovalNotFound", "BindingMismatch", "IllegalTransition", "LoginRefused"]
+__all__ = [
+    "ApprovalNotFound",
+    "BindingMismatch",
+    "IllegalTransition",
+    "InterceptError",
+    "LoginRefused",
+]
 
 
 class IllegalTransition(ApprovalError):
@@ -21,3 +27,7 @@ class ApprovalNotFound(ApprovalError):
 
 class LoginRefused(ApprovalError):
     """An approval-page login token, session or CSRF token was missing or wrong."""
+
+
+class InterceptError(ApprovalError):
+    """A Docker MCP Gateway interceptor input could not be read as a tools/call."""

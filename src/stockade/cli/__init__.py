@@ -12,7 +12,7 @@ from stockade.textsafe import safe_text
 
 from ._admit import admit
 from ._api import api
-from ._approvals import approvals, kill
+from ._approvals import approvals, intercept, kill
 from ._audit import audit
 from ._ca import ca
 from ._demo import demo
@@ -47,6 +47,7 @@ cli.add_command(gateway)
 cli.add_command(tools)
 cli.add_command(approvals)
 cli.add_command(kill)
+cli.add_command(intercept)
 cli.add_command(k8s)
 cli.add_command(ca)
 cli.add_command(api)

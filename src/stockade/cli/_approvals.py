@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import secrets
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,24 +21,32 @@ import click
 
 from stockade import paths
 from stockade.approvals import (
+    MAX_PAYLOAD,
     ApprovalRequest,
     ApprovalStore,
     Event,
     PageServer,
     Remembered,
     State,
+    StoreApprover,
+    after,
     approval_app,
+    before,
+    error_result,
     loopback_socket,
     metrics,
     operator_secret_name,
+    policy_file_hash,
     remember_from,
 )
 from stockade.audit import AuditLog
-from stockade.models import SystemClock
+from stockade.errors import StockadeError
+from stockade.models import Decision, SystemClock, ToolCall
+from stockade.policy import DecisionContext, decide, load_policy
 from stockade.secrets import DirectorySecretStore
 from stockade.textsafe import safe_text
 
-__all__ = ["approvals", "kill"]
+__all__ = ["approvals", "intercept", "kill"]
 
 DEFAULT_PORT = 8765
 
@@ -58,16 +67,21 @@ def s(value: object, limit: int = 200) -> str:
 
 
 @contextmanager
-def _open(store_path: Path | None) -> Iterator[ApprovalStore]:
-    """The approval store; transitions also go to the audit log when one exists (they are
-    always recorded in the store's own history)."""
+def _audit_log() -> Iterator[AuditLog | None]:
+    """The audit log when one exists (decisions are always recorded in the store as well)."""
     log_path = paths.audit_log()
     if not log_path.exists():
-        with ApprovalStore(store_path or paths.run_store()) as store:
-            yield store
+        yield None
         return
+    with AuditLog.open_existing(log_path, paths.key_dir()) as log:
+        yield log
+
+
+@contextmanager
+def _open(store_path: Path | None) -> Iterator[ApprovalStore]:
+    """The approval store; transitions also go to the audit log when one exists."""
     with (
-        AuditLog.open_existing(log_path, paths.key_dir()) as log,
+        _audit_log() as log,
         ApprovalStore(store_path or paths.run_store(), audit=log) as store,
     ):
         yield store
@@ -413,3 +427,85 @@ def forget(remembered_id: str, store_path: Path | None, by: str | None) -> None:
     with _open(store_path) as store:
         r = store.forget(remembered_id, by=by or getpass.getuser(), now=SystemClock().now())
     click.echo(_rem_line(r))
+
+
+@click.command(name="intercept")
+@click.argument("when", type=click.Choice(["before", "after"]))
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Policy file (required for before).",
+)
+@click.option("--server", default=None, help="The policy server this gateway's tools belong to.")
+@click.option(
+    "--client",
+    default="docker-mcp-gateway",
+    show_default=True,
+    help="Client identity the policy sees.",
+)
+@click.option(
+    "--approver",
+    type=click.Choice(["store", "none"]),
+    default="store",
+    show_default=True,
+    help="store: wait for an operator (CLI or web page); none: deny.",
+)
+@_store_option
+def intercept(
+    when: str,
+    *,
+    policy_file: Path | None,
+    server: str | None,
+    client: str,
+    approver: str,
+    store_path: Path | None,
+) -> None:
+    """Docker MCP Gateway exec interceptor: --interceptor 'before:exec:stockade intercept before
+    --policy P --server S' (and 'after:exec:stockade intercept after'). See docs/approvals.md."""
+    payload = sys.stdin.buffer.read(MAX_PAYLOAD + 1)
+    if when == "after":
+        sys.stdout.buffer.write(after(payload))
+        return
+    if policy_file is None or server is None:
+        sys.stdout.buffer.write(
+            error_result("stockade interceptor: --policy and --server are required for before")
+        )
+        return
+    clock = SystemClock()
+    try:
+        with _audit_log() as log:
+            policy = load_policy(policy_file)
+            store = ApprovalStore(store_path or paths.run_store(), audit=log)
+            ask = (
+                StoreApprover(
+                    store,
+                    clock,
+                    policy_hash=policy_file_hash(policy_file),
+                    timeout_for=policy.doc.approvals.timeout_for,
+                )
+                if approver == "store"
+                else None
+            )
+
+            def decide_call(call: ToolCall) -> Decision:
+                decision, _ = decide(policy, call, DecisionContext(now=clock.now().timestamp()))
+                return decision
+
+            out, decision = before(
+                payload, server=server, client=client, decide=decide_call, approver=ask
+            )
+            if log is not None:
+                log.append(
+                    "intercept.call",
+                    {
+                        "server": server,
+                        "kind": decision.kind,
+                        "reason": decision.reason,
+                        "rule": decision.rule,
+                    },
+                )
+    except StockadeError as e:  # the CLI boundary: answer with a deny result, never proceed
+        out = error_result(f"stockade interceptor failed: {e.what}")
+    sys.stdout.buffer.write(out)
