@@ -289,3 +289,14 @@ def test_no_record_means_nothing_to_roll_back(store: RecordStore) -> None:
 def test_obj_ref_prints_kind_namespace_and_name() -> None:
     assert str(ObjRef("v1", "Pod", "ns", "p")) == "Pod ns/p"
     assert str(ObjRef("node.k8s.io/v1", "RuntimeClass", "", "gvisor")) == "RuntimeClass gvisor"
+
+
+def test_connecting_without_a_usable_kubeconfig_is_refused(tmp_path: Path) -> None:
+    from stockade.kube._client import connect
+
+    with pytest.raises(KubeError, match="cannot load a kubeconfig"):
+        connect(str(tmp_path / "missing"), None)
+    bad = tmp_path / "config"
+    bad.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
+    with pytest.raises(KubeError, match="cannot load a kubeconfig"):
+        connect(str(bad), "nope")
