@@ -252,9 +252,10 @@ def test_the_record_is_written_before_the_first_write_so_a_failed_apply_can_be_u
     cluster = healthy_cluster()
     objs = desired()
     cluster.fail_on.add(ref_of(one(objs, "Secret", "secrets")))
-    with pytest.raises(KubeError, match="injected"):
+    with pytest.raises(KubeError, match="injected") as info:
         do_apply(cluster, store, objs, execute=True)
     record = store.latest()
+    assert f"stockade k8s rollback {record.id} --apply" in info.value.fix
     assert any(r.kind == "Namespace" for r in cluster.objects)
     rollback_run(cluster, record, execute=True)  # absent objects are skipped, others deleted
     assert set(cluster.objects) == {ref_of(runtime_class())}

@@ -21,14 +21,18 @@ from stockade.kube import (
     NETPOL_PACKAGE,
     REGO_PACKAGE,
     ExportParams,
+    KubeError,
     Manifest,
     gatekeeper,
     kyverno,
+    render,
     rules_for,
 )
+from stockade.models import SandboxSpec
 
-from ._helpers import REGISTRIES, REPO, allowlist, objs_of, one, spec
+from ._helpers import REGISTRIES, REPO, allowlist, objs_of, one, render_input, spec
 from ._rego import check_ids, violations
+from .test_properties import specs
 
 PARAMS = ExportParams(registries=REGISTRIES)
 POD_PARAMS = {"registries": list(REGISTRIES), "secretPatterns": list(PARAMS.secret_patterns)}
@@ -505,3 +509,14 @@ def test_exports_are_admitted_as_yaml_without_anchors() -> None:
         assert "&id" not in text
         assert "*id" not in text
         assert list(yaml.safe_load_all(text)) == list(objs)
+
+
+@pytest.mark.guarantee("k8s-cluster-policies")
+@settings(max_examples=25)
+@given(spec_=specs)
+def test_the_rego_admits_the_pod_rendered_from_any_valid_spec(spec_: SandboxSpec) -> None:
+    try:
+        objs = render(render_input(spec_))
+    except KubeError:
+        return  # the CPU floor refusal (tested in test_properties)
+    assert pod_violations(one(objs, "Pod")) == []

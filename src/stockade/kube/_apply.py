@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from stockade.models import Clock
 
 from ._cluster import ClusterApi, ObjRef, ref_of
+from ._errors import KubeError
 from ._plan import Action, Plan, make_plan
 from ._preflight import Facts, preflight, problems
 from ._records import RecordStore
@@ -81,13 +82,19 @@ def apply_run(
     record = record_for(plan, clock=clock, server=server, run_id=run_id)
     store.save(record)
     writes = plan.writes
-    for c in writes:
-        if c.ref.kind != "Pod":
-            _write(api, c.desired, c.live)
-    preflight(Facts(api.get(_RC), api.get(ns_ref), daemonsets, unsafe_assume_networkpolicy))
-    for c in writes:
-        if c.ref.kind == "Pod":
-            _write(api, c.desired, c.live)
+    try:
+        for c in writes:
+            if c.ref.kind != "Pod":
+                _write(api, c.desired, c.live)
+        preflight(Facts(api.get(_RC), api.get(ns_ref), daemonsets, unsafe_assume_networkpolicy))
+        for c in writes:
+            if c.ref.kind == "Pod":
+                _write(api, c.desired, c.live)
+    except KubeError as e:
+        raise type(e)(
+            f"{e.what} (the apply stopped part-way)",
+            f"{e.fix}; undo what was written with: stockade k8s rollback {record.id} --apply",
+        ) from None
     return ApplyResult(plan, (), record, True)
 
 
