@@ -23,6 +23,8 @@ from ._errors import (
     InterceptError,
     LoginRefused,
 )
+from ._escalate import EscalationRules, escalate, escalation
+from ._escalating import EscalatingDecider
 from ._intercept import MAX_PAYLOAD, after, before, error_result, parse_before
 from ._kill import KillSwitch
 from ._machine import (
@@ -59,6 +61,8 @@ __all__ = [
     "CategoryMetrics",
     "Classification",
     "ClassifierRules",
+    "EscalatingDecider",
+    "EscalationRules",
     "Event",
     "EventKind",
     "IllegalTransition",
@@ -80,6 +84,8 @@ __all__ = [
     "classify",
     "covering",
     "error_result",
+    "escalate",
+    "escalation",
     "expire_if_due",
     "loopback_socket",
     "metrics",

@@ -26,6 +26,7 @@ from stockade.models import AuditSink
 from stockade.store import RunStore
 
 from ._errors import ApprovalNotFound, IllegalTransition
+from ._escalate import EscalationRules, escalation
 from ._kill import KillSwitch
 from ._machine import ApprovalRequest, AuditRecord, Event, State, apply, expire_if_due
 from ._remember import Remembered
@@ -364,6 +365,53 @@ class ApprovalStore:
                 "approval.forgotten", {"id": rem_id, "by": by, "at": now.isoformat()}
             )
         return rem
+
+    # -- escalation -------------------------------------------------------------------------------
+    def escalated(
+        self, session: str, *, now: datetime, rules: EscalationRules | None = None
+    ) -> str | None:
+        """Why ``session`` is escalated (since its last clear), or ``None``."""
+        if not session:
+            return None
+        with self._open() as c:
+            row = c.execute(
+                "SELECT ts FROM escalation_clears WHERE session = ? ORDER BY id DESC LIMIT 1",
+                (session,),
+            ).fetchone()
+            rows = c.execute(
+                "SELECT data FROM approvals WHERE session = ? ORDER BY created_at", (session,)
+            ).fetchall()
+        since = datetime.fromisoformat(row["ts"]) if row is not None else None
+        reqs = [expire_if_due(_parse(r["data"]), now)[0] for r in rows]
+        return escalation(reqs, now=now, since=since, rules=rules)
+
+    def escalated_sessions(self, *, now: datetime) -> dict[str, str]:
+        with self._open() as c:
+            sessions = [
+                r["session"]
+                for r in c.execute("SELECT DISTINCT session FROM approvals WHERE session != ''")
+            ]
+        out = {}
+        for sess in sessions:
+            why = self.escalated(sess, now=now)
+            if why is not None:
+                out[sess] = why
+        return out
+
+    def clear_escalation(self, session: str, *, by: str, reason: str, now: datetime) -> None:
+        if not reason.strip():
+            raise StoreError("clearing an escalation needs a reason", "pass --reason '...'")
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO escalation_clears (session, by, reason, ts) VALUES (?, ?, ?, ?)",
+                (session, by, reason, _iso(now)),
+            )
+        if self._audit is not None:
+            self._audit.append(
+                "approval.escalation_cleared",
+                {"session": session, "by": by, "reason": reason, "at": now.isoformat()},
+                session_id=session,
+            )
 
 
 def _parse_remembered(raw: str) -> Remembered:

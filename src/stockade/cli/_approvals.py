@@ -509,3 +509,28 @@ def intercept(
     except StockadeError as e:  # the CLI boundary: answer with a deny result, never proceed
         out = error_result(f"stockade interceptor failed: {e.what}")
     sys.stdout.buffer.write(out)
+
+
+@approvals.command(name="escalations")
+@_store_option
+def escalations(store_path: Path | None) -> None:
+    """Sessions raised to "approval required for everything", and why."""
+    with _open(store_path) as store:
+        found = store.escalated_sessions(now=SystemClock().now())
+    if not found:
+        click.echo("no escalated sessions")
+    for sess, why in found.items():
+        click.echo(f"{s(sess, 80)}  {s(why, 300)}")
+
+
+@approvals.command(name="clear")
+@click.argument("session")
+@_store_option
+@_by_option
+@click.option("--reason", required=True, help="Why the session may proceed normally again.")
+def clear(session: str, store_path: Path | None, by: str | None, reason: str) -> None:
+    """Clear SESSION's escalation (only requests after this count towards a new one)."""
+    who = by or getpass.getuser()
+    with _open(store_path) as store:
+        store.clear_escalation(session, by=who, reason=reason, now=SystemClock().now())
+    click.echo(f"session {s(session, 80)} cleared by {s(who)}")

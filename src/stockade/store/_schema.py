@@ -91,6 +91,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX remembered_call ON remembered(server, tool);
     """,
+    # 5: operator clears of escalated sessions (stockade.approvals)
+    """
+    CREATE TABLE escalation_clears (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session TEXT NOT NULL,
+        by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        ts TEXT NOT NULL
+    );
+    CREATE INDEX escalation_clears_session ON escalation_clears(session, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
