@@ -301,3 +301,49 @@ def test_connecting_without_a_usable_kubeconfig_is_refused(tmp_path: Path) -> No
     bad.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
     with pytest.raises(KubeError, match="cannot load a kubeconfig"):
         connect(str(bad), "nope")
+
+
+def test_executed_applies_refusals_and_rollbacks_are_audited(store: RecordStore) -> None:
+    from stockade.testing import MemoryAuditSink
+
+    sink = MemoryAuditSink()
+    cluster = healthy_cluster()
+    objs = desired()
+    apply_run(
+        cluster,
+        objs,
+        execute=False,
+        store=store,
+        clock=FakeClock(),
+        server="tool",
+        run_id="r1",
+        audit=sink,
+    )
+    assert sink.events == []  # a dry run changes nothing and is not audited
+    apply_run(
+        cluster,
+        objs,
+        execute=True,
+        store=store,
+        clock=FakeClock(),
+        server="tool",
+        run_id="r1",
+        audit=sink,
+    )
+    rollback_run(cluster, store.latest(), execute=True, audit=sink)
+    bare = FakeCluster()
+    with pytest.raises(PreflightError):
+        apply_run(
+            bare,
+            desired("r2"),
+            execute=True,
+            store=store,
+            clock=FakeClock(),
+            server="tool",
+            run_id="r2",
+            audit=sink,
+        )
+    types = [e.type for e in sink.events]
+    assert types == ["k8s.apply", "k8s.rollback", "k8s.apply.refused"]
+    assert sink.events[0].run_id == "r1"
+    assert "create Pod stockade-tool/stockade-r1" in sink.events[0].data["changes"]

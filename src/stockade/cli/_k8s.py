@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets as _secrets
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,13 @@ def _connect(kubeconfig: str | None, context: str | None) -> ClusterApi:
     return connect(kubeconfig, context)
 
 
+def _audit() -> Any:
+    """The operator's audit log (only changes to a cluster are audited, not dry runs)."""
+    from stockade.audit import AuditLog
+
+    return AuditLog.open(paths.audit_log(), paths.key_dir())
+
+
 def _secret_values(policy: Policy, server: str) -> dict[str, bytes]:
     names = policy.granted_secrets(server)
     if not names:
@@ -186,16 +194,20 @@ def apply_cmd(  # noqa: PLR0917 - click passes every option positionally by name
             "word that the network plugin enforces NetworkPolicy",
             err=True,
         )
-    result = apply_run(
-        _connect(kubeconfig, context),
-        objs,
-        execute=execute,
-        store=RecordStore(default_record_dir()),
-        clock=SystemClock(),
-        server=server,
-        run_id=rid,
-        unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
-    )
+    api = _connect(kubeconfig, context)
+    with ExitStack() as stack:
+        audit = stack.enter_context(_audit()) if execute else None
+        result = apply_run(
+            api,
+            objs,
+            execute=execute,
+            store=RecordStore(default_record_dir()),
+            clock=SystemClock(),
+            server=server,
+            run_id=rid,
+            unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+            audit=audit,
+        )
     _print_plan(result, show_diff=not no_diff)
     if not execute:
         for r in result.refusals:
@@ -225,7 +237,10 @@ def rollback_cmd(
             click.echo(rid)
         return
     record = store.load(record_id) if record_id else store.latest()
-    result = rollback_run(_connect(kubeconfig, context), record, execute=execute)
+    api = _connect(kubeconfig, context)
+    with ExitStack() as stack:
+        audit = stack.enter_context(_audit()) if execute else None
+        result = rollback_run(api, record, execute=execute, audit=audit)
     click.echo(f"rollback {record.id}:")
     for step in result.steps:
         click.echo(safe_text(step.describe()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from stockade.models import Clock
+from stockade.models import AuditSink, Clock
 
 from ._cluster import ClusterApi, ObjRef, ref_of
 from ._errors import KubeError
@@ -66,6 +66,7 @@ def apply_run(
     server: str,
     run_id: str,
     unsafe_assume_networkpolicy: bool = False,
+    audit: AuditSink | None = None,
 ) -> ApplyResult:
     refs = [ref_of(o) for o in desired]
     live = {r: api.get(r) for r in dict.fromkeys([*refs, _RC])}
@@ -78,9 +79,25 @@ def apply_run(
     facts = Facts(live[_RC], ns_after, daemonsets, unsafe_assume_networkpolicy)
     if not execute:
         return ApplyResult(plan, problems(facts), None, False)
+    found = problems(facts)
+    if found and audit is not None:
+        audit.append(
+            "k8s.apply.refused", {"server": server, "refusals": list(found)}, run_id=run_id
+        )
     preflight(facts)
     record = record_for(plan, clock=clock, server=server, run_id=run_id)
     store.save(record)
+    if audit is not None:
+        audit.append(
+            "k8s.apply",
+            {
+                "server": server,
+                "record": record.id,
+                "unsafe_assume_networkpolicy": unsafe_assume_networkpolicy,
+                "changes": [f"{c.action.value} {c.ref}" for c in plan.changes],
+            },
+            run_id=run_id,
+        )
     writes = plan.writes
     try:
         for c in writes:
@@ -98,9 +115,17 @@ def apply_run(
     return ApplyResult(plan, (), record, True)
 
 
-def rollback_run(api: ClusterApi, record: RollbackRecord, *, execute: bool) -> RollbackResult:
+def rollback_run(
+    api: ClusterApi, record: RollbackRecord, *, execute: bool, audit: AuditSink | None = None
+) -> RollbackResult:
     todo = steps(record)
     if execute:
+        if audit is not None:
+            audit.append(
+                "k8s.rollback",
+                {"record": record.id, "steps": [s.describe().strip() for s in todo]},
+                run_id=record.run_id,
+            )
         for s in todo:
             current = api.get(s.ref)
             if s.action == "delete":
