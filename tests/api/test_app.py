@@ -171,3 +171,17 @@ def test_openapi_lists_every_route() -> None:
     assert doc["openapi"].startswith("3.1")
     ops = {op["operationId"] for p in doc["paths"].values() for op in p.values()}
     assert {"get_run_trace", "list_runs", "stop_run", "verify_audit", "readyz"} <= ops
+
+
+def test_policy_history_lists_recorded_versions(
+    cp: ControlPlane, open_store: Callable[[], RunStore]
+) -> None:
+    from stockade.gates import record_policy_version
+
+    from ._helpers import T0
+
+    with open_store() as s:
+        record_policy_version(s, "sha256:" + "1" * 64, by="ops", document="", at=T0)
+    body = client_for(cp, OPERATOR).get("/v1/policy/history").json()
+    assert [v["hash"] for v in body["versions"]] == ["sha256:" + "1" * 64]
+    assert client_for(cp, RUNNER).get("/v1/policy/history").status_code == 403

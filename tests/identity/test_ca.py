@@ -118,3 +118,17 @@ def test_revocation_is_recorded_in_the_signed_crl(
     assert crl.is_signature_valid(pub)
     assert crl.get_revoked_certificate_by_serial_number(issued.serial) is not None
     assert issued.serial in ca.revoked_serials()
+
+
+@pytest.mark.guarantee("cp-mtls-revoked")
+def test_each_new_crl_is_strictly_newer_even_within_one_second(
+    ca: CertificateAuthority, clock: FixedClock
+) -> None:
+    seen = []
+    for _ in range(3):
+        ca.revoke(ca.issue("x", Role.RUNNER, clock).serial, clock)  # same instant every time
+        crl = x509.load_pem_x509_crl(ca.crl_path.read_bytes())
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        seen.append((crl.last_update_utc, number))
+    assert [n for _, n in seen] == sorted({n for _, n in seen})
+    assert [t for t, _ in seen] == sorted({t for t, _ in seen})

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stockade.errors import IdentityError, NotFoundError, StockadeError
+from stockade.gates._versions import policy_history
 from stockade.identity import PeerIdentity, Role
 
 from ._deps import ControlPlane
@@ -163,6 +164,13 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
             return _error(404, "no policy is loaded", "start the API with --policy")
         return JSONResponse({"effective_hash": cp.policy_hash})
 
+    async def history(_: Request) -> Response:
+        with cp.open_store() as store:
+            versions = policy_history(store, 100)
+        return JSONResponse(
+            {"current": cp.policy_hash, "versions": [v.model_dump() for v in versions]}
+        )
+
     async def progress(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         if cp.tokens is None:
@@ -205,6 +213,7 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
         Route(
             "/v1/policy", guarded("get_policy", frozenset({Role.OPERATOR, Role.GATEWAY}), policy)
         ),
+        Route("/v1/policy/history", guarded("get_policy_history", OPS, history)),
     ]
     return Starlette(routes=r)
 

@@ -147,6 +147,13 @@ def openapi_document() -> dict[str, Any]:
                     409,
                 )
             },
+            "/v1/policy/history": {
+                "get": _op(
+                    "get_policy_history",
+                    "Recorded policy versions, newest first",
+                    {"200": _resp("History", obj)},
+                )
+            },
             "/v1/policy": {
                 "get": _op(
                     "get_policy",

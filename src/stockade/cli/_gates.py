@@ -14,10 +14,15 @@ from stockade.gates import (
     AuditTarget,
     Check,
     GateInputs,
+    apply_policy,
+    drill_rollback,
     export_evidence,
+    plan_apply,
     postflight_checks,
     preflight_checks,
+    previous_policy_version,
     record_policy_version,
+    rollback_policy,
     run_checks,
 )
 from stockade.models import SystemClock
@@ -27,7 +32,14 @@ from stockade.secrets import DirectorySecretStore
 from stockade.store import RunStore
 from stockade.textsafe import safe_text
 
-__all__ = ["evidence", "postflight", "preflight"]
+__all__ = [
+    "drill",
+    "evidence",
+    "policy_apply",
+    "policy_rollback",
+    "postflight",
+    "preflight",
+]
 
 _RUNTIMES: dict[str, Callable[[], str]] = {
     "gvisor": lambda: f"runsc {find_gvisor().version}",
@@ -146,3 +158,74 @@ def evidence(run_id: str, out: Path, policy_file: Path | None, store_path: Path 
     for name, digest in sorted(manifest.items()):
         click.echo(f"{digest}  {name}")
     click.echo(f"wrote {len(manifest) + 1} files to {safe_text(str(out))}")
+
+
+def _open(store_path: Path | None) -> RunStore:
+    return RunStore.open(store_path or paths.run_store())
+
+
+@click.command(name="apply")
+@click.argument("candidate", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--to", "active", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="The active policy file to replace.",
+)  # fmt: skip
+@click.option("--yes", is_flag=True, help="Really apply (the default is a dry run).")
+@_store_option
+def policy_apply(candidate: Path, active: Path, yes: bool, store_path: Path | None) -> None:
+    """Validate CANDIDATE and show what applying it would change; --yes installs and records it."""
+    with _open(store_path) as store:
+        plan = plan_apply(store, candidate)
+        recorded = "none" if plan.recorded is None else plan.recorded.hash
+        click.echo(f"recorded: {recorded}\ncandidate: {plan.new_hash}")
+        if not plan.changed:
+            click.echo("no change: the candidate is the recorded version")
+            return
+        if not yes:
+            click.echo("dry run: nothing applied (add --yes to apply)")
+            return
+        v = apply_policy(store, candidate, active, by=getpass.getuser(), clock=SystemClock())
+    click.echo(f"applied version {v.id}: {v.hash} -> {safe_text(str(active))}")
+
+
+@click.command(name="rollback")
+@click.option("--to", "active", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--yes", is_flag=True, help="Really roll back (the default is a dry run).")
+@_store_option
+def policy_rollback(active: Path, yes: bool, store_path: Path | None) -> None:
+    """Restore the previous recorded policy version into the active file."""
+    with _open(store_path) as store:
+        previous, _ = previous_policy_version(store)
+        click.echo(f"previous version {previous.id}: {previous.hash} ({previous.applied_at})")
+        if not yes:
+            click.echo("dry run: nothing restored (add --yes to roll back)")
+            return
+        v = rollback_policy(store, active, by=getpass.getuser(), clock=SystemClock())
+    click.echo(f"rolled back: version {v.id} is {v.hash} -> {safe_text(str(active))}")
+
+
+@click.group(name="drill")
+def drill() -> None:
+    """Recovery drills."""
+
+
+@drill.command(name="rollback")
+@click.option("--policy", "active", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--candidate", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--rto-seconds", type=click.FloatRange(min=0.0), default=60.0, show_default=True)
+@_store_option
+def drill_rollback_cmd(
+    active: Path, candidate: Path, rto_seconds: float, store_path: Path | None
+) -> int:
+    """Apply CANDIDATE over the active policy, roll it back, and time it against the target."""
+    with _open(store_path) as store:
+        r = drill_rollback(
+            store, candidate, active, by=getpass.getuser(), clock=SystemClock(),
+            rto_seconds=rto_seconds,
+        )  # fmt: skip
+    verdict = "PASS" if r.ok else "FAIL"
+    click.echo(
+        f"{verdict} rollback drill: {r.seconds:.3f} s (target {r.rto_seconds:g} s), "
+        f"policy restored to {r.restored_hash}"
+    )
+    return 0 if r.ok else 1

@@ -10,23 +10,47 @@ from ._audit import AuditTarget
 from ._checks import Check, GateResult, run_checks
 from ._evidence import export_evidence
 from ._gates import GateError, GateInputs, audit_lines_of_run, postflight_checks, preflight_checks
+from ._rollout import (
+    ApplyPlan,
+    DrillResult,
+    apply_policy,
+    drill_rollback,
+    plan_apply,
+    rollback_policy,
+)
 from ._scan import SecretFinding, scan_text
-from ._versions import PolicyVersion, latest_policy_version, record_policy_version
+from ._versions import (
+    PolicyVersion,
+    install_policy,
+    latest_policy_version,
+    policy_history,
+    previous_policy_version,
+    record_policy_version,
+)
 
 __all__ = [
+    "ApplyPlan",
     "AuditTarget",
     "Check",
+    "DrillResult",
     "GateError",
     "GateInputs",
     "GateResult",
     "PolicyVersion",
     "SecretFinding",
+    "apply_policy",
     "audit_lines_of_run",
+    "drill_rollback",
     "export_evidence",
+    "install_policy",
     "latest_policy_version",
+    "plan_apply",
+    "policy_history",
     "postflight_checks",
     "preflight_checks",
+    "previous_policy_version",
     "record_policy_version",
+    "rollback_policy",
     "run_checks",
     "scan_text",
 ]

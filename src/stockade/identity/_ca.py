@@ -248,13 +248,33 @@ class CertificateAuthority:
     def revoked_serials(self) -> frozenset[int]:
         return frozenset(int(s) for s in self._load_revoked())
 
+    def _previous_crl(self) -> tuple[datetime | None, int]:
+        try:
+            old = x509.load_pem_x509_crl(self.crl_path.read_bytes())
+        except FileNotFoundError:
+            return None, 0
+        except (OSError, ValueError) as e:
+            raise IdentityError(f"cannot read the CRL {self.crl_path}: {e}", "restore it") from e
+        try:
+            number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except x509.ExtensionNotFound:
+            number = 0
+        return old.last_update_utc, number
+
     def build_crl(self, clock: Clock) -> x509.CertificateRevocationList:
+        """A CRL newer than the last one: a higher CRL number and a strictly later lastUpdate,
+        so a verifier holding both (a reloaded context) prefers this one even within a second."""
         now = clock.now()
+        previous, number = self._previous_crl()
+        last = (now - timedelta(minutes=1)).replace(microsecond=0)
+        if previous is not None and last <= previous:
+            last = previous + timedelta(seconds=1)
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.cert.subject)
-            .last_update(now - timedelta(minutes=1))
+            .last_update(last)
             .next_update(now + CRL_VALIDITY)
+            .add_extension(x509.CRLNumber(number + 1), critical=False)
         )
         for serial, when in sorted(self._load_revoked().items()):
             builder = builder.add_revoked_certificate(
