@@ -47,6 +47,7 @@ EXPECTED = {
     "ProtocolError",
     "RateLimit",
     "Reconciled",
+    "ResourceOutput",
     "RuleDecider",
     "SEPARATOR",
     "SUPPORTED_VERSIONS",
@@ -85,6 +86,8 @@ EXPECTED = {
     "sink_rules",
     "split",
     "tag_result",
+    "unwrap_uri",
+    "wrap_uri",
 }
 
 

@@ -103,7 +103,7 @@ def test_only_pinned_and_allowed_tools_are_listed_and_denials_keep_the_session(
 
 @pytest.mark.guarantee("gw-unknown-method-denied")
 @pytest.mark.parametrize(
-    "method", ["resources/list", "sampling/createMessage", "tools/delete", "x"]
+    "method", ["prompts/list", "resources/subscribe", "sampling/createMessage", "tools/delete", "x"]
 )
 def test_unknown_methods_are_refused_not_forwarded(
     tmp_path: Path, evil_spec: Callable[..., ServerSpec], method: str

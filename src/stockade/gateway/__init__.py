@@ -40,6 +40,7 @@ from ._launcher import DownstreamProcess, Launcher, SubprocessLauncher
 from ._names import SEPARATOR, Namespace, qualify, split
 from ._pins import Pending, Pin, PinSet, Reconciled, approve, reconcile
 from ._pinstore import PinStore
+from ._resources import ResourceOutput, unwrap_uri, wrap_uri
 from ._sandboxed import SandboxLauncher, sandbox_spec_for
 from ._scan import Finding, scan_tool
 from ._stdio import serve_stdio, serve_streams
@@ -92,6 +93,7 @@ __all__ = [
     "ProtocolError",
     "RateLimit",
     "Reconciled",
+    "ResourceOutput",
     "RuleDecider",
     "SandboxLauncher",
     "ServerSandbox",
@@ -127,4 +129,6 @@ __all__ = [
     "sink_rules",
     "split",
     "tag_result",
+    "unwrap_uri",
+    "wrap_uri",
 ]

@@ -48,6 +48,7 @@ class DownstreamSession:
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.server_info: dict[str, Any] = {}
+        self.capabilities: dict[str, Any] = {}
 
     @property
     def running(self) -> bool:
@@ -67,6 +68,8 @@ class DownstreamSession:
         )
         info = init.get("serverInfo")
         self.server_info = info if isinstance(info, dict) else {}
+        caps = init.get("capabilities")
+        self.capabilities = caps if isinstance(caps, dict) else {}
         await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
     async def close(self) -> None:
