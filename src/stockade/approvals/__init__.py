@@ -16,6 +16,14 @@ from ._auth import OPERATOR_SECRET_PREFIX, Session, Sessions, operator_secret_na
 from ._bind import new_request, recheck
 from ._binding import CallBinding, canonical_arguments
 from ._classify import Classification, ClassifierRules, classify, rules_from_policy
+from ._elicit import (
+    ElicitMode,
+    choose_mode,
+    client_modes,
+    form_answer,
+    form_request,
+    url_request,
+)
 from ._errors import (
     ApprovalNotFound,
     BindingMismatch,
@@ -28,10 +36,12 @@ from ._escalating import EscalatingDecider
 from ._intercept import MAX_PAYLOAD, after, before, error_result, parse_before
 from ._kill import KillSwitch
 from ._machine import (
+    OPERATOR_ONLY,
     TERMINAL,
     TRANSITIONS,
     ApprovalRequest,
     AuditRecord,
+    Channel,
     Event,
     EventKind,
     State,
@@ -49,6 +59,7 @@ __all__ = [
     "CSP",
     "MAX_PAYLOAD",
     "MAX_REMEMBER_S",
+    "OPERATOR_ONLY",
     "OPERATOR_SECRET_PREFIX",
     "TERMINAL",
     "TRANSITIONS",
@@ -59,8 +70,10 @@ __all__ = [
     "BindingMismatch",
     "CallBinding",
     "CategoryMetrics",
+    "Channel",
     "Classification",
     "ClassifierRules",
+    "ElicitMode",
     "EscalatingDecider",
     "EscalationRules",
     "Event",
@@ -81,12 +94,16 @@ __all__ = [
     "approval_app",
     "before",
     "canonical_arguments",
+    "choose_mode",
     "classify",
+    "client_modes",
     "covering",
     "error_result",
     "escalate",
     "escalation",
     "expire_if_due",
+    "form_answer",
+    "form_request",
     "loopback_socket",
     "metrics",
     "new_request",
@@ -98,4 +115,5 @@ __all__ = [
     "rules_from_policy",
     "store_approver",
     "url_hosts",
+    "url_request",
 ]

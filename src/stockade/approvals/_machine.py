@@ -28,10 +28,12 @@ from ._binding import CallBinding
 from ._errors import IllegalTransition
 
 __all__ = [
+    "OPERATOR_ONLY",
     "TERMINAL",
     "TRANSITIONS",
     "ApprovalRequest",
     "AuditRecord",
+    "Channel",
     "Event",
     "EventKind",
     "State",
@@ -64,7 +66,13 @@ TRANSITIONS: dict[tuple[State, EventKind], State] = {
 TERMINAL = frozenset({State.CONSUMED, State.DENIED, State.EXPIRED, State.CANCELLED})
 
 #: The channels a decision may arrive through (recorded with every transition).
-Channel = Literal["cli", "web", "gateway", "system"]
+Channel = Literal["cli", "web", "gateway", "system", "elicitation"]
+
+#: Categories an answer from the agent's own client (MCP form-mode elicitation) may never approve:
+#: that client is not a proven human, and these actions are what an injected agent would fake.
+OPERATOR_ONLY = frozenset(
+    {Category.EXFILTRATION, Category.CREDENTIALS, Category.FINANCIAL, Category.PERMISSION_GRANT}
+)
 
 
 class Event(Frozen):
@@ -132,6 +140,16 @@ def apply(request: ApprovalRequest, event: Event) -> tuple[ApprovalRequest, Audi
             f"approval {request.id}: cannot {event.kind} at {event.at.isoformat()}, it expired "
             f"at {request.expires_at.isoformat()}",
             "the call was denied on timeout; the agent may ask again",
+        )
+    if (
+        event.kind == "approve"
+        and event.channel == "elicitation"
+        and request.category in OPERATOR_ONLY
+    ):
+        raise IllegalTransition(
+            f"approval {request.id}: a {request.category.value} action cannot be approved by "
+            "the agent's own client (form elicitation)",
+            "approve it at the terminal or on the approval page",
         )
     if event.kind == "expire" and not request.due(event.at):
         raise IllegalTransition(
