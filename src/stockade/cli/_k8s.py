@@ -214,8 +214,8 @@ def apply_cmd(  # noqa: PLR0917 - click passes every option positionally by name
             click.echo(f"stockade: would refuse: {safe_text(r)}", err=True)
         click.echo("dry run: nothing was changed (pass --apply to apply)", err=True)
         return 1 if result.refusals else 0
-    assert result.record is not None  # noqa: S101 - an executed apply always records
-    click.echo(f"applied run {rid}; rollback target: {result.record.id}")
+    record_id = result.record.id if result.record is not None else "(none)"
+    click.echo(f"applied run {rid}; rollback target: {record_id}")
     return 0
 
 

@@ -132,6 +132,7 @@ def rollback_run(
                 if current is not None:
                     api.delete(s.ref)
             else:
-                assert s.previous is not None  # noqa: S101 - restore steps carry it
+                if s.previous is None:
+                    raise KubeError(f"restore step for {s.ref} has no state", "edit by hand")
                 _write(api, s.previous, current)
     return RollbackResult(todo, execute)

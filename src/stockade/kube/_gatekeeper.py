@@ -15,6 +15,10 @@ __all__ = ["DEFAULT_SECRET_PATTERNS", "ExportParams", "gatekeeper"]
 DEFAULT_SECRET_PATTERNS = ("stockade-*-secrets", "stockade-*-egress")
 _TARGET = "admission.k8s.gatekeeper.sh"
 _STOCKADE_NS = {"matchLabels": {LABEL_MANAGED: "stockade"}}
+#: Rego package -> Constraint kind (Gatekeeper requires the package to be the lowercase kind).
+_KINDS = {
+    k.lower(): k for k in ("K8sStockadePod", "K8sStockadeNamespace", "K8sStockadeNetworkPolicy")
+}
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,9 @@ def _constraint(kind: str, name: str, match: Manifest, params: Manifest | None) 
 def gatekeeper(p: ExportParams) -> tuple[Manifest, ...]:
     """Templates first (Gatekeeper creates each Constraint CRD from its template), then
     Constraints matching stockade's namespaces (Pods, NetworkPolicies) and the Namespaces."""
-    pod_kind, ns_kind, np_kind = (
-        "K8sStockadePod",
-        "K8sStockadeNamespace",
-        "K8sStockadeNetworkPolicy",
-    )
-    assert pod_kind.lower() == REGO_PACKAGE  # noqa: S101 - Gatekeeper requires it
-    assert ns_kind.lower() == NAMESPACE_PACKAGE  # noqa: S101
-    assert np_kind.lower() == NETPOL_PACKAGE  # noqa: S101
+    pod_kind = _KINDS[REGO_PACKAGE]  # Gatekeeper requires package == lowercase kind
+    ns_kind = _KINDS[NAMESPACE_PACKAGE]
+    np_kind = _KINDS[NETPOL_PACKAGE]
     return (
         _template(pod_kind, rego_module(), {"registries": _array(), "secretPatterns": _array()}),
         _template(ns_kind, namespace_module(), {}),
