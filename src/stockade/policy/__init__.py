@@ -19,6 +19,7 @@ from ._schema import (
     PolicyDoc,
     ServerPolicy,
 )
+from ._signatures import ApprovedBaseSpec, IdentitySpec, SignatureRuleSpec, SignaturesPolicy
 from ._tools import ArgumentRule, Arguments, RateLimit, ToolRule, ToolsPolicy
 from ._yaml import MAX_BYTES, MAX_DEPTH
 
@@ -29,6 +30,7 @@ __all__ = [
     "MOUNT_FLAGS",
     "PRUNE_ABOVE",
     "Approvals",
+    "ApprovedBaseSpec",
     "ArgumentRule",
     "Arguments",
     "Bucket",
@@ -37,6 +39,7 @@ __all__ = [
     "DecisionContext",
     "DecisionEngine",
     "FsEntry",
+    "IdentitySpec",
     "Mount",
     "NetworkSpec",
     "Policy",
@@ -46,6 +49,8 @@ __all__ = [
     "RateLimit",
     "RateState",
     "ServerPolicy",
+    "SignatureRuleSpec",
+    "SignaturesPolicy",
     "ToolRule",
     "ToolsPolicy",
     "canonical_json",

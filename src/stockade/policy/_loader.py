@@ -27,6 +27,13 @@ from ._schema import (
     ServerPolicy,
     cross_checks,
 )
+from ._signatures import (
+    ApprovedBaseSpec,
+    IdentitySpec,
+    SignatureRuleSpec,
+    SignaturesPolicy,
+    read_signature_material,
+)
 from ._tools import ArgumentRule, Arguments, RateLimit, ToolRule, ToolsPolicy
 from ._yaml import MAX_BYTES, Located, Path, parse_yaml
 
@@ -48,6 +55,10 @@ _KNOWN_KEYS = sorted(
             CategoryApproval,
             ClientRule,
             NetworkSpec,
+            SignaturesPolicy,
+            SignatureRuleSpec,
+            IdentitySpec,
+            ApprovedBaseSpec,
         )
         for k in m.model_fields
     }
@@ -137,6 +148,8 @@ def parse_policy(data: bytes | str, *, file: str = "<memory>") -> CheckResult:
     res = resolve(norm.tree, file)
     errors += [_locate(file, located, norm, f) for f in res.errors]
     warnings = [_locate(file, located, norm, f, warning=True) for f in res.warnings]
+    material, material_errors = read_signature_material(norm.tree, file)
+    errors += [_locate(file, located, norm, f) for f in material_errors]
     try:
         doc = PolicyDoc.model_validate_json(json.dumps(norm.tree))
     except ValidationError as e:
@@ -164,6 +177,7 @@ def parse_policy(data: bytes | str, *, file: str = "<memory>") -> CheckResult:
         effective_hash=effective_hash(doc),
         mounts={s.name: res.mounts.get(s.name, ()) for s in doc.servers},
         secret_store_path=res.secret_store,
+        signature_material=material,
         warnings=tuple(warnings),
     )
     return CheckResult(file, policy, (), tuple(warnings), norm.version)
@@ -179,6 +193,15 @@ def _doc_warnings(doc: PolicyDoc) -> list[Finding]:
                     f"server {s.name!r} runs with runtime namespaces: the host kernel is exposed "
                     "(the gVisor guarantee is waived)",
                     "use runtime: gvisor unless gVisor is unavailable",
+                )
+            )
+        if s.image is not None and not s.verify:
+            out.append(
+                Finding(
+                    ("servers", i, "image"),
+                    f"image server {s.name!r} names no signature rule (verify:); every run of it "
+                    "is refused",
+                    "add verify: [<rule>] naming a rule under signatures.rules",
                 )
             )
         if s.image is not None and "@" not in s.image:

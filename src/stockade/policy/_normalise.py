@@ -38,7 +38,10 @@ class Normalised:
 
 V0_TOP = ("default", "allow")
 V0_ENTRY = ("name", "fs_allowlist", "network", "cpu_seconds", "memory_mb")
-V1_TOP = ("version", "default", "registries", "secret_store", "approvals", "clients", "servers")
+V1_TOP = (
+    "version", "default", "registries", "secret_store", "approvals", "clients", "servers",
+    "signatures",
+)  # fmt: skip
 
 # Keys that ask for something stockade never grants, with the reason given to the operator.
 UNSAFE_SERVER_KEYS: dict[str, str] = {

@@ -47,6 +47,8 @@ class Policy(Frozen):
     effective_hash: str
     mounts: dict[str, tuple[Mount, ...]] = Field(default_factory=dict)
     secret_store_path: str | None = None
+    #: key and trusted-root files named under ``signatures`` (path relative to the policy -> text)
+    signature_material: dict[str, str] = Field(default_factory=dict)
     warnings: tuple[Problem, ...] = ()
 
     @classmethod

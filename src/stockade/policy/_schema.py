@@ -24,6 +24,7 @@ from ._patterns import (
     validate_domain_pattern,
     validate_registry_pattern,
 )
+from ._signatures import SignaturesPolicy
 from ._tools import ToolsPolicy
 
 __all__ = [
@@ -134,6 +135,7 @@ class ServerPolicy(_M):
     start: Literal["lazy", "eager"] = "lazy"
     tofu: bool = False
     tools: ToolsPolicy = ToolsPolicy()
+    verify: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -262,6 +264,7 @@ class PolicyDoc(_M):
     approvals: Approvals = Approvals()
     clients: tuple[ClientRule, ...] | None = None
     servers: tuple[ServerPolicy, ...] = ()
+    signatures: SignaturesPolicy = SignaturesPolicy()
 
     @field_validator("registries")
     @classmethod
@@ -296,6 +299,23 @@ def cross_checks(doc: PolicyDoc) -> list[tuple[tuple[str | int, ...], str, str]]
                 )
             )
         seen.add(s.name)
+        for k, rule in enumerate(s.verify):
+            if doc.signatures.rule(rule) is None:
+                out.append(
+                    (
+                        ("servers", i, "verify", k),
+                        f"server {s.name!r} names unknown signature rule {rule!r}",
+                        "define it under signatures.rules, or correct the name",
+                    )
+                )
+        if s.verify and s.image is None:
+            out.append(
+                (
+                    ("servers", i, "verify"),
+                    f"server {s.name!r} has verify: but no image",
+                    "remove verify:, or give the server an image",
+                )
+            )
         if s.image is not None:
             repo = image_repository(s.image)[0]
             if not any(registry_matches(p, repo) for p in doc.registries):
