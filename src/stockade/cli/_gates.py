@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import getpass
+import shlex
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from stockade import paths
 from stockade.errors import SecretStoreError
 from stockade.gates import (
+    AlertError,
+    AlertHook,
     AuditTarget,
     Check,
+    CommandHook,
     GateInputs,
+    WebhookHook,
     apply_policy,
     drill_rollback,
     export_evidence,
+    make_alert,
     plan_apply,
     postflight_checks,
     preflight_checks,
@@ -87,14 +94,50 @@ def _inputs(
     )
 
 
-def _report(checks: list[Check]) -> int:
+_alert_options = [
+    click.option(
+        "--alert-command", default=None, help="Run this (split on spaces, no shell) on failure."
+    ),
+    click.option("--alert-webhook", default=None, help="POST the alert here (https or loopback)."),
+]
+
+
+def _with_alerts(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_alert_options):
+        f = option(f)
+    return f
+
+
+def _hooks(command: str | None, webhook: str | None) -> list[AlertHook]:
+    hooks: list[AlertHook] = []
+    if command:
+        hooks.append(CommandHook(shlex.split(command)))
+    if webhook:
+        hooks.append(WebhookHook(webhook))
+    return hooks
+
+
+def _report(gate: str, checks: list[Check], hooks: list[AlertHook]) -> int:
     results = run_checks(checks)
     for r in results:
         click.echo(safe_text(r.line()))
-    failed = sum(not r.ok for r in results)
+    failed = [r for r in results if not r.ok]
     click.echo(
-        f"{'FAIL' if failed else 'PASS'}: {len(results) - failed}/{len(results)} checks passed"
+        f"{'FAIL' if failed else 'PASS'}: {len(results) - len(failed)}/{len(results)} checks passed"
     )
+    if failed:
+        alert = make_alert(
+            "gate_failed",
+            gate,
+            "; ".join(f"{r.name}: {r.detail}" for r in failed),
+            SystemClock(),
+            failed=[r.name for r in failed],
+        )
+        for hook in hooks:
+            try:
+                hook.fire(alert)
+            except AlertError as e:
+                click.echo(safe_text(f"FAIL alert hook: {e.what}"), err=True)
     return 1 if failed else 0
 
 
@@ -115,12 +158,15 @@ def _report(checks: list[Check]) -> int:
     "--record-policy", is_flag=True, help="Record this policy's hash as the approved one."
 )
 @_store_option
-def preflight(
+@_with_alerts
+def preflight(  # noqa: PLR0917 - click passes options positionally
     policy_file: Path,
     runtimes: tuple[str, ...],
     scan: tuple[Path, ...],
     record_policy: bool,
     store_path: Path | None,
+    alert_command: str | None,
+    alert_webhook: str | None,
 ) -> int:
     """Check before serving: policy valid and recorded, runtimes, audit log, no secrets in logs."""
     inputs = _inputs(store_path, policy_file, runtimes, scan)
@@ -135,16 +181,27 @@ def preflight(
                 at=SystemClock().now(),
             )
         click.echo(f"recorded policy version {v.id}: {v.hash}")
-    return _report(preflight_checks(policy_file, inputs))
+    hooks = _hooks(alert_command, alert_webhook)
+    return _report("preflight", preflight_checks(policy_file, inputs), hooks)
 
 
 @click.command(name="postflight")
 @click.argument("run_id")
 @_policy_option
 @_store_option
-def postflight(run_id: str, policy_file: Path | None, store_path: Path | None) -> int:
+@_with_alerts
+def postflight(
+    run_id: str,
+    policy_file: Path | None,
+    store_path: Path | None,
+    alert_command: str | None,
+    alert_webhook: str | None,
+) -> int:
     """Check after RUN_ID: audit chain intact and sealed, secret rescan of its trace and events."""
-    return _report(postflight_checks(run_id, _inputs(store_path, policy_file)))
+    hooks = _hooks(alert_command, alert_webhook)
+    return _report(
+        f"postflight {run_id}", postflight_checks(run_id, _inputs(store_path, policy_file)), hooks
+    )
 
 
 @click.command(name="evidence")

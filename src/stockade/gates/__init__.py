@@ -6,6 +6,7 @@ secrets (detect-secrets pattern detectors, run tokens, the policy's own secret v
 ``export_evidence`` writes an offline-checkable folder.
 """
 
+from ._alerts import Alert, AlertError, AlertHook, CommandHook, WebhookHook, make_alert
 from ._audit import AuditTarget
 from ._checks import Check, GateResult, run_checks
 from ._evidence import export_evidence
@@ -29,21 +30,27 @@ from ._versions import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertError",
+    "AlertHook",
     "ApplyPlan",
     "AuditTarget",
     "Check",
+    "CommandHook",
     "DrillResult",
     "GateError",
     "GateInputs",
     "GateResult",
     "PolicyVersion",
     "SecretFinding",
+    "WebhookHook",
     "apply_policy",
     "audit_lines_of_run",
     "drill_rollback",
     "export_evidence",
     "install_policy",
     "latest_policy_version",
+    "make_alert",
     "plan_apply",
     "policy_history",
     "postflight_checks",
