@@ -153,3 +153,16 @@ def test_the_kill_button_engages_the_switch_with_the_operator_and_reason(
     k = store.kill_switch()
     assert (k.engaged, k.by, k.reason) == (True, "alice", "suspicious burst")
     assert "KILL SWITCH ENGAGED" in client.get("/").text
+
+
+@pytest.mark.guarantee("apr-web-login")
+def test_repeated_failed_logins_lock_the_operator_even_with_the_right_token(
+    client: TestClient,
+) -> None:
+    for _ in range(10):
+        client.post("/login", data={"operator": "alice", "token": "guess"})
+    r = client.post(
+        "/login", data={"operator": "alice", "token": "alice-token-123"}, follow_redirects=False
+    )
+    assert r.status_code == 403
+    assert "too many failed attempts" in r.text

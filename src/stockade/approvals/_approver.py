@@ -49,6 +49,7 @@ class StoreApprover:
         poll_s: float = 0.2,
         wait: Waiter | None = None,
         new_id: Callable[[], str] = lambda: "apr_" + secrets.token_hex(8),
+        margin_s: float = 1.0,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -58,6 +59,14 @@ class StoreApprover:
         self._poll = poll_s
         self._wait = wait or _event_wait
         self._new_id = new_id
+        self._margin = margin_s
+
+    def _timeout(self, category: Category) -> float:
+        # The request expires a little before the caller (the gateway's ApprovalStep, given the
+        # same per-category timeout) gives up, so an approval can never be spent on a call the
+        # gateway has already answered with a timeout.
+        t = self._timeout_for(category)
+        return t - self._margin if t > 2 * self._margin else t / 2
 
     def decide(self, call: ToolCall, decision: Decision) -> Decision:
         try:
@@ -78,7 +87,7 @@ class StoreApprover:
             image_digest=self._image_digest(call.server),
             policy_hash=self._policy_hash(),
             now=self._clock.now(),
-            timeout_s=self._timeout_for(decision.category),
+            timeout_s=self._timeout(decision.category),
         )
         self._store.add(request)
         now = self._clock.now()
@@ -102,7 +111,7 @@ class StoreApprover:
                 ),
             )
         # Bounded: at most ceil(timeout / poll) + 1 rounds whatever the clock does.
-        rounds = int(self._timeout_for(decision.category) / self._poll) + 2
+        rounds = int(self._timeout(decision.category) / self._poll) + 2
         for _ in range(rounds):
             current = self._store.get(request.id, now=self._clock.now())
             if current.state != State.PENDING:

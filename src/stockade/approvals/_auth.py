@@ -15,12 +15,14 @@ from stockade.secrets import SecretStore
 
 from ._errors import LoginRefused
 
-__all__ = ["OPERATOR_SECRET_PREFIX", "Session", "Sessions", "operator_secret_name"]
+__all__ = ["MAX_FAILURES", "OPERATOR_SECRET_PREFIX", "Session", "Sessions", "operator_secret_name"]
 
 #: An operator ``alice`` logs in with the value of secret ``approvals.operator.alice``.
 OPERATOR_SECRET_PREFIX = "approvals.operator."  # noqa: S105 - a name prefix  # nosec B105
 _OPERATOR = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _MAX_SESSIONS = 1000
+#: Failed logins before an operator name is locked for the life of the serving process.
+MAX_FAILURES = 10
 
 
 def operator_secret_name(operator: str) -> str:
@@ -48,18 +50,27 @@ class Sessions:
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_s)
         self._sessions: dict[str, Session] = {}
+        self._failures: dict[str, int] = {}
 
     def login(self, operator: str, token: str) -> tuple[str, Session]:
         refused = LoginRefused(
             "login refused: unknown operator or wrong token",
             "use the token stored as secret approvals.operator.<name>",
         )
+        key = operator[:64]
+        if self._failures.get(key, 0) >= MAX_FAILURES:
+            raise LoginRefused(
+                "login refused: too many failed attempts for this operator",
+                "restart the approval page after checking who tried",
+            )
         try:
             name = operator_secret_name(operator)
             expected = self._secrets.get(name)
         except (LoginRefused, SecretStoreError):
+            self._fail(key)
             raise refused from None
         if not expected or not hmac.compare_digest(expected, token.encode("utf-8")):
+            self._fail(key)
             raise refused
         self._prune()
         if len(self._sessions) >= _MAX_SESSIONS:
@@ -68,6 +79,10 @@ class Sessions:
         session = Session(operator, secrets.token_urlsafe(32), self._clock.now() + self._ttl)
         self._sessions[sid] = session
         return sid, session
+
+    def _fail(self, key: str) -> None:
+        if len(self._failures) < 10_000 or key in self._failures:
+            self._failures[key] = self._failures.get(key, 0) + 1
 
     def get(self, sid: str | None) -> Session:
         session = self._sessions.get(sid or "")
