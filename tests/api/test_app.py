@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,21 @@ def test_policy_history_lists_recorded_versions(
     body = client_for(cp, OPERATOR).get("/v1/policy/history").json()
     assert [v["hash"] for v in body["versions"]] == ["sha256:" + "1" * 64]
     assert client_for(cp, RUNNER).get("/v1/policy/history").status_code == 403
+
+
+def test_approvals_and_kill_switch_are_readable_by_operators(
+    cp: ControlPlane, tmp_path: Path, clock: FixedClock
+) -> None:
+    from stockade.approvals import ApprovalStore
+
+    store = ApprovalStore(tmp_path / "runs.db")
+    with_approvals = dataclasses.replace(cp, approvals=store)
+    c = client_for(with_approvals, OPERATOR)
+    assert c.get("/v1/approvals?state=pending").json() == {"approvals": []}
+    assert c.get("/v1/approvals?state=bogus").status_code == 400
+    assert c.get("/v1/kill-switch").json()["engaged"] is False
+    store.set_kill(engaged=True, by="ops", reason="incident", now=clock.now())
+    assert c.get("/v1/kill-switch").json()["engaged"] is True
+    assert "stockade_kill_switch_engaged 1" in c.get("/metrics").text
+    assert client_for(with_approvals, RUNNER).get("/v1/approvals").status_code == 403
+    assert client_for(cp, OPERATOR).get("/v1/approvals").status_code == 404

@@ -7,7 +7,7 @@ serves it with a context from :func:`stockade.identity.server_context`.
 from ._app import PEER_SCOPE_KEY, build_app, with_peer
 from ._deps import ControlPlane, ReadinessCheck, RunStopper
 from ._errors import ApiError, BadRequestError
-from ._metrics import Metrics, render_store_metrics
+from ._metrics import Metrics, render_approval_metrics, render_store_metrics
 from ._openapi import openapi_document
 from ._ratelimit import Limiter
 from ._ready import audit_ready, gvisor_ready, store_ready
@@ -32,6 +32,7 @@ __all__ = [
     "gvisor_ready",
     "listen",
     "openapi_document",
+    "render_approval_metrics",
     "render_store_metrics",
     "store_ready",
     "with_peer",

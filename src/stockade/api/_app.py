@@ -18,13 +18,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stockade.approvals import State
 from stockade.errors import IdentityError, NotFoundError, StockadeError
 from stockade.gates._versions import policy_history
 from stockade.identity import PeerIdentity, Role
 
 from ._deps import ControlPlane
 from ._errors import BadRequestError
-from ._metrics import Metrics, render_store_metrics
+from ._metrics import Metrics, render_approval_metrics, render_store_metrics
 from ._openapi import openapi_document
 from ._ratelimit import Limiter
 
@@ -117,6 +118,8 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
         lines = m.render()
         with cp.open_store() as store:
             lines += render_store_metrics(store)
+        if cp.approvals is not None:
+            lines += render_approval_metrics(cp.approvals, cp.clock)
         return PlainTextResponse(
             "\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8"
         )
@@ -171,6 +174,22 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
             {"current": cp.policy_hash, "versions": [v.model_dump() for v in versions]}
         )
 
+    async def approvals(request: Request) -> Response:
+        if cp.approvals is None:
+            return _error(404, "no approval store is configured")
+        wanted = request.query_params.getlist("state")
+        try:
+            states = tuple(State(x) for x in wanted)
+        except ValueError:
+            return _error(400, f"unknown state in {wanted}", f"use {[x.value for x in State]}")
+        found = cp.approvals.list(now=cp.clock.now(), states=states, limit=500)
+        return JSONResponse({"approvals": [a.model_dump(mode="json") for a in found]})
+
+    async def kill_switch(_: Request) -> Response:
+        if cp.approvals is None:
+            return _error(404, "no approval store is configured")
+        return JSONResponse(cp.approvals.kill_switch().model_dump(mode="json"))
+
     async def progress(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         if cp.tokens is None:
@@ -214,6 +233,11 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
             "/v1/policy", guarded("get_policy", frozenset({Role.OPERATOR, Role.GATEWAY}), policy)
         ),
         Route("/v1/policy/history", guarded("get_policy_history", OPS, history)),
+        Route("/v1/approvals", guarded("list_approvals", OPS, approvals)),
+        Route(
+            "/v1/kill-switch",
+            guarded("get_kill_switch", frozenset({Role.OPERATOR, Role.GATEWAY}), kill_switch),
+        ),
     ]
     return Starlette(routes=r)
 

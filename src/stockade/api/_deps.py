@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from stockade.approvals import ApprovalStore
 from stockade.gates._audit import AuditTarget
 from stockade.identity import TokenAuthority
 from stockade.models import Clock
@@ -32,6 +33,7 @@ class ControlPlane:
     policy_hash: str | None = None
     audit: AuditTarget | None = None
     tokens: TokenAuthority | None = None
+    approvals: ApprovalStore | None = None
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     identity_limit: RateLimit = field(default_factory=lambda: RateLimit(rate=120, per=60))
     run_limit: RateLimit = field(default_factory=lambda: RateLimit(rate=60, per=60))

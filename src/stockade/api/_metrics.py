@@ -10,9 +10,12 @@ import json
 import threading
 from collections import Counter
 
+from stockade.approvals import ApprovalStore
+from stockade.approvals import metrics as approval_metrics
+from stockade.models import Clock
 from stockade.store import RunStore
 
-__all__ = ["Metrics", "render_store_metrics"]
+__all__ = ["Metrics", "render_approval_metrics", "render_store_metrics"]
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -119,5 +122,21 @@ def render_store_metrics(store: RunStore) -> list[str]:
             "counter",
             "Runs refused at admission or launch",
             {(): float(refused)},
+        ),
+    ]
+
+
+def render_approval_metrics(store: ApprovalStore, clock: Clock) -> list[str]:
+    """Approval requests by category and state (approved, denied, expired, ...)."""
+    samples: dict[Labels, float] = {}
+    per_category = approval_metrics(store.list(now=clock.now(), limit=100_000))
+    for cat, m in per_category.items():
+        for state in ("pending", "approved", "consumed", "denied", "expired", "cancelled"):
+            samples[(("category", cat.value), ("state", state))] = float(getattr(m, state))
+    engaged = 1.0 if store.kill_switch().engaged else 0.0
+    return [
+        *_family("stockade_approvals", "gauge", "Approval requests by category and state", samples),
+        *_family(
+            "stockade_kill_switch_engaged", "gauge", "1 while the kill switch is on", {(): engaged}
         ),
     ]

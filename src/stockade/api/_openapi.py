@@ -147,6 +147,29 @@ def openapi_document() -> dict[str, Any]:
                     409,
                 )
             },
+            "/v1/approvals": {
+                "get": _op(
+                    "list_approvals",
+                    "Approval requests (optionally ?state=pending&state=denied ...)",
+                    {"200": _resp("Approvals", obj)},
+                    400,
+                    404,
+                    parameters=[
+                        {
+                            "name": "state",
+                            "in": "query",
+                            "schema": {"type": "array", "items": {"type": "string"}},
+                            "style": "form",
+                            "explode": True,
+                        }
+                    ],
+                )
+            },
+            "/v1/kill-switch": {
+                "get": _op(
+                    "get_kill_switch", "The kill switch state", {"200": _resp("State", obj)}, 404
+                )
+            },
             "/v1/policy/history": {
                 "get": _op(
                     "get_policy_history",

@@ -24,6 +24,7 @@ from stockade.api import (
     listen,
     store_ready,
 )
+from stockade.approvals import ApprovalStore
 from stockade.errors import IdentityError, UsageError
 from stockade.gates import AuditTarget
 from stockade.identity import CertificateAuthority, TokenAuthority, server_context
@@ -141,6 +142,7 @@ def serve(  # noqa: PLR0917 - click passes options positionally
         policy_hash=policy_hash,
         audit=audit,
         tokens=tokens,
+        approvals=ApprovalStore(db),
         readiness=readiness,
     )
     sock = listen(host, port)
