@@ -347,3 +347,26 @@ def test_executed_applies_refusals_and_rollbacks_are_audited(store: RecordStore)
     assert types == ["k8s.apply", "k8s.rollback", "k8s.apply.refused"]
     assert sink.events[0].run_id == "r1"
     assert "create Pod stockade-tool/stockade-r1" in sink.events[0].data["changes"]
+
+
+@pytest.mark.guarantee("k8s-rollback-recorded")
+def test_rolling_back_one_run_keeps_the_shared_objects_another_run_still_uses(
+    store: RecordStore,
+) -> None:
+    cluster = healthy_cluster()
+    first, second = desired("r1"), desired("r2")
+    do_apply(cluster, store, first, execute=True)
+    record_1 = store.latest()
+    do_apply(cluster, store, second, execute=True)
+    res = rollback_run(cluster, record_1, execute=True)
+    kept = {s.ref.kind for s in res.steps if s.action == "keep"}
+    assert {"Namespace", "ResourceQuota", "LimitRange"} <= kept
+    assert ref_of(one(first, "Pod")) not in cluster.objects
+    assert ref_of(one(first, "Secret", "egress-token")) not in cluster.objects
+    for o in second:  # the other run is untouched
+        assert ref_of(o) in cluster.objects
+    # The second run's apply created none of the shared objects, so its rollback removes only
+    # its own; the kept shared objects stay (documented: delete the namespace by hand).
+    rollback_run(cluster, store.latest(), execute=True)
+    assert not any(r.kind in ("Pod", "Secret") for r in cluster.objects)
+    assert any(r.kind == "Namespace" for r in cluster.objects)

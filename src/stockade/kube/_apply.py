@@ -118,7 +118,9 @@ def apply_run(
 def rollback_run(
     api: ClusterApi, record: RollbackRecord, *, execute: bool, audit: AuditSink | None = None
 ) -> RollbackResult:
-    todo = steps(record)
+    namespaces = {c.namespace for c in record.changes if c.kind == "Pod"}
+    others = frozenset(r for ns in sorted(namespaces) for r in api.run_ids(ns)) - {record.run_id}
+    todo = steps(record, others)
     if execute:
         if audit is not None:
             audit.append(
@@ -127,6 +129,8 @@ def rollback_run(
                 run_id=record.run_id,
             )
         for s in todo:
+            if s.action == "keep":
+                continue
             current = api.get(s.ref)
             if s.action == "delete":
                 if current is not None:

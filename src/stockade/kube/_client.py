@@ -10,6 +10,7 @@ from typing import Any
 
 from ._cluster import ObjRef, ref_of
 from ._errors import KubeError
+from ._names import LABEL_RUN
 from ._render import Manifest
 
 __all__ = ["KubernetesCluster", "connect"]
@@ -94,6 +95,20 @@ class KubernetesCluster:
         except (client.ApiException, OSError) as e:
             raise _fail("listing DaemonSets in", namespace, e) from None
         return tuple(sorted(str(d.metadata.name) for d in items.items if d.metadata))
+
+    def run_ids(self, namespace: str) -> frozenset[str]:
+        from kubernetes import client
+
+        core = client.CoreV1Api(self._api)
+        try:
+            pods = core.list_namespaced_pod(
+                namespace, label_selector=LABEL_RUN, _request_timeout=TIMEOUT_S
+            )
+        except (client.ApiException, OSError) as e:
+            raise _fail("listing Pods in", namespace, e) from None
+        return frozenset(
+            p.metadata.labels[LABEL_RUN] for p in pods.items if p.metadata and p.metadata.labels
+        )
 
 
 def connect(kubeconfig: str | None, context: str | None) -> KubernetesCluster:

@@ -33,6 +33,7 @@ __all__ = [
     "SECRETS_DIR",
     "Manifest",
     "RenderInput",
+    "names_for_run",
     "namespace_meta",
     "object_meta",
     "pod_resources",
@@ -126,7 +127,12 @@ def pod_resources(spec: SandboxSpec) -> dict[str, str]:
 
 
 def run_names(inp: RenderInput) -> dict[str, str]:
-    base = f"stockade-{inp.run_id}"
+    return names_for_run(inp.run_id)
+
+
+def names_for_run(run_id: str) -> dict[str, str]:
+    """The names of one run's own objects (everything else in a render is shared by runs)."""
+    base = f"stockade-{run_id}"
     return {
         "pod": base,
         "secrets": f"{base}-secrets",

@@ -78,8 +78,13 @@ def egress_objects(inp: RenderInput) -> list[Manifest]:
             ],
         },
     }
-    svc_meta = namespace_meta(inp, "stockade-egress", "egress-proxy")
-    svc_meta["namespace"] = inp.egress_namespace
+    # Shared by every stockade namespace: no server label (one server's apply must not
+    # relabel it for another).
+    svc_meta = {
+        "name": "stockade-egress",
+        "namespace": inp.egress_namespace,
+        "labels": {LABEL_MANAGED: "stockade", LABEL_ROLE: "egress-proxy"},
+    }
     service = {
         "apiVersion": "v1",
         "kind": "Service",

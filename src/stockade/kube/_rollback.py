@@ -13,10 +13,18 @@ from stockade.models import Clock, Frozen
 
 from ._cluster import ObjRef
 from ._errors import KubeError
+from ._input import Manifest, names_for_run
 from ._plan import Action, Plan
-from ._render import Manifest
 
-__all__ = ["RecordedChange", "RollbackRecord", "RollbackStep", "clean", "record_for", "steps"]
+__all__ = [
+    "RecordedChange",
+    "RollbackRecord",
+    "RollbackStep",
+    "clean",
+    "is_run_object",
+    "record_for",
+    "steps",
+]
 
 _SERVER_FIELDS = (
     "resourceVersion",
@@ -89,7 +97,7 @@ def record_for(plan: Plan, *, clock: Clock, server: str, run_id: str) -> Rollbac
 
 @dataclass(frozen=True)
 class RollbackStep:
-    action: Literal["delete", "restore"]
+    action: Literal["delete", "restore", "keep"]
     ref: ObjRef
     previous: Manifest | None
 
@@ -97,11 +105,27 @@ class RollbackStep:
         return f"{self.action:>8}  {self.ref}"
 
 
-def steps(record: RollbackRecord) -> tuple[RollbackStep, ...]:
-    """Undo in reverse order: delete what the apply created, restore what it changed."""
+def is_run_object(ref: ObjRef, run_id: str) -> bool:
+    """Whether ``ref`` belongs to this run alone (its Pod, Secrets, egress NetworkPolicy)."""
+    return ref.kind in ("Pod", "Secret", "NetworkPolicy") and ref.name in set(
+        names_for_run(run_id).values()
+    )
+
+
+def steps(
+    record: RollbackRecord, other_runs: frozenset[str] = frozenset()
+) -> tuple[RollbackStep, ...]:
+    """Undo in reverse order: delete what the apply created, restore what it changed.
+
+    Shared objects (namespace, default-deny, quota, limits, proxy Service) the apply created are
+    kept while ``other_runs`` (other stockade runs' Pods in the namespace) still depend on them.
+    """
     out = []
     for c in reversed(record.changes):
-        if c.previous is None:
+        shared = not is_run_object(c.ref, record.run_id)
+        if c.previous is None and shared and other_runs:
+            out.append(RollbackStep("keep", c.ref, None))
+        elif c.previous is None:
             out.append(RollbackStep("delete", c.ref, None))
         else:
             out.append(RollbackStep("restore", c.ref, dict(c.previous)))

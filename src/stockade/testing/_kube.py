@@ -72,3 +72,12 @@ class FakeCluster:
 
     def daemonset_names(self, namespace: str) -> tuple[str, ...]:
         return self.daemonsets.get(namespace, ())
+
+    def run_ids(self, namespace: str) -> frozenset[str]:
+        return frozenset(
+            o["metadata"]["labels"]["stockade.dev/run-id"]
+            for r, o in self.objects.items()
+            if r.kind == "Pod"
+            and r.namespace == namespace
+            and "stockade.dev/run-id" in o["metadata"].get("labels", {})
+        )
