@@ -166,3 +166,12 @@ def test_repeated_failed_logins_lock_the_operator_even_with_the_right_token(
     )
     assert r.status_code == 403
     assert "too many failed attempts" in r.text
+
+
+def test_the_empty_page_refreshes_itself_and_a_page_under_review_never_does(
+    client: TestClient, store: ApprovalStore, clock: FakeClock
+) -> None:
+    login(client)
+    assert "http-equiv=refresh" in client.get("/").text
+    seed(store, clock)
+    assert "http-equiv=refresh" not in client.get("/").text

@@ -36,9 +36,10 @@ def e(value: object, limit: int = 2000) -> str:
     return html.escape(safe_text(str(value), limit=limit), quote=True)
 
 
-def _doc(title: str, body: str) -> str:
+def _doc(title: str, body: str, refresh_s: int = 0) -> str:
+    refresh = f'<meta http-equiv=refresh content="{int(refresh_s)}">' if refresh_s > 0 else ""
     return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<!doctype html><html lang=en><head><meta charset=utf-8>{refresh}"
         f"<title>{e(title)}</title><link rel=stylesheet href=/static/style.css></head>"
         f"<body>{body}</body></html>"
     )
@@ -128,6 +129,9 @@ def index_page(
         "<a href=/>refresh</a> &middot; <a href=/history>history</a> &middot; "
         f"<form method=post action=/logout class=inline>{_csrf(csrf)}<button>log out</button>"
         f"</form></p>{banner}{kill_form}<h2>pending ({len(items)})</h2>{batch}{body}",
+        # Live updates without script: while nothing is pending the page reloads itself to show
+        # new requests; while requests are shown it never reloads under the reviewer.
+        refresh_s=0 if items else 5,
     )
 
 
