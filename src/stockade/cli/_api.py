@@ -36,7 +36,7 @@ from stockade.textsafe import safe_text
 
 __all__ = ["api", "load_token_key"]
 
-TOKEN_KEY_FILE = "run-token.key"  # noqa: S105 - a file name, not a secret
+TOKEN_KEY_FILE = "run-token.key"  # noqa: S105  # nosec B105 - a file name, not a secret
 
 
 def load_token_key(key_dir: Path, *, create: bool) -> bytes:

@@ -35,7 +35,7 @@ __all__ = [
     "TokenError",
 ]
 
-TOKEN_PREFIX = "stk1"  # noqa: S105 - a format tag, not a secret
+TOKEN_PREFIX = "stk1"  # noqa: S105  # nosec B105 - a format tag, not a secret
 DEFAULT_TOKEN_TTL = timedelta(minutes=15)
 MAX_TOKEN_TTL = timedelta(hours=24)
 MAX_TOKEN_BYTES = 4096
