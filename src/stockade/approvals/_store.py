@@ -152,7 +152,7 @@ class ApprovalStore:
         if states:
             marks = ", ".join("?" for _ in states)
             rows = c.execute(
-                f"SELECT data FROM approvals WHERE state IN ({marks}) "  # noqa: S608 - marks only
+                f"SELECT data FROM approvals WHERE state IN ({marks}) "  # noqa: S608  # nosec B608 - only "?" marks
                 "ORDER BY created_at, rowid LIMIT ?",
                 (*(s.value for s in states), limit),
             ).fetchall()

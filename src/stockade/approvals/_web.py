@@ -188,7 +188,8 @@ def approval_app(
         return Response(STYLE, media_type="text/css")
 
     async def refused(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StockadeError)  # noqa: S101 - registered for StockadeError only
+        if not isinstance(exc, StockadeError):  # registered for StockadeError only
+            raise exc
         status = 403 if isinstance(exc, LoginRefused) else 400
         return html(message_page("refused", exc.what), status)
 
