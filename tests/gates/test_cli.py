@@ -59,3 +59,16 @@ def test_postflight_passes_on_a_clean_run_and_evidence_exports(
     assert (home / "ev" / "MANIFEST.json").exists()
     assert _run(["postflight", "nope"]) == 1
     assert "FAIL run recorded" in capsys.readouterr().out
+
+
+def test_retention_rotate_and_prune_from_the_command_line(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(["retention", "rotate"]) == 0
+    out = capsys.readouterr().out
+    assert "archived" in out
+    archive = home / "audit" / "archive"
+    assert len(list(archive.glob("*.seal.json"))) == 1
+    assert _run(["retention", "prune", "--days", "30"]) == 0
+    assert "0 archive(s)" in capsys.readouterr().out
+    assert _run(["postflight", "r1"]) == 0  # the new chain verifies and is sealed

@@ -16,7 +16,15 @@ from ._approvals import approvals, intercept, kill
 from ._audit import audit
 from ._ca import ca
 from ._demo import demo
-from ._gates import drill, evidence, policy_apply, policy_rollback, postflight, preflight
+from ._gates import (
+    drill,
+    evidence,
+    policy_apply,
+    policy_rollback,
+    postflight,
+    preflight,
+    retention,
+)
 from ._gateway import gateway, policy_import, tools
 from ._image import image
 from ._k8s import k8s
@@ -55,6 +63,7 @@ cli.add_command(preflight)
 cli.add_command(postflight)
 cli.add_command(evidence)
 cli.add_command(drill)
+cli.add_command(retention)
 policy.add_command(policy_import)
 policy.add_command(policy_apply)
 policy.add_command(policy_rollback)

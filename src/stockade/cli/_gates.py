@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import shlex
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,10 @@ from stockade.gates import (
     postflight_checks,
     preflight_checks,
     previous_policy_version,
+    prune_archives,
     record_policy_version,
     rollback_policy,
+    rotate_audit_log,
     run_checks,
 )
 from stockade.models import SystemClock
@@ -46,6 +49,7 @@ __all__ = [
     "policy_rollback",
     "postflight",
     "preflight",
+    "retention",
 ]
 
 _RUNTIMES: dict[str, Callable[[], str]] = {
@@ -286,3 +290,44 @@ def drill_rollback_cmd(
         f"policy restored to {r.restored_hash}"
     )
     return 0 if r.ok else 1
+
+
+def _archive_dir(archive: Path | None) -> Path:
+    return archive or paths.audit_log().parent / "archive"
+
+
+_archive_option = click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Archive directory (default: beside the audit log, archive/).",
+)
+
+
+@click.group(name="retention")
+def retention() -> None:
+    """Audit retention: sealed archives of rotated logs, pruned after the retention period."""
+
+
+@retention.command(name="rotate")
+@_archive_option
+def retention_rotate(archive: Path | None) -> None:
+    """Seal the audit log, move it into the archive, and start a new chain linked to it."""
+    seal = rotate_audit_log(
+        paths.audit_log(), paths.key_dir(), _archive_dir(archive), SystemClock()
+    )
+    click.echo(
+        f"archived {seal.events} events as {seal.file} (sha256 {seal.sha256}); "
+        f"seal: {seal.file}.seal.json"
+    )
+
+
+@retention.command(name="prune")
+@click.option("--days", type=click.IntRange(min=1), required=True, help="Retention period.")
+@_archive_option
+def retention_prune(days: int, archive: Path | None) -> None:
+    """Delete archives older than --days (with their seals)."""
+    removed = prune_archives(_archive_dir(archive), timedelta(days=days), SystemClock())
+    for name in removed:
+        click.echo(f"removed {name}")
+    click.echo(f"{len(removed)} archive(s) past {days} days removed")

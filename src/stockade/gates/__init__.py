@@ -11,6 +11,7 @@ from ._audit import AuditTarget
 from ._checks import Check, GateResult, run_checks
 from ._evidence import export_evidence
 from ._gates import GateError, GateInputs, audit_lines_of_run, postflight_checks, preflight_checks
+from ._retention import ArchiveSeal, prune_archives, rotate_audit_log
 from ._rollout import (
     ApplyPlan,
     DrillResult,
@@ -34,6 +35,7 @@ __all__ = [
     "AlertError",
     "AlertHook",
     "ApplyPlan",
+    "ArchiveSeal",
     "AuditTarget",
     "Check",
     "CommandHook",
@@ -56,8 +58,10 @@ __all__ = [
     "postflight_checks",
     "preflight_checks",
     "previous_policy_version",
+    "prune_archives",
     "record_policy_version",
     "rollback_policy",
+    "rotate_audit_log",
     "run_checks",
     "scan_text",
 ]
