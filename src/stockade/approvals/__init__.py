@@ -49,6 +49,7 @@ from ._machine import (
     expire_if_due,
 )
 from ._metrics import CategoryMetrics, metrics
+from ._mrtr import INPUT_KEY, RequestStateCodec, input_required, retry_event
 from ._remember import MAX_REMEMBER_S, Remembered, covering, remember_from, url_hosts
 from ._serve import PageServer, loopback_socket
 from ._store import ApprovalStore
@@ -57,6 +58,7 @@ from ._wiring import policy_file_hash, store_approver
 
 __all__ = [
     "CSP",
+    "INPUT_KEY",
     "MAX_PAYLOAD",
     "MAX_REMEMBER_S",
     "OPERATOR_ONLY",
@@ -84,6 +86,7 @@ __all__ = [
     "LoginRefused",
     "PageServer",
     "Remembered",
+    "RequestStateCodec",
     "Session",
     "Sessions",
     "State",
@@ -104,6 +107,7 @@ __all__ = [
     "expire_if_due",
     "form_answer",
     "form_request",
+    "input_required",
     "loopback_socket",
     "metrics",
     "new_request",
@@ -112,6 +116,7 @@ __all__ = [
     "policy_file_hash",
     "recheck",
     "remember_from",
+    "retry_event",
     "rules_from_policy",
     "store_approver",
     "url_hosts",
