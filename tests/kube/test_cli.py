@@ -192,3 +192,25 @@ def test_apply_then_rollback_round_trip(
     assert any(r.kind == "Pod" for r in fake.objects)
     assert run_cli(["k8s", "rollback", record_id, "--apply"]) == 0
     assert [r.kind for r in fake.objects] == ["RuntimeClass"]
+
+
+def test_status_reports_the_run_pod(fake: FakeCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "k8s",
+        "status",
+        "--policy",
+        str(EXAMPLE_POLICY),
+        "--server",
+        "docs-search",
+        "--run-id",
+        "a1",
+    ]
+    assert run_cli(argv) == 1  # no Pod: lost
+    assert "lost" in capsys.readouterr().out
+    apply(capsys, "--apply")
+    pod = next(o for r, o in fake.objects.items() if r.kind == "Pod")
+    pod["status"] = {"phase": "Failed", "reason": "DeadlineExceeded"}
+    assert run_cli(argv) == 1
+    assert "killed (deadline)" in capsys.readouterr().out
+    pod["status"] = {"phase": "Running"}
+    assert run_cli(argv) == 0

@@ -16,19 +16,23 @@ from stockade.kube import (
     ApplyResult,
     ClusterApi,
     ExportParams,
+    ObjRef,
     RecordStore,
     RunParams,
     apply_run,
     check_namespace,
+    check_run_id,
     default_record_dir,
     diff_text,
     dump_all,
     gatekeeper,
     kyverno,
+    namespace_for,
+    pod_outcome,
     render_server,
     rollback_run,
 )
-from stockade.models import SystemClock
+from stockade.models import EndReason, SystemClock
 from stockade.policy import Policy, load_policy
 from stockade.textsafe import safe_text
 
@@ -246,3 +250,32 @@ def rollback_cmd(
         click.echo(safe_text(step.describe()))
     if not execute:
         click.echo("dry run: nothing was changed (pass --apply to roll back)", err=True)
+
+
+@k8s.command("status")
+@click.option("--policy", "policy_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--server", required=True)
+@click.option("--run-id", required=True)
+@click.option("--namespace", default=None)
+@click.option("--kubeconfig", default=None, type=click.Path(dir_okay=False))
+@click.option("--context", default=None)
+def status_cmd(  # noqa: PLR0917 - click passes every option positionally by name
+    policy_file: str,
+    server: str,
+    run_id: str,
+    namespace: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+) -> int:
+    """Read one run's Pod and say what became of it (exit 0 while running or after exit 0)."""
+    load_policy(Path(policy_file)).server(server)  # the server must exist in the policy
+    ref = ObjRef(
+        "v1",
+        "Pod",
+        check_namespace(namespace or namespace_for(server)),
+        f"stockade-{check_run_id(run_id)}",
+    )
+    out = pod_outcome(_connect(kubeconfig, context).get(ref))
+    reason = out.end_reason.value if out.end_reason else "-"
+    click.echo(f"{ref}: {out.status.value} ({reason}): {safe_text(out.detail)}")
+    return 0 if not out.ended or (out.end_reason == EndReason.EXITED and out.exit_code == 0) else 1

@@ -10,6 +10,7 @@ from ._from_policy import RunParams, render_server
 from ._gatekeeper import DEFAULT_SECRET_PATTERNS, ExportParams, gatekeeper
 from ._kyverno import KYVERNO_COVERAGE, kyverno
 from ._names import check_namespace, check_run_id, namespace_for, run_fs_group, slug
+from ._outcome import PodOutcome, pod_outcome
 from ._plan import Action, Change, Plan, diff_text, make_plan, project
 from ._preflight import Facts, networkpolicy_enforced, preflight, problems
 from ._records import RecordStore, default_record_dir
@@ -49,6 +50,7 @@ __all__ = [
     "Manifest",
     "ObjRef",
     "Plan",
+    "PodOutcome",
     "PreflightError",
     "RecordStore",
     "RecordedChange",
@@ -71,6 +73,7 @@ __all__ = [
     "namespace_module",
     "netpol_module",
     "networkpolicy_enforced",
+    "pod_outcome",
     "pod_resources",
     "preflight",
     "problems",
