@@ -109,7 +109,7 @@ def test_the_command_follows_the_exec_contract_under_bin_sh(tmp_path: Path) -> N
 
     ok = sh(msg("read_file", path="x"))
     assert (ok.returncode, ok.stdout.strip()) == (0, b"")
-    for payload in (msg("send_email", to="attacker@evil.example"), msg("rm"), b"junk"):
+    for payload in (msg("send_email", to="attacker@evil.example"), b"junk"):
         res = sh(payload)
         assert res.returncode == 0
         assert json.loads(res.stdout)["isError"] is True
