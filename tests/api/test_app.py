@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,3 +205,50 @@ def test_approvals_and_kill_switch_are_readable_by_operators(
     assert "stockade_kill_switch_engaged 1" in c.get("/metrics").text
     assert client_for(with_approvals, RUNNER).get("/v1/approvals").status_code == 403
     assert client_for(cp, OPERATOR).get("/v1/approvals").status_code == 404
+
+
+@pytest.fixture
+def with_secrets(
+    cp: ControlPlane, tmp_path: Path, open_store: Callable[[], RunStore]
+) -> ControlPlane:
+    from stockade.models import RunStatus
+    from stockade.policy import load_policy
+    from stockade.secrets import MemorySecretStore
+
+    from ._helpers import record
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ndefault: deny\nservers:\n  - name: web\n    command: [node]\n"
+        "    secrets: [DB_PASSWORD]\n"
+    )
+    with open_store() as s:
+        s.create(record("live", server="web", status=RunStatus.RUNNING))
+        s.create(record("done", server="web", status=RunStatus.EXITED))
+    store = MemorySecretStore({"DB_PASSWORD": b"s3cret-value", "OTHER": b"nope-nope"})
+    return dataclasses.replace(cp, policy=load_policy(policy), secrets=store)
+
+
+@pytest.mark.guarantee("cp-token-scope")
+def test_a_running_workload_fetches_only_its_granted_secret_with_a_scoped_token(
+    with_secrets: ControlPlane, tokens: TokenAuthority, open_store: Callable[[], RunStore]
+) -> None:
+    c = client_for(with_secrets, RUNNER)
+
+    def get(run: str, name: str, scopes: tuple[str, ...], issued_for: str | None = None) -> Any:
+        tok = tokens.issue(issued_for or run, scopes)
+        return c.get(f"/v1/runs/{run}/secrets/{name}", headers={"Authorization": f"Bearer {tok}"})
+
+    ok = get("live", "DB_PASSWORD", ("secret:DB_PASSWORD",))
+    assert ok.status_code == 200
+    assert ok.content == b"s3cret-value"
+    assert ok.headers["cache-control"] == "no-store"
+    assert get("live", "DB_PASSWORD", ("progress",)).status_code == 403  # wrong scope
+    assert get("live", "OTHER", ("secret:OTHER",)).status_code == 403  # not granted
+    assert get("done", "DB_PASSWORD", ("secret:DB_PASSWORD",)).status_code == 403  # ended
+    other_run = get("live", "DB_PASSWORD", ("secret:DB_PASSWORD",), issued_for="done")
+    assert other_run.status_code == 403
+    assert c.get("/v1/runs/live/secrets/DB_PASSWORD").status_code == 401
+    with open_store() as s:
+        fetched = [e.data for e in s.evidence("live") if e.kind == "secret_fetched"]
+    assert fetched == [{"name": "DB_PASSWORD"}]

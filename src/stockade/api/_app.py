@@ -19,9 +19,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stockade.approvals import State
-from stockade.errors import IdentityError, NotFoundError, StockadeError
+from stockade.errors import IdentityError, NotFoundError, SecretStoreError, StockadeError
 from stockade.gates._versions import policy_history
 from stockade.identity import PeerIdentity, Role
+from stockade.models import RunStatus
 
 from ._deps import ControlPlane
 from ._errors import BadRequestError
@@ -96,6 +97,8 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
         except IdentityError as e:
             m.auth_refused("token")
             return _error(403, e.what, e.fix)
+        except SecretStoreError as e:
+            return _error(404, e.what, e.fix)
         except StockadeError as e:
             return _error(400 if isinstance(e, BadRequestError) else 500, e.what, e.fix)
 
@@ -190,15 +193,49 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
             return _error(404, "no approval store is configured")
         return JSONResponse(cp.approvals.kill_switch().model_dump(mode="json"))
 
+    async def fetch_secret(request: Request) -> Response:
+        """A running workload fetches a secret its server is granted, with a secret:NAME token."""
+        run_id, name = request.path_params["run_id"], request.path_params["name"]
+        if cp.tokens is None or cp.secrets is None or cp.policy is None:
+            return _error(404, "secret delivery is not configured", "start the API with --policy")
+        token = _bearer(request)
+        if token is None:
+            m.auth_refused("token")
+            return _error(401, "no run token", "send Authorization: Bearer <run token>")
+        cp.tokens.check(token, run_id=run_id, scope=f"secret:{name}")
+        with cp.open_store() as store:
+            run = store.get(run_id)
+            if run.status is not RunStatus.RUNNING:
+                m.auth_refused("run_not_running")
+                return _error(403, f"run {run_id} is {run.status.value}, not running", "")
+            if run.server is None or not cp.policy.has_server(run.server):
+                granted: tuple[str, ...] = ()
+            else:
+                granted = cp.policy.granted_secrets(run.server)
+            if name not in granted:
+                m.auth_refused("secret_not_granted")
+                return _error(
+                    403,
+                    f"the policy does not grant secret {name!r} to server {run.server!r}",
+                    "grant it in the policy's secrets list for that server",
+                )
+            value = cp.secrets.get(name)
+            store.add_evidence(run_id, "secret_fetched", {"name": name})
+        return Response(
+            value,
+            media_type="application/octet-stream",
+            headers={"Cache-Control": "no-store"},
+        )
+
     async def progress(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         if cp.tokens is None:
             return _error(404, "run tokens are not configured")
-        auth = request.headers.get("authorization", "")
-        if not auth.startswith("Bearer "):
+        token = _bearer(request)
+        if token is None:
             m.auth_refused("token")
             return _error(401, "no run token", "send Authorization: Bearer <run token>")
-        cp.tokens.check(auth.removeprefix("Bearer "), run_id=run_id, scope="progress")
+        cp.tokens.check(token, run_id=run_id, scope="progress")
         wait = by_run.check(f"run:{run_id}")
         if wait is not None:
             m.rate_limited("run")
@@ -228,6 +265,10 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
             guarded("report_progress", frozenset({Role.RUNNER, Role.GATEWAY}), progress),
             methods=["POST"],
         ),
+        Route(
+            "/v1/runs/{run_id}/secrets/{name}",
+            guarded("fetch_secret", frozenset({Role.RUNNER, Role.GATEWAY}), fetch_secret),
+        ),
         Route("/v1/audit/verify", guarded("verify_audit", OPS, audit_verify)),
         Route(
             "/v1/policy", guarded("get_policy", frozenset({Role.OPERATOR, Role.GATEWAY}), policy)
@@ -240,6 +281,11 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
         ),
     ]
     return Starlette(routes=r)
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    return auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
 
 
 async def _read_json(request: Request, cap: int) -> dict[str, Any]:

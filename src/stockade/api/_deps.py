@@ -10,7 +10,8 @@ from stockade.approvals import ApprovalStore
 from stockade.gates._audit import AuditTarget
 from stockade.identity import TokenAuthority
 from stockade.models import Clock
-from stockade.policy import RateLimit
+from stockade.policy import Policy, RateLimit
+from stockade.secrets import SecretStore
 from stockade.store import RunStore
 
 __all__ = ["ControlPlane", "ReadinessCheck", "RunStopper"]
@@ -34,6 +35,8 @@ class ControlPlane:
     audit: AuditTarget | None = None
     tokens: TokenAuthority | None = None
     approvals: ApprovalStore | None = None
+    policy: Policy | None = None
+    secrets: SecretStore | None = None
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     identity_limit: RateLimit = field(default_factory=lambda: RateLimit(rate=120, per=60))
     run_limit: RateLimit = field(default_factory=lambda: RateLimit(rate=60, per=60))

@@ -138,6 +138,25 @@ def openapi_document() -> dict[str, Any]:
                     },
                 )
             },
+            "/v1/runs/{run_id}/secrets/{name}": {
+                "get": _op(
+                    "fetch_secret",
+                    "A running workload fetches a secret its server is granted "
+                    "(run token with scope secret:NAME); the value is the raw bytes",
+                    {"200": {"description": "application/octet-stream, Cache-Control: no-store"}},
+                    404,
+                    parameters=[
+                        _RUN_ID,
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "minLength": 1},
+                        },
+                    ],
+                    security=[{"runToken": []}],
+                )
+            },
             "/v1/audit/verify": {
                 "get": _op(
                     "verify_audit",

@@ -31,6 +31,7 @@ from stockade.identity import CertificateAuthority, TokenAuthority, server_conte
 from stockade.models import SystemClock
 from stockade.opa import OpaDelegate, OpaServerEvaluator, RegoEvaluator
 from stockade.policy import load_policy
+from stockade.secrets import DirectorySecretStore
 from stockade.store import RunStore
 from stockade.textsafe import safe_text
 
@@ -126,7 +127,14 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     elif rego_files:
         modules = {str(f): _read_text(f) for f in rego_files}
         readiness["opa"] = OpaDelegate(RegoEvaluator(modules)).probe
-    policy_hash = None if policy_file is None else load_policy(policy_file).effective_hash
+    loaded = None if policy_file is None else load_policy(policy_file)
+    policy_hash = None if loaded is None else loaded.effective_hash
+    secret_dir = (
+        Path(loaded.secret_store_path)
+        if loaded is not None and loaded.secret_store_path
+        else paths.secret_dir()
+    )
+    secret_store = DirectorySecretStore(secret_dir) if secret_dir.exists() else None
     metrics = Metrics()
     try:
         served = x509.load_pem_x509_certificate(cert.read_bytes())
@@ -143,6 +151,8 @@ def serve(  # noqa: PLR0917 - click passes options positionally
         audit=audit,
         tokens=tokens,
         approvals=ApprovalStore(db),
+        policy=loaded,
+        secrets=secret_store,
         readiness=readiness,
     )
     sock = listen(host, port)
