@@ -8,6 +8,7 @@ import signal
 import subprocess  # nosec B404
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -15,7 +16,7 @@ from typing import IO, Any
 import click
 
 from stockade import paths
-from stockade.errors import SandboxError, UsageError
+from stockade.errors import SandboxError, StockadeError, UsageError
 from stockade.models import NetworkProfile, Runtime, SystemClock
 from stockade.textsafe import safe_text
 
@@ -46,6 +47,8 @@ def _pump(src: IO[bytes], dst: IO[bytes], sanitize: bool) -> None:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-i", "--interactive", is_flag=True, help="Pass this terminal's stdin through.")
 @click.option("--json", "as_json", is_flag=True, help="End with the run record as JSON.")
+@click.option("--image", "image_ref", help="Verify REF against the policy and run it on gVisor.")
+@click.option("--plain-http", "plain_http", multiple=True, help="Loopback registry host:port.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(  # noqa: PLR0917 (click passes every option positionally by name)
     policy_file: Path | None,
@@ -62,6 +65,8 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
     store_path: Path | None,
     interactive: bool,
     as_json: bool,
+    image_ref: str | None,
+    plain_http: tuple[str, ...],
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND in a sandbox (gVisor by default): stockade run [OPTIONS] -- CMD ARGS..."""
@@ -77,13 +82,21 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
     )
     from stockade.store import RunStore
 
-    if (policy_file is None) != (server is None):
+    if server is not None and policy_file is None:
+        raise UsageError("--server needs --policy", "pass --policy FILE --server NAME")
+    if image_ref is None and (policy_file is None) != (server is None):
         raise UsageError("--policy and --server go together", "pass both, or neither")
     if network and domains:
         raise UsageError("--network none and --allow-domain exclude each other", "pick one")
     limits = PolicyLimits()
     secret_dir: Path | None = None
     policy_hash = ""
+    policy: Any = None
+    if policy_file is not None and server is None:
+        from stockade.policy import load_policy
+
+        policy = load_policy(policy_file)
+        policy_hash = policy.effective_hash
     if policy_file is not None and server is not None:
         from stockade.policy import load_policy
 
@@ -91,16 +104,19 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
         limits = policy_limits(policy, server)
         policy_hash = policy.effective_hash
         entry = policy.server(server)
-        if entry.image is not None:
-            raise SandboxError(
-                f"server {server!r} runs an image; the local runner runs host commands only",
-                "use a command: entry, or a backend that runs images",
+        if entry.image is not None and image_ref is None:
+            image_ref = entry.image
+        if image_ref is not None and entry.image != image_ref:
+            raise UsageError(
+                f"server {server!r} runs {safe_text(str(entry.image))!r}, not "
+                f"{safe_text(image_ref)!r}",
+                "run the server's own image, or drop --server",
             )
         if not command and entry.command:
             command = entry.command
         if policy.secret_store_path:
             secret_dir = Path(policy.secret_store_path)
-    if not command:
+    if not command and image_ref is None:
         raise UsageError("no command given", "stockade run [OPTIONS] -- CMD ARGS...")
     net: NetworkProfile | None = None
     if network == "none":
@@ -117,7 +133,25 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
         ro=ro,
         rw=rw,
     )
-    spec = build_spec(tuple(command), limits, overrides)
+    clock = SystemClock()
+    evidence: tuple[tuple[str, dict[str, Any]], ...] = ()
+    workload = " ".join(command)
+    if image_ref is not None:
+        spec, evidence, workload = _image_spec(
+            image_ref,
+            policy,
+            server,
+            tuple(command),
+            limits,
+            overrides,
+            plain_http=plain_http,
+            store_path=store_path,
+            clock=clock,
+            kind=limits.kind,
+            policy_hash=policy_hash,
+        )
+    else:
+        spec = build_spec(tuple(command), limits, overrides)
     if spec.runtime == Runtime.NAMESPACES:
         click.echo("stockade: warning: runtime namespaces waives the gVisor guarantee", err=True)
     state = paths.home() / "sandbox"
@@ -127,7 +161,6 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
         from stockade.secrets import DirectorySecretStore
 
         secrets = DirectorySecretStore(secret_dir or paths.secret_dir())
-    clock = SystemClock()
     with (
         RunStore.open(store_path or paths.run_store()) as store,
         AuditLog.open(paths.audit_log(), paths.key_dir()) as audit,
@@ -144,12 +177,13 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
             store=store,
             audit=audit,
             secrets=secrets,
-            workload=" ".join(command),
+            workload=workload,
             kind=limits.kind,
             server=server,
             policy_hash=policy_hash,
             stdin=None if interactive else subprocess.DEVNULL,
             protected=(str(paths.home()), str(paths.key_dir())),
+            evidence=evidence,
         )
         click.echo(f"stockade: run {handle.run_id} ({spec.runtime.value})", err=True)
 
@@ -181,3 +215,79 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
     code = outcome.exit_code if outcome.exit_code is not None else 128 + (outcome.signal or 9)
     sys.stdout.flush()
     sys.exit(code)
+
+
+def _image_spec(  # noqa: PLR0917 (the run's whole context, passed once)
+    image_ref: str,
+    policy: Any,
+    server: str | None,
+    command: tuple[str, ...],
+    limits: Any,
+    overrides: Any,
+    *,
+    plain_http: tuple[str, ...],
+    store_path: Path | None,
+    clock: SystemClock,
+    kind: str,
+    policy_hash: str,
+) -> tuple[Any, tuple[tuple[str, dict[str, Any]], ...], str]:
+    """Every supply-chain step for an image run; any failure is recorded as a refused run.
+
+    Returns the spec (gVisor, the verified rootfs read-only, the verified digest), the evidence
+    to record with the run, and the workload name (the digest-pinned reference).
+    """
+    from stockade.audit import AuditLog
+    from stockade.sandbox import build_spec, check_image_spec, record_refused
+    from stockade.store import RunStore
+    from stockade.supplychain import (
+        RegistryClient,
+        image_evidence,
+        image_gate,
+        prepare_image,
+    )
+
+    images = paths.home() / "images"
+    try:
+        if policy is None:
+            raise UsageError(
+                "an image run needs a policy (its registries and signature rules): got none",
+                "pass --policy FILE (and --server NAME for a server's limits and rules)",
+            )
+        gate = image_gate(policy, server)
+        with RegistryClient(plain_http=plain_http) as client:
+            prepared = prepare_image(
+                client,
+                image_ref,
+                gate,
+                store_root=images / "oci",
+                cache=images / "rootfs",
+                clock=clock,
+                command=command,
+            )
+        spec = build_spec(
+            prepared.argv,
+            limits,
+            replace(overrides, cwd=prepared.workdir),
+            image_digest=prepared.verified.pinned.digest,
+            rootfs=prepared.rootfs,
+        )
+        check_image_spec(spec)
+    except StockadeError as e:
+        with (
+            RunStore.open(store_path or paths.run_store()) as store,
+            AuditLog.open(paths.audit_log(), paths.key_dir()) as audit,
+        ):
+            run_id = record_refused(
+                e, clock=clock, store=store, audit=audit, workload=image_ref, kind=kind,
+                server=server, policy_hash=policy_hash,
+            )  # fmt: skip
+        click.echo(f"stockade: run {run_id} refused", err=True)
+        raise
+    evidence = image_evidence(prepared, image_ref, clock.now().isoformat())
+    click.echo(
+        f"stockade: verified {safe_text(prepared.verified.reference, single_line=True)} "
+        f"(rule {safe_text(prepared.verified.evidence.rule)}, "
+        f"registry rule {safe_text(prepared.verified.allowed_by)})",
+        err=True,
+    )
+    return spec, evidence, prepared.verified.reference

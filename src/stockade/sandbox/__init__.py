@@ -6,6 +6,7 @@ does the same while keeping the run store and audit log; ``reap_leftovers`` clea
 """
 
 from ._cgroup import cgroup_v1_root
+from ._image import check_image_spec
 from ._layout import check_bind, host_layout
 from ._pin import tree_digest, verify_pin
 from ._pool import WarmPool
@@ -14,7 +15,7 @@ from ._protocols import RunStoreLike, SecretSource
 from ._reap import reap_leftovers
 from ._runner import POLL_INTERVAL_S, Outcome, Sandbox, launch
 from ._seccomp import DENIED_SYSCALLS
-from ._service import RecordedRun, start_recorded
+from ._service import RecordedRun, record_refused, start_recorded
 from ._spec import Overrides, PolicyLimits, build_spec, policy_limits
 
 __all__ = [
@@ -32,12 +33,14 @@ __all__ = [
     "build_spec",
     "cgroup_v1_root",
     "check_bind",
+    "check_image_spec",
     "find_bwrap",
     "find_gvisor",
     "host_layout",
     "launch",
     "policy_limits",
     "reap_leftovers",
+    "record_refused",
     "start_recorded",
     "tree_digest",
     "verify_pin",

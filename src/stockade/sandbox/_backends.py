@@ -16,7 +16,7 @@ from stockade.models import SandboxSpec
 from ._bwrap import bwrap_argv
 from ._cgroup import Cgroup
 from ._landlock import with_landlock
-from ._layout import etc_files, host_layout
+from ._layout import HostLayout, etc_files, host_layout
 from ._oci import guest_nofile, oci_config
 from ._probe import GvisorRuntime
 from ._protocols import SecretSource
@@ -86,14 +86,18 @@ def prepare_gvisor(
     # Traversal only (no listing): the sandbox user must reach the rootfs mount points.
     os.chmod(run_dir, 0o711)  # nosec B103  # noqa: S103
     os.chmod(bundle, 0o711)  # nosec B103  # noqa: S103
-    layout = host_layout()
-    for link, target in layout.symlinks:
-        os.symlink(target, rootfs / link.lstrip("/"))
-    for d in ("proc", "dev", "tmp", "usr", "etc", "run"):
-        (rootfs / d).mkdir(exist_ok=True)
-    for name, text in etc_files(spec.uid, spec.gid).items():
-        (rootfs / "etc" / name).write_text(text)
-        os.chmod(rootfs / "etc" / name, 0o444)
+    if spec.rootfs is not None:
+        # An image: its verified, unpacked rootfs is the (read-only) root; nothing of the host.
+        layout = HostLayout(symlinks=(), ro_binds=())
+    else:
+        layout = host_layout()
+        for link, target in layout.symlinks:
+            os.symlink(target, rootfs / link.lstrip("/"))
+        for d in ("proc", "dev", "tmp", "usr", "etc", "run"):
+            (rootfs / d).mkdir(exist_ok=True)
+        for name, text in etc_files(spec.uid, spec.gid).items():
+            (rootfs / "etc" / name).write_text(text)
+            os.chmod(rootfs / "etc" / name, 0o444)
     secrets_dir = ""
     if values:
         SECRETS_SHM.mkdir(mode=0o700, exist_ok=True)
@@ -127,6 +131,8 @@ def prepare_gvisor(
         secrets_source=secrets_dir or None,
     )
     cfg["linux"]["seccomp"] = oci_seccomp()
+    if spec.rootfs is not None:
+        cfg["root"] = {"path": spec.rootfs, "readonly": True}
     (bundle / "config.json").write_text(json.dumps(cfg, indent=1))
     runsc_root = state / "runsc"
     runsc_root.mkdir(mode=0o700, exist_ok=True)

@@ -25,6 +25,7 @@ from stockade.models import AuditSink, Bind, EndReason, RunStatus, Runtime, Sand
 from ._backends import Prepared, host_pids_backstop, prepare_bwrap, prepare_gvisor
 from ._cgroup import Cgroup, cgroup_v1_root
 from ._egress import EgressPolicy, IPNetwork
+from ._image import check_image_spec
 from ._layout import check_spec_binds
 from ._pin import verify_pin
 from ._probe import find_bwrap, find_gvisor, landlock_abi
@@ -353,11 +354,7 @@ def _start(
                 "run stockade as root",
             )
         if spec.rootfs is not None or spec.image_digest is not None:
-            raise SandboxError(
-                "image root file systems are not supported by the local runner yet (got an "
-                "image spec, expected a host command)",
-                "run a host command, or use a backend that runs images",
-            )
+            check_image_spec(spec)
         if spec.network.mode == "allowlist" and not Path(RELAY_PYTHON).is_file():
             raise SandboxError(
                 f"network profile 'allowlist' needs {RELAY_PYTHON} in the sandbox for its relay",

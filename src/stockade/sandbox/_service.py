@@ -7,13 +7,13 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from stockade.errors import SandboxError
+from stockade.errors import SandboxError, StockadeError
 from stockade.models import AuditSink, Clock, EndReason, RunRecord, RunStatus, SandboxSpec
 
 from ._protocols import RunStoreLike
 from ._runner import Outcome, Sandbox, launch
 
-__all__ = ["RecordedRun", "start_recorded"]
+__all__ = ["RecordedRun", "record_refused", "start_recorded"]
 
 
 class RecordedRun:
@@ -61,8 +61,12 @@ def start_recorded(
     stdout: int | IO[Any] | None = subprocess.PIPE,
     stderr: int | IO[Any] | None = subprocess.PIPE,
     protected: tuple[str, ...] = (),
+    evidence: tuple[tuple[str, dict[str, Any]], ...] = (),
 ) -> RecordedRun:
-    """Record the run (pending), launch it, mark it running; a refusal is recorded as refused."""
+    """Record the run (pending), launch it, mark it running; a refusal is recorded as refused.
+
+    ``evidence`` (kind, data) is stored with the run before launch (e.g. an image's verification).
+    """
     run_id = uuid.uuid4().hex
     spec_json = spec.model_dump(mode="json")
     if store is not None:
@@ -74,12 +78,18 @@ def start_recorded(
                 server=server,
                 backend=spec.runtime.value,
                 policy_hash=policy_hash,
+                image_digest=spec.image_digest,
                 spec=spec_json,
                 network_profile=spec.network.model_dump(mode="json"),
                 status=RunStatus.PENDING,
                 created_at=clock.now(),
             )
         )
+        for kind_, data in evidence:
+            store.add_evidence(run_id, kind_, data)
+    if audit is not None:
+        for kind_, data in evidence:
+            audit.append(f"run.{kind_}", data, run_id=run_id)
     try:
         sb = launch(
             spec, state=state, run_id=run_id, secrets=secrets, audit=audit,
@@ -100,3 +110,36 @@ def start_recorded(
                 run_id, "sandbox.waiver", {"gvisor_waived": True, "runtime": "namespaces"}
             )
     return RecordedRun(sb, store, clock)
+
+
+def record_refused(
+    err: StockadeError,
+    *,
+    clock: Clock,
+    store: RunStoreLike | None,
+    audit: AuditSink | None,
+    workload: str,
+    kind: str = "job",
+    server: str | None = None,
+    policy_hash: str = "",
+    image_digest: str | None = None,
+    evidence: tuple[tuple[str, dict[str, Any]], ...] = (),
+) -> str:
+    """Record a run refused before any sandbox existed (e.g. an image that did not verify)."""
+    run_id = uuid.uuid4().hex
+    now = clock.now()
+    reason = {"what": err.what, "fix": err.fix, "error": type(err).__name__}
+    if store is not None:
+        store.create(
+            RunRecord(
+                run_id=run_id, workload=workload, kind=kind, server=server, backend="gvisor",
+                policy_hash=policy_hash, image_digest=image_digest, status=RunStatus.REFUSED,
+                end_reason=EndReason.REFUSED, created_at=now, ended_at=now,
+            )
+        )  # fmt: skip
+        for kind_, data in evidence:
+            store.add_evidence(run_id, kind_, data)
+        store.add_evidence(run_id, "sandbox.refused", reason)
+    if audit is not None:
+        audit.append("sandbox.refused", {"workload": workload, **reason}, run_id=run_id)
+    return run_id

@@ -131,8 +131,18 @@ def _binds(limits: PolicyLimits, ro: tuple[str, ...], rw: tuple[str, ...]) -> tu
     return tuple(out)
 
 
-def build_spec(argv: tuple[str, ...], limits: PolicyLimits, overrides: Overrides) -> SandboxSpec:
-    """The spec for ``argv``: policy limits, tightened by ``overrides``; loosening is an error."""
+def build_spec(
+    argv: tuple[str, ...],
+    limits: PolicyLimits,
+    overrides: Overrides,
+    *,
+    image_digest: str | None = None,
+    rootfs: str | None = None,
+) -> SandboxSpec:
+    """The spec for ``argv``: policy limits, tightened by ``overrides``; loosening is an error.
+
+    ``image_digest`` and ``rootfs`` describe a verified, unpacked image (run on gVisor only).
+    """
     if not argv:
         raise SandboxError("no command to run (got an empty argv)", "pass: stockade run -- CMD")
     runtime = limits.runtime
@@ -149,6 +159,8 @@ def build_spec(argv: tuple[str, ...], limits: PolicyLimits, overrides: Overrides
             argv=argv,
             cwd=overrides.cwd,
             runtime=runtime,
+            image_digest=image_digest,
+            rootfs=rootfs,
             binds=_binds(limits, overrides.ro, overrides.rw),
             tmp_size_mb=int(_tighter("tmp_size_mb", limits.tmp_size_mb, overrides.tmp_size_mb)),
             cpu_seconds=_tighter("cpu_seconds", limits.cpu_seconds, overrides.cpu_seconds),

@@ -41,6 +41,7 @@ from ._record import (
 from ._reference import DEFAULT_REGISTRY, ImageReference, parse_reference
 from ._referrers import BUNDLE_ARTIFACT_TYPES, fetch_referrer_bundles, verify_referrer_bundles
 from ._registry import RegistryClient
+from ._runimage import ImageGate, PreparedImage, image_evidence, image_gate, prepare_image
 from ._sign import PrivateKey, load_private_key, sign_bytes, sign_image
 from ._sigstore_oci import fetch_signatures, push_signature, signature_tag
 from ._simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload, parse_payload
@@ -66,11 +67,13 @@ __all__ = [
     "Descriptor",
     "DirImage",
     "IdentityMatcher",
+    "ImageGate",
     "ImageManifest",
     "ImageReference",
     "ImageReferenceError",
     "OciLayoutStore",
     "Platform",
+    "PreparedImage",
     "PrivateKey",
     "ProvenanceError",
     "ProvenancePolicy",
@@ -96,6 +99,8 @@ __all__ = [
     "check_provenance",
     "fetch_referrer_bundles",
     "fetch_signatures",
+    "image_evidence",
+    "image_gate",
     "load_private_key",
     "load_trusted_root",
     "make_payload",
@@ -105,6 +110,7 @@ __all__ = [
     "parse_reference",
     "parse_signature_blob",
     "policy_hash",
+    "prepare_image",
     "pull_image",
     "push_signature",
     "read_dir_image",
