@@ -72,3 +72,11 @@ def test_a_failing_postflight_fires_the_alert_command(
     assert alert["subject"] == "postflight nope"
     assert "run recorded" in alert["data"]["failed"]
     assert datetime.fromisoformat(alert["ts"]).tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost.example.invalid/", "http://127.0.0.1.example.invalid/", "file:///x"]
+)
+def test_lookalike_loopback_webhooks_are_refused(url: str) -> None:
+    with pytest.raises(AlertError, match="neither https nor loopback"):
+        WebhookHook(url)

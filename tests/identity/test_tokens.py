@@ -153,3 +153,14 @@ def test_bad_scopes_cannot_be_issued(authority: TokenAuthority, scopes: tuple[st
 def test_a_short_key_is_refused(clock: FixedClock) -> None:
     with pytest.raises(IdentityError, match="at least 32"):
         TokenAuthority(b"short", clock, MemoryRevocations())
+
+
+@pytest.mark.guarantee("cp-token-signature")
+@pytest.mark.parametrize("body", ["é", "\u202e", "a b", "a=b"])
+def test_tokens_with_characters_outside_base64url_are_refused_cleanly(
+    authority: TokenAuthority, body: str
+) -> None:
+    tok = authority.issue("run-1", ("progress",))
+    prefix, _, mac = tok.split(".")
+    with pytest.raises(TokenError, match="base64url"):
+        authority.check(f"{prefix}.{body}.{mac}", run_id="run-1", scope="progress")

@@ -192,3 +192,18 @@ def test_probe_reports_an_unreachable_server() -> None:
 
     with pytest.raises(OpaError):
         _server(handler).probe()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost.example.invalid:8181",
+        "http://127.0.0.1.example.invalid/",
+        "http://user@127.0.0.1:8181",
+        "ftp://127.0.0.1/",
+        "not a url",
+    ],
+)
+def test_lookalike_loopback_opa_urls_are_refused(url: str) -> None:
+    with pytest.raises(OpaError, match="loopback"):
+        OpaServerEvaluator(url)

@@ -18,6 +18,8 @@ from stockade.errors import StockadeError
 from stockade.models import Clock, Frozen
 from stockade.textsafe import safe_text
 
+from ._urls import https_or_loopback
+
 __all__ = ["Alert", "AlertError", "AlertHook", "CommandHook", "WebhookHook", "make_alert"]
 
 AlertKind = Literal["gate_failed", "server_crashed", "server_unreachable", "kill_switch"]
@@ -73,7 +75,7 @@ class WebhookHook:
     def __init__(
         self, url: str, timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None
     ) -> None:
-        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+        if not https_or_loopback(url):
             raise AlertError(f"alert webhook {url!r} is neither https nor loopback", "use https")
         self._url = url
         self._client = httpx.Client(timeout=timeout_s, transport=transport)

@@ -24,6 +24,18 @@ class OpaEvaluator(Protocol):
     def evaluate(self, path: str, input_doc: dict[str, Any]) -> object: ...
 
 
+def _https_or_loopback(url: str) -> bool:
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
+    if u.userinfo:
+        return False
+    if u.scheme == "https":
+        return bool(u.host)
+    return u.scheme == "http" and u.host in {"127.0.0.1", "localhost", "::1"}
+
+
 def _check_path(path: str) -> str:
     parts = path.split(".")
     if not parts or not all(p.isidentifier() for p in parts):
@@ -78,7 +90,7 @@ class OpaServerEvaluator:
         transport: httpx.BaseTransport | None = None,
         token: str | None = None,
     ) -> None:
-        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+        if not _https_or_loopback(url):
             raise OpaError(
                 f"OPA URL {url!r} is neither https nor loopback",
                 "use https, or run OPA beside stockade on loopback",
