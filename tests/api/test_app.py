@@ -252,3 +252,15 @@ def test_a_running_workload_fetches_only_its_granted_secret_with_a_scoped_token(
     with open_store() as s:
         fetched = [e.data for e in s.evidence("live") if e.kind == "secret_fetched"]
     assert fetched == [{"name": "DB_PASSWORD"}]
+
+
+@pytest.mark.guarantee("cp-mtls-expired")
+def test_a_connection_outliving_its_certificate_is_refused_per_request(
+    cp: ControlPlane, clock: FixedClock
+) -> None:
+    c = client_for(cp, OPERATOR)
+    assert c.get("/healthz").status_code == 200
+    clock.advance(timedelta(days=2))  # past OPERATOR's not_after
+    r = c.get("/healthz")
+    assert r.status_code == 401
+    assert "expired" in r.json()["error"]

@@ -73,6 +73,14 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
         if not isinstance(peer, PeerIdentity):
             m.auth_refused("no_client_certificate")
             return _error(401, "no verified client certificate", "connect with mutual TLS")
+        if peer.not_after <= cp.clock.now():
+            # a keep-alive connection can outlive its certificate: check on every request
+            m.auth_refused("certificate_expired")
+            return _error(
+                401,
+                f"the client certificate expired at {peer.not_after.isoformat()}",
+                "reconnect with a fresh certificate",
+            )
         if peer.role not in roles:
             m.auth_refused("role")
             return _error(
