@@ -103,3 +103,20 @@ servers:
     assert rules.safe_tools == ("fetch",)
     assert classify(call("fetch", url="https://docs.example.com/"), rules).categories == ()
     assert rules_from_policy(policy, "other") == ClassifierRules()
+
+
+def test_the_classifying_decider_only_tightens_an_allow() -> None:
+    from stockade.approvals import ClassifyingDecider
+    from stockade.models import Decision
+
+    def inner(c: ToolCall, ctx: object) -> Decision:
+        return Decision.deny("no") if c.tool == "rm" else Decision.allow(rule="r1")
+
+    d = ClassifyingDecider(inner, lambda server: RULES)
+    assert d(call("fetch", url="https://docs.example.com/"), None).kind == "allow"
+    risky = d(call("fetch", url="https://evil.example/"), None)
+    assert risky.kind == "require_approval"
+    assert risky.category == Category.NEW_NETWORK_DOMAIN
+    assert d(call("rm", url="https://evil.example/"), None).kind == "deny"
+    # arguments only: an allowed tool that no classifier rule names is left to the policy
+    assert d(call("unlisted"), None).kind == "allow"

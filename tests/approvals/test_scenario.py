@@ -11,8 +11,16 @@ from typing import Any
 
 import pytest
 
-from stockade.approvals import ApprovalStore, Event, State, StoreApprover
+from stockade.approvals import (
+    ApprovalStore,
+    ClassifierRules,
+    ClassifyingDecider,
+    Event,
+    State,
+    StoreApprover,
+)
 from stockade.gateway import Gateway, GatewayConfig, PinStore, ServerSpec, SubprocessLauncher
+from stockade.models import Category
 from stockade.testing import FakeClock, MemoryAuditSink, StaticDecider
 
 from .conftest import POLICY
@@ -119,3 +127,54 @@ def test_an_operator_denial_stops_the_exfiltration_attempt(tmp_path: Path) -> No
     assert (req.state, req.decided_by) == (State.DENIED, "alice")
     calls = [e.data for e in sink.of_type("gateway.call") if "send_email" in str(e.data)]
     assert calls
+
+
+@pytest.mark.guarantee("apr-classify-arguments")
+def test_an_allowed_tool_called_with_a_never_approved_url_waits_for_approval(
+    tmp_path: Path,
+) -> None:
+    if not EVIL.exists():
+        pytest.skip(f"SCENARIO SKIPPED: {EVIL} is absent")
+    clock = FakeClock()
+    sink = MemoryAuditSink()
+    store = ApprovalStore(tmp_path / "runs.db", audit=sink)
+    approver = StoreApprover(
+        store,
+        clock,
+        policy_hash=lambda: POLICY,
+        timeout_for=lambda c: 10.0,
+        poll_s=5.0,
+        wait=clock.advance,
+    )
+    rules = ClassifierRules(safe_tools=("echo",), approved_domains=("docs.example.com",))
+    decider = ClassifyingDecider(StaticDecider(allow={"evil__echo"}), lambda server: rules)
+    spec = ServerSpec(
+        command=(sys.executable, str(EVIL), "plain"), name="evil", tofu=True, call_timeout_s=10.0
+    )
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        gw = Gateway(
+            GatewayConfig(servers=(spec,), clients=("agent",)),
+            pins=PinStore(tmp_path / "pins"),
+            launcher=SubprocessLauncher(),
+            decider=decider,
+            approver=approver,
+            audit=sink,
+            clock=clock,
+        )
+        await asyncio.wait_for(gw.start(), 20)
+        try:
+            plain = await _call(gw, "evil__echo", {"message": "hello"})
+            docs = await _call(gw, "evil__echo", {"message": "see https://docs.example.com/a"})
+            evil = await _call(gw, "evil__echo", {"message": "see https://evil.example/x?d=1"})
+            return plain, docs, evil
+        finally:
+            await gw.close()
+
+    plain, docs, evil = asyncio.run(asyncio.wait_for(go(), 60))
+    assert not plain["isError"]
+    assert not docs["isError"]
+    assert evil["isError"]
+    [req] = store.list(now=clock.now())
+    assert req.category == Category.NEW_NETWORK_DOMAIN
+    assert req.state == State.EXPIRED

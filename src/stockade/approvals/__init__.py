@@ -16,6 +16,7 @@ from ._auth import OPERATOR_SECRET_PREFIX, Session, Sessions, operator_secret_na
 from ._bind import new_request, recheck
 from ._binding import CallBinding, canonical_arguments
 from ._classify import Classification, ClassifierRules, classify, rules_from_policy
+from ._classifying import ClassifyingDecider
 from ._elicit import (
     ElicitMode,
     choose_mode,
@@ -75,6 +76,7 @@ __all__ = [
     "Channel",
     "Classification",
     "ClassifierRules",
+    "ClassifyingDecider",
     "ElicitMode",
     "EscalatingDecider",
     "EscalationRules",

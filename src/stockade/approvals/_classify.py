@@ -88,7 +88,11 @@ def rules_from_policy(policy: Policy, server: str) -> ClassifierRules:
     return ClassifierRules()
 
 
-def classify(call: ToolCall, rules: ClassifierRules) -> Classification:
+def classify(
+    call: ToolCall, rules: ClassifierRules, *, arguments_only: bool = False
+) -> Classification:
+    """Every sensitive category of ``call``; ``arguments_only`` skips the tool-rule sources
+    (declared categories and unknown-is-sensitive) and keeps argument inspection."""
     found: dict[Category, list[str]] = {}
 
     def add(cat: Category, why: str) -> None:
@@ -98,10 +102,10 @@ def classify(call: ToolCall, rules: ClassifierRules) -> Classification:
     declared = [
         c for pat, c in rules.tool_categories.items() if fnmatch.fnmatchcase(call.tool, pat)
     ]
-    for c in declared:
+    for c in declared if not arguments_only else []:
         add(c, f"tool {tool!r} is declared {c.value}")
     known = bool(declared) or any(fnmatch.fnmatchcase(call.tool, p) for p in rules.safe_tools)
-    if not known:
+    if not known and not arguments_only:
         add(
             Category.EXFILTRATION,
             f"tool {tool!r} is not covered by any rule (unknown is sensitive)",
