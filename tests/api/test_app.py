@@ -264,3 +264,40 @@ def test_a_connection_outliving_its_certificate_is_refused_per_request(
     r = c.get("/healthz")
     assert r.status_code == 401
     assert "expired" in r.json()["error"]
+
+
+@pytest.mark.guarantee("cp-mtls-revoked")
+def test_a_revocation_applies_to_open_connections_on_their_next_request(
+    cp: ControlPlane, clock: FixedClock, tmp_path: Path
+) -> None:
+    from stockade.identity import CertificateAuthority, CrlWatcher
+
+    ca = CertificateAuthority.init(tmp_path / "ca", clock)
+    watched = dataclasses.replace(cp, crl=CrlWatcher(ca.cert_path, ca.crl_path, clock))
+    c = client_for(watched, OPERATOR)  # OPERATOR has serial 1
+    assert c.get("/healthz").status_code == 200
+    ca.revoke(1, clock)
+    r = c.get("/healthz")
+    assert r.status_code == 401
+    assert "revoked" in r.json()["error"]
+
+
+@pytest.mark.guarantee("cp-mtls-revoked")
+@pytest.mark.parametrize("damage", ["garbage", "foreign", "expired"])
+def test_an_unusable_revocation_list_refuses_every_request(
+    cp: ControlPlane, clock: FixedClock, tmp_path: Path, damage: str
+) -> None:
+    from stockade.identity import CertificateAuthority, CrlWatcher
+
+    ca = CertificateAuthority.init(tmp_path / "ca", clock)
+    watched = dataclasses.replace(cp, crl=CrlWatcher(ca.cert_path, ca.crl_path, clock))
+    if damage == "garbage":
+        ca.crl_path.write_text("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")
+    elif damage == "foreign":
+        other = CertificateAuthority.init(tmp_path / "other", clock)
+        ca.crl_path.write_bytes(other.crl_path.read_bytes())
+    else:
+        clock.advance(timedelta(days=8))  # past the CRL's next update
+    who = OPERATOR.model_copy(update={"not_after": clock.now() + timedelta(days=1)})
+    r = client_for(watched, who).get("/healthz")
+    assert r.status_code == 401

@@ -81,6 +81,15 @@ def build_app(cp: ControlPlane, metrics: Metrics | None = None) -> Starlette:
                 f"the client certificate expired at {peer.not_after.isoformat()}",
                 "reconnect with a fresh certificate",
             )
+        if cp.crl is not None:
+            try:
+                revoked = cp.crl.is_revoked(peer.serial)
+            except IdentityError as e:
+                m.auth_refused("crl_unusable")
+                return _error(401, e.what, e.fix)
+            if revoked:
+                m.auth_refused("certificate_revoked")
+                return _error(401, f"certificate serial {peer.serial} is revoked", "")
         if peer.role not in roles:
             m.auth_refused("role")
             return _error(

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from stockade.approvals import ApprovalStore
 from stockade.gates._audit import AuditTarget
-from stockade.identity import TokenAuthority
+from stockade.identity import CrlWatcher, TokenAuthority
 from stockade.models import Clock
 from stockade.policy import Policy, RateLimit
 from stockade.secrets import SecretStore
@@ -37,6 +37,7 @@ class ControlPlane:
     approvals: ApprovalStore | None = None
     policy: Policy | None = None
     secrets: SecretStore | None = None
+    crl: CrlWatcher | None = None
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     identity_limit: RateLimit = field(default_factory=lambda: RateLimit(rate=120, per=60))
     run_limit: RateLimit = field(default_factory=lambda: RateLimit(rate=60, per=60))

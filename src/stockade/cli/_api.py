@@ -27,7 +27,7 @@ from stockade.api import (
 from stockade.approvals import ApprovalStore
 from stockade.errors import IdentityError, UsageError
 from stockade.gates import AuditTarget
-from stockade.identity import CertificateAuthority, TokenAuthority, server_context
+from stockade.identity import CertificateAuthority, CrlWatcher, TokenAuthority, server_context
 from stockade.models import SystemClock
 from stockade.opa import OpaDelegate, OpaServerEvaluator, RegoEvaluator
 from stockade.policy import load_policy
@@ -152,6 +152,7 @@ def serve(  # noqa: PLR0917 - click passes options positionally
         tokens=tokens,
         approvals=ApprovalStore(db),
         policy=loaded,
+        crl=CrlWatcher(ca.cert_path, ca.crl_path, clock),
         secrets=secret_store,
         readiness=readiness,
     )

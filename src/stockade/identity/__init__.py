@@ -14,6 +14,7 @@ from ._ca import (
     CertificateAuthority,
     IssuedCertificate,
 )
+from ._crl import CrlWatcher
 from ._roles import (
     ROLE_URI_PREFIX,
     PeerIdentity,
@@ -43,6 +44,7 @@ __all__ = [
     "ROLE_URI_PREFIX",
     "TOKEN_PREFIX",
     "CertificateAuthority",
+    "CrlWatcher",
     "IssuedCertificate",
     "MemoryRevocations",
     "PeerIdentity",
