@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,9 +26,15 @@ from stockade.api import (
     store_ready,
 )
 from stockade.approvals import ApprovalStore
-from stockade.errors import IdentityError, UsageError
+from stockade.errors import IdentityError, StockadeError, UsageError
 from stockade.gates import AuditTarget
-from stockade.identity import CertificateAuthority, CrlWatcher, TokenAuthority, server_context
+from stockade.identity import (
+    CertificateAuthority,
+    CrlWatcher,
+    TokenAuthority,
+    renew_if_due,
+    server_context,
+)
 from stockade.models import SystemClock
 from stockade.opa import OpaDelegate, OpaServerEvaluator, RegoEvaluator
 from stockade.policy import load_policy
@@ -82,6 +89,12 @@ def api() -> None:
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--check-runtime/--no-check-runtime", default=True, show_default=True)
+@click.option(
+    "--auto-renew/--no-auto-renew",
+    default=True,
+    show_default=True,
+    help="Renew the served certificate from the CA when a third of its life is left.",
+)
 @click.option("--opa-url", default=None, help="OPA server (https or loopback) for readiness.")
 @click.option(
     "--rego",
@@ -99,6 +112,7 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     policy_file: Path | None,
     store_path: Path | None,
     check_runtime: bool,
+    auto_renew: bool,
     opa_url: str | None,
     rego_files: tuple[Path, ...],
 ) -> None:
@@ -158,7 +172,29 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     )
     sock = listen(host, port)
     click.echo(f"stockade control API on https://{safe_text(host)}:{sock.getsockname()[1]}")
-    ApiServer(build_app(cp, metrics), sock, tls).run()
+    server = ApiServer(build_app(cp, metrics), sock, tls)
+    if auto_renew:
+        threading.Thread(
+            target=_renew_loop, args=(server, ca, cert, key, metrics), daemon=True
+        ).start()
+    server.run()
+
+
+def _renew_loop(
+    server: ApiServer, ca: CertificateAuthority, cert: Path, key: Path, metrics: Metrics
+) -> None:
+    clock, stop = SystemClock(), threading.Event()
+    while not stop.wait(60):
+        try:
+            if renew_if_due(ca, cert, key, clock):
+                server.rotate(cert, key, ca.crl_path)
+                renewed = x509.load_pem_x509_certificate(cert.read_bytes())
+                metrics.certificate_expiry(
+                    renewed.subject.rfc4514_string(), renewed.not_valid_after_utc.timestamp()
+                )
+                click.echo(f"renewed the served certificate (serial {renewed.serial_number})")
+        except (StockadeError, OSError, ValueError) as e:
+            click.echo(safe_text(f"stockade: certificate renewal failed: {e}"), err=True)
 
 
 @api.command(name="token")

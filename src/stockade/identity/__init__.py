@@ -15,6 +15,7 @@ from ._ca import (
     IssuedCertificate,
 )
 from ._crl import CrlWatcher
+from ._renew import renew_if_due
 from ._roles import (
     ROLE_URI_PREFIX,
     PeerIdentity,
@@ -57,5 +58,6 @@ __all__ = [
     "identity_from_certificate",
     "identity_from_der",
     "peer_identity",
+    "renew_if_due",
     "server_context",
 ]
