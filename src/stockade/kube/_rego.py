@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from stockade.admission._baseline import SAFE_SYSCTLS, SELINUX_TYPES
-from stockade.admission._restricted import RESTRICTED_VOLUME_SOURCES
+from stockade.admission import RESTRICTED_VOLUME_SOURCES, SAFE_SYSCTLS, SELINUX_TYPES
 
 __all__ = ["REGO_PACKAGE", "rego_module", "rego_source"]
 
