@@ -451,3 +451,19 @@ def test_an_image_never_runs_under_namespaces(world: World) -> None:
     assert r.returncode != 0
     assert "gvisor" in r.stderr
     assert GREETING not in r.stdout
+
+
+@pytest.mark.guarantee("image-run-policy-server")
+def test_the_signed_image_example_policy_runs_its_server(world: World, tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "policies" / "signed-image"
+    copy = tmp_path / "example"
+    shutil.copytree(example, copy)
+    text = (copy / "policy.yaml").read_text().replace("127.0.0.1:5000", world.registry.host)
+    (copy / "policy.yaml").write_text(text)
+    private = new_key(copy / "keys" / "cosign.pub")
+    pinned = push(world.registry, "stockade/hello", "v1", message="example-says-hello")
+    sign(world.registry, pinned, private)
+    w = World(world.registry, world.home, copy / "policy.yaml", private, world.other_key)
+    r = w.run("--server", "hello")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "example-says-hello\n"

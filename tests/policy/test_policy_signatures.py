@@ -218,3 +218,12 @@ def test_require_digest_and_approved_bases_are_typed(check: Writer, keydir: Path
 def test_duplicate_rule_names_are_an_error(check: Writer, keydir: Path) -> None:
     section = KEYED + "    - name: team\n      keys: [keys/team.pub]\n"
     assert any("used twice" in m for m in messages(check(_doc(section))))
+
+
+def test_the_signed_image_example_loads_with_its_key() -> None:
+    from stockade.policy import load_policy
+
+    example = Path(__file__).parents[2] / "examples" / "policies" / "signed-image" / "policy.yaml"
+    policy = load_policy(example)
+    assert policy.server("hello").verify == ("team",)
+    assert "BEGIN PUBLIC KEY" in policy.signature_material["keys/cosign.pub"]
