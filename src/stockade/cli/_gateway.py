@@ -86,10 +86,11 @@ _policy_option = click.option(
 )
 @click.option(
     "--approver",
-    type=click.Choice(["list", "tty"]),
+    type=click.Choice(["list", "tty", "store"]),
     default="list",
     show_default=True,
-    help="Who answers require_approval: the --auto-approve list (else deny), or /dev/tty.",
+    help="Who answers require_approval: the --auto-approve list (else deny), /dev/tty, or the "
+    "approval store (answered with 'stockade approvals' or its web page).",
 )
 @click.option(
     "--auto-approve",
@@ -209,11 +210,22 @@ def gateway(
                     out[s.name] = {"sandbox": "none: gateway runs with --unsafe-no-sandbox"}
             return out
 
-        approver_obj: Approver = (
-            TerminalApprover(timeout_s=cfg.approval_timeout_s)
-            if approver == "tty"
-            else ListApprover(allow=auto_approve)
-        )
+        approver_obj: Approver
+        if approver == "store":
+            if loaded is None:
+                raise UsageError(
+                    "--approver store needs a stockade policy (not a 'gateway:' section)",
+                    "use --approver list or tty, or serve a policy file",
+                )
+            from stockade.approvals import store_approver
+
+            approver_obj = store_approver(
+                loaded.policy, store_path or paths.run_store(), clock, audit=sink
+            )
+        elif approver == "tty":
+            approver_obj = TerminalApprover(timeout_s=cfg.approval_timeout_s)
+        else:
+            approver_obj = ListApprover(allow=auto_approve)
         decider: PolicyDecider = (
             RuleDecider.from_config(cfg) if loaded is None else EngineDecider(loaded.policy, clock)
         )
