@@ -11,7 +11,7 @@ from stockade.errors import StockadeError
 from stockade.textsafe import safe_text
 
 from ._admit import admit
-from ._api import api
+from ._api import api, opa
 from ._approvals import approvals, intercept, kill
 from ._audit import audit
 from ._ca import ca
@@ -59,6 +59,7 @@ cli.add_command(intercept)
 cli.add_command(k8s)
 cli.add_command(ca)
 cli.add_command(api)
+cli.add_command(opa)
 cli.add_command(preflight)
 cli.add_command(postflight)
 cli.add_command(evidence)

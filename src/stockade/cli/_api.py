@@ -36,13 +36,13 @@ from stockade.identity import (
     server_context,
 )
 from stockade.models import SystemClock
-from stockade.opa import OpaDelegate, OpaServerEvaluator, RegoEvaluator
+from stockade.opa import OpaDelegate, OpaInput, OpaServerEvaluator, RegoEvaluator
 from stockade.policy import load_policy
 from stockade.secrets import DirectorySecretStore
 from stockade.store import RunStore
 from stockade.textsafe import safe_text
 
-__all__ = ["api", "load_token_key"]
+__all__ = ["api", "load_token_key", "opa"]
 
 TOKEN_KEY_FILE = "run-token.key"  # noqa: S105  # nosec B105 - a file name, not a secret
 
@@ -213,3 +213,42 @@ def token(run_id: str, scopes: tuple[str, ...], minutes: int, store_path: Path |
     if not scopes:
         raise UsageError("no --scope given", "grant at least one scope")
     click.echo(authority.issue(run_id, scopes, ttl=timedelta(minutes=minutes)))
+
+
+@click.group(name="opa")
+def opa() -> None:
+    """Try OPA/Rego decisions the way stockade asks them (see docs/api.md, "OPA delegation")."""
+
+
+@opa.command(name="eval")
+@click.option(
+    "--rego",
+    "rego_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rego module (repeat).",
+)
+@click.option("--url", default=None, help="OPA server (https or loopback) instead of --rego.")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSON input document (see docs/api.md).",
+)
+def opa_eval(rego_files: tuple[Path, ...], url: str | None, input_file: Path) -> int:
+    """Evaluate data.stockade.<question>.decision for INPUT and print the decision."""
+    if bool(rego_files) == bool(url):
+        raise UsageError("give --rego FILE... or --url, not both or neither", "")
+    try:
+        doc = OpaInput.model_validate_json(_read_text(input_file))
+    except ValueError as e:
+        raise UsageError(f"the input document is not valid: {e}", "see docs/api.md") from e
+    evaluator = (
+        OpaServerEvaluator(url)
+        if url
+        else RegoEvaluator({str(f): _read_text(f) for f in rego_files})
+    )
+    d = OpaDelegate(evaluator).decide(doc)
+    click.echo(safe_text(f"{d.kind}: {d.reason} ({d.rule})"))
+    return 0 if d.kind == "allow" else 1
