@@ -349,6 +349,10 @@ def test_a_policy_server_runs_its_own_image_by_name(world: World) -> None:
     r = world.run("--server", "app")
     assert r.returncode == 0, r.stderr
     assert r.stdout == GREETING + "\n"
+    other = world.run("--server", "app", "--image", f"{world.registry.host}/stockade/other:v1")
+    assert other.returncode != 0
+    assert "not" in other.stderr
+    assert "run the server's own image" in other.stderr
 
 
 # -- refusals ------------------------------------------------------------------------------------

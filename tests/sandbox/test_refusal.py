@@ -54,9 +54,9 @@ def test_a_refusal_is_audited_and_leaves_nothing_behind(tmp_path: Path) -> None:
 
 @needs_root
 @pytest.mark.guarantee("sandbox-refuse-missing-control")
-def test_an_image_root_file_system_is_refused_by_the_local_runner(tmp_path: Path) -> None:
+def test_an_image_root_file_system_without_a_verified_digest_is_refused(tmp_path: Path) -> None:
     spec = SandboxSpec(argv=("/bin/true",), rootfs="/var/lib/rootfs")
-    with pytest.raises(SandboxError, match="image"):
+    with pytest.raises(SandboxError, match="both rootfs and image_digest"):
         launch(spec, state=tmp_path)
 
 
