@@ -471,3 +471,13 @@ def test_the_signed_image_example_policy_runs_its_server(world: World, tmp_path:
     r = w.run("--server", "hello")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "example-says-hello\n"
+
+
+@pytest.mark.guarantee("image-run-refusal-recorded")
+def test_an_image_run_without_a_policy_is_refused_and_recorded(world: World) -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "STOCKADE_HOME": str(world.home)}
+    r = subprocess.run(
+        [sys.executable, "-m", "stockade", "run", "--image", "127.0.0.1:1/stockade/x:v1"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    _assert_refused(world, r, "an image run needs a policy")
