@@ -22,6 +22,8 @@ from stockade.models import Decision, ToolCall
 from stockade.policy import DecisionContext, check_policy, decide, load_policy
 from stockade.textsafe import safe_text
 
+from ._demo_gateway import GatewayAct
+
 __all__ = ["Demo", "demo", "find_examples"]
 
 
@@ -134,7 +136,7 @@ class Demo:
 
     # -- act 4 -------------------------------------------------------------------------------
     def verify_audit(self, log_path: Path, key_dir: Path) -> None:
-        self.heading("4. the audit log: verify with the out-of-band public key, then tamper")
+        self.heading("5. the audit log: verify with the out-of-band public key, then tamper")
         pub = load_public_key(key_dir / AUDIT_PUBKEY)
         report = verify_file(log_path, public_key=pub)
         self.expect(
@@ -194,7 +196,14 @@ def _show_decision(d: Decision) -> str:
     default=None,
     help="The examples directory (default: the one in this source checkout).",
 )
-def demo(home: Path, examples: Path | None) -> int:
+@click.option(
+    "--no-gateway",
+    "gateway",
+    flag_value=False,
+    default=True,
+    help="Skip the gateway act (which needs root, runsc and npm).",
+)
+def demo(home: Path, examples: Path | None, gateway: bool) -> int:
     """Run the end-to-end demo on the embedded default and check every outcome."""
     ex = find_examples(examples)
     home = home.resolve()
@@ -204,8 +213,12 @@ def demo(home: Path, examples: Path | None) -> int:
                 f"{home} exists and is not a stockade demo directory",
                 "pass --home with a new or previous demo directory",
             )
-        shutil.rmtree(home)
-    home.mkdir(mode=0o700, parents=True)
+        for child in home.iterdir():  # keep cache/ (the npm install of server-everything)
+            if child.name not in ("cache", ".stockade-demo"):
+                shutil.rmtree(
+                    child
+                ) if child.is_dir() and not child.is_symlink() else child.unlink()
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     (home / ".stockade-demo").touch()
     os.environ["STOCKADE_HOME"] = str(home)
     d = Demo(home=home, examples=ex)
@@ -219,5 +232,11 @@ def demo(home: Path, examples: Path | None) -> int:
             d.decisions(audit)
         except StockadeError as e:
             d.expect(False, f"unexpected error: {safe_text(e.message, single_line=True)}")
+    if gateway:
+        d.heading("4. stockade gateway: real MCP servers in gVisor, driven by an MCP client")
+        try:
+            GatewayAct(d.expect, d.echo, home).run(ex)
+        except StockadeError as e:
+            d.expect(False, f"gateway act failed: {safe_text(e.message, single_line=True)}")
     d.verify_audit(log_path, key_dir)
     return d.summary()
