@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ._normalise import Finding, Normalised, normalise
+from ._opa import read_opa_modules
 from ._policy import Policy, effective_hash
 from ._problems import PolicyLoadError, Problem
 from ._resolve import resolve
@@ -150,6 +151,7 @@ def parse_policy(data: bytes | str, *, file: str = "<memory>") -> CheckResult:
     warnings = [_locate(file, located, norm, f, warning=True) for f in res.warnings]
     material, material_errors = read_signature_material(norm.tree, file)
     errors += [_locate(file, located, norm, f) for f in material_errors]
+    errors += [_locate(file, located, norm, f) for f in read_opa_modules(norm.tree, file)[1]]
     try:
         doc = PolicyDoc.model_validate_json(json.dumps(norm.tree))
     except ValidationError as e:

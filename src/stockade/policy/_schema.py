@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from stockade.models import Category, NetworkProfile
 from stockade.secrets import SECRET_NAME_PATTERN
 
 from ._base import StrictModel as _M
 from ._base import bad as _bad
+from ._opa import OpaPolicy
 from ._patterns import (
     image_repository,
     registry_matches,
@@ -265,6 +273,14 @@ class PolicyDoc(_M):
     clients: tuple[ClientRule, ...] | None = None
     servers: tuple[ServerPolicy, ...] = ()
     signatures: SignaturesPolicy = SignaturesPolicy()
+    opa: OpaPolicy | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and out.get("opa") is None:
+            out.pop("opa", None)  # no opa: section leaves the effective hash as it was
+        return out
 
     @field_validator("registries")
     @classmethod
