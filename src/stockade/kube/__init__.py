@@ -27,6 +27,7 @@ from ._render import (
     runtime_class,
 )
 from ._rollback import RecordedChange, RollbackRecord, RollbackStep, record_for, steps
+from ._supervise import LOG_LIMIT_BYTES, PodApi, Supervised, supervise
 from ._yaml import REDACTED, dump_all, redact
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_SECRET_PATTERNS",
     "EGRESS_PROXY_LABELS",
     "KYVERNO_COVERAGE",
+    "LOG_LIMIT_BYTES",
     "NAMESPACE_PACKAGE",
     "NETPOL_PACKAGE",
     "REDACTED",
@@ -50,6 +52,7 @@ __all__ = [
     "Manifest",
     "ObjRef",
     "Plan",
+    "PodApi",
     "PodOutcome",
     "PreflightError",
     "RecordStore",
@@ -59,6 +62,7 @@ __all__ = [
     "RollbackResult",
     "RollbackStep",
     "RunParams",
+    "Supervised",
     "apply_run",
     "check_namespace",
     "check_rendered",
@@ -90,5 +94,6 @@ __all__ = [
     "runtime_class",
     "slug",
     "steps",
+    "supervise",
     "verify_rendered",
 ]

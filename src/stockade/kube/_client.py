@@ -96,6 +96,22 @@ class KubernetesCluster:
             raise _fail("listing DaemonSets in", namespace, e) from None
         return tuple(sorted(str(d.metadata.name) for d in items.items if d.metadata))
 
+    def pod_log(self, ref: ObjRef, container: str, limit_bytes: int) -> str:
+        from kubernetes import client
+
+        core = client.CoreV1Api(self._api)
+        try:
+            text = core.read_namespaced_pod_log(
+                ref.name,
+                ref.namespace,
+                container=container,
+                limit_bytes=limit_bytes,
+                _request_timeout=TIMEOUT_S,
+            )
+        except (client.ApiException, OSError) as e:
+            raise _fail("reading the log of", str(ref), e) from None
+        return str(text)
+
     def run_ids(self, namespace: str) -> frozenset[str]:
         from kubernetes import client
 

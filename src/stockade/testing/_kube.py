@@ -22,6 +22,10 @@ class FakeCluster:
     calls: list[tuple[str, ObjRef]] = field(default_factory=list)
     #: References whose next write fails (to test partial applies).
     fail_on: set[ObjRef] = field(default_factory=set)
+    #: Per Pod: the ``status`` documents :meth:`step` applies, one per call (phases over time).
+    script: dict[ObjRef, list[Manifest]] = field(default_factory=dict)
+    #: Per Pod: the server container's log as ``pod_log`` returns it.
+    logs: dict[ObjRef, str] = field(default_factory=dict)
     _version: int = 0
 
     def put(self, obj: Manifest) -> None:
@@ -69,6 +73,18 @@ class FakeCluster:
         self._check("delete", ref)
         if self.objects.pop(ref, None) is None:
             raise KubeError(f"{ref} not found (404)", "nothing to delete")
+
+    def step(self) -> None:
+        """Move every scripted Pod that still exists to its next status (like time passing)."""
+        for ref, statuses in self.script.items():
+            if statuses and ref in self.objects:
+                self.objects[ref]["status"] = copy.deepcopy(statuses.pop(0))
+
+    def pod_log(self, ref: ObjRef, container: str, limit_bytes: int) -> str:
+        self._check("log", ref)
+        if ref not in self.objects:
+            raise KubeError(f"{ref} not found (404)", "read the log before deleting the Pod")
+        return self.logs.get(ref, "")[-limit_bytes:]
 
     def daemonset_names(self, namespace: str) -> tuple[str, ...]:
         return self.daemonsets.get(namespace, ())
