@@ -5,7 +5,7 @@
 does the same while keeping the run store and audit log; ``reap_leftovers`` cleans after a crash.
 """
 
-from ._cgroup import cgroup_v1_root
+from ._cgroup_detect import cgroup_root, cgroup_v1_root
 from ._image import check_image_spec
 from ._layout import check_bind, host_layout
 from ._pin import tree_digest, verify_pin
@@ -31,6 +31,7 @@ __all__ = [
     "SecretSource",
     "WarmPool",
     "build_spec",
+    "cgroup_root",
     "cgroup_v1_root",
     "check_bind",
     "check_image_spec",

@@ -1,7 +1,10 @@
-"""cgroup v1 adapter: one cgroup per run under ``stockade/`` in memory, cpu, cpuacct, pids.
+"""Backend-neutral per-run cgroup: one group per run, limits written and read back, then removed.
 
-The runner creates the cgroup itself, writes the limits, reads them back (a limit that does not
-stick refuses the launch), and removes the cgroup at the end. It outlives the sandbox, so the
+:func:`cgroup_root` detects the hierarchy (``_cgroup_detect``): cgroup v2 when the unified
+hierarchy offers memory, pids and cpu, v1 otherwise, a refusal when neither does.
+:func:`open_cgroup` gives the run's group for a detected root; the version is told by the root
+itself (a v2 root has ``cgroup.controllers``), so a crash reaper can reopen it from the path
+alone. A limit that does not stick refuses the launch. The group outlives the sandbox, so the
 OOM counter can be read after the workload died.
 """
 
@@ -10,29 +13,16 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from stockade.errors import SandboxError
 
-__all__ = ["CONTROLLERS", "Cgroup", "CgroupUsage", "cgroup_v1_root"]
+__all__ = ["PARENT", "Cgroup", "CgroupUsage", "check_name", "open_cgroup"]
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
-_PARENT = "stockade"
-
-
-def cgroup_v1_root(base: Path = Path("/sys/fs/cgroup")) -> Path:
-    """The v1 hierarchy root, or :class:`SandboxError` naming the controller that is missing."""
-    for c in CONTROLLERS:
-        if not (base / c / "cgroup.procs").is_file():
-            raise SandboxError(
-                f"cgroup v1 controller {c!r} is not mounted at {base / c} (the memory, CPU and "
-                "pids limits cannot be applied)",
-                f"mount it (mount -t cgroup -o {c} cgroup {base / c}) or run on a host with "
-                "cgroup v1 controllers; stockade refuses to launch without them",
-            )
-    return base
+PARENT = "stockade"
 
 
 @dataclass(frozen=True)
@@ -44,80 +34,77 @@ class CgroupUsage:
     pids: int
 
 
-class Cgroup:
-    """The cgroup of one run (relative path ``stockade/<name>`` in every controller)."""
+def check_name(name: str) -> str:
+    if not name or "/" in name or name in {".", ".."}:
+        raise SandboxError(f"bad cgroup name {name!r}", "use a run id")
+    return name
+
+
+def write_checked(f: Path, value: str, expected: str | None = None) -> None:
+    """Write one cgroup file and read it back; a value that does not stick refuses."""
+    try:
+        f.write_text(value)
+        got = f.read_text().strip()
+    except OSError as e:
+        raise SandboxError(
+            f"cannot set cgroup limit {f.name}={value}: {e.strerror}",
+            "check that the cgroup controller is writable (and delegated) to stockade",
+        ) from None
+    want = value if expected is None else expected
+    if got != want:
+        raise SandboxError(
+            f"cgroup limit {f.name} did not apply (got {got}, expected {want})",
+            "check the cgroup hierarchy; stockade refuses to launch without the limit",
+        )
+
+
+def read_int(f: Path) -> int:
+    try:
+        return int(f.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def read_keyed(f: Path, key: str) -> int:
+    """One value of a flat keyed file (``memory.events``, ``cpu.stat``); 0 when absent."""
+    with contextlib.suppress(OSError):
+        for line in f.read_text().splitlines():
+            k, _, v = line.partition(" ")
+            if k == key:
+                with contextlib.suppress(ValueError):
+                    return int(v.strip())
+    return 0
+
+
+class Cgroup(ABC):
+    """The cgroup of one run, relative path ``/stockade/<name>`` (``rel``) in its hierarchy."""
+
+    version: int
 
     def __init__(self, root: Path, name: str) -> None:
-        if not name or "/" in name or name in {".", ".."}:
-            raise SandboxError(f"bad cgroup name {name!r}", "use a run id")
         self.root = root
-        self.name = name
-        self.rel = f"/{_PARENT}/{name}"
+        self.name = check_name(name)
+        self.rel = f"/{PARENT}/{self.name}"
 
-    def path(self, controller: str) -> Path:
-        return self.root / controller / _PARENT / self.name
-
+    @abstractmethod
     def create(self, *, memory_bytes: int, host_pids: int, cpu_quota_us: int) -> None:
-        for c in CONTROLLERS:
-            try:
-                self.path(c).mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise SandboxError(
-                    f"cannot create cgroup {self.path(c)}: {e.strerror}",
-                    "run stockade as root (or with a delegated cgroup)",
-                ) from None
-        self._set("memory", "memory.limit_in_bytes", memory_bytes)
-        # No swap on top of the limit when the kernel accounts it.
-        if (self.path("memory") / "memory.memsw.limit_in_bytes").exists():
-            self._set("memory", "memory.memsw.limit_in_bytes", memory_bytes)
-        self._set("pids", "pids.max", host_pids)
-        self._set("cpu", "cpu.cfs_period_us", 100_000)
-        self._set("cpu", "cpu.cfs_quota_us", cpu_quota_us)
+        """Create the group and apply the limits (each read back), or refuse."""
 
-    def _set(self, controller: str, key: str, value: int) -> None:
-        f = self.path(controller) / key
-        try:
-            f.write_text(str(value))
-            got = f.read_text().strip()
-        except OSError as e:
-            raise SandboxError(
-                f"cannot set {controller} limit {key}={value}: {e.strerror}",
-                "check that the cgroup controller is writable by stockade",
-            ) from None
-        if got != str(value):
-            raise SandboxError(
-                f"cgroup limit {key} did not apply (got {got}, expected {value})",
-                "check the cgroup hierarchy; stockade refuses to launch without the limit",
-            )
+    @abstractmethod
+    def usage(self) -> CgroupUsage: ...
 
+    @abstractmethod
     def procs_files(self) -> tuple[Path, ...]:
-        return tuple(self.path(c) / "cgroup.procs" for c in CONTROLLERS)
+        """Every ``cgroup.procs`` a process writes its pid to, to join the run's group."""
 
-    def _read_int(self, controller: str, key: str) -> int:
-        try:
-            return int((self.path(controller) / key).read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    def usage(self) -> CgroupUsage:
-        oom = 0
-        with contextlib.suppress(OSError):
-            for line in (self.path("memory") / "memory.oom_control").read_text().splitlines():
-                k, _, v = line.partition(" ")
-                if k == "oom_kill":
-                    oom = int(v)
-        return CgroupUsage(
-            cpu_ns=self._read_int("cpuacct", "cpuacct.usage"),
-            memory_bytes=self._read_int("memory", "memory.max_usage_in_bytes"),
-            oom_kills=oom,
-            memory_failcnt=self._read_int("memory", "memory.failcnt"),
-            pids=self._read_int("pids", "pids.current"),
-        )
+    @abstractmethod
+    def dirs(self) -> tuple[Path, ...]:
+        """The group's directories (one per v1 controller, one in v2)."""
 
     def pids(self) -> list[int]:
         out: list[int] = []
-        with contextlib.suppress(OSError):
-            out = [int(x) for x in (self.path("pids") / "cgroup.procs").read_text().split()]
+        with contextlib.suppress(OSError, ValueError):
+            out = [int(x) for x in self.procs_files()[-1].read_text().split()]
         return out
 
     def kill_all(self, bound_s: float = 10.0) -> None:
@@ -146,22 +133,34 @@ class Cgroup:
         return False
 
     def remove(self, bound_s: float = 10.0) -> None:
-        """Remove the cgroup; a dying process may hold it a moment (EBUSY): retry, bounded."""
+        """Remove the cgroup (children first); a dying process may hold it (EBUSY): retry."""
         self.kill_all(bound_s)
         end = time.monotonic() + bound_s
-        for c in CONTROLLERS:
-            while True:
-                try:
-                    self.path(c).rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    # A process may join late (a launch racing a crash): kill again, retry.
-                    self.kill_all(0.5)
-                    if time.monotonic() >= end:
-                        raise SandboxError(
-                            f"cgroup {self.path(c)} could not be removed (still busy)",
-                            "it is cleaned at the next start; check for stuck processes",
-                        ) from None
-                    time.sleep(0.01)
+        for top in self.dirs():
+            subs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+            for d in (*subs, top):
+                while True:
+                    try:
+                        d.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        # A process may join late (a launch racing a crash): kill again, retry.
+                        self.kill_all(0.5)
+                        if time.monotonic() >= end:
+                            raise SandboxError(
+                                f"cgroup {d} could not be removed (still busy)",
+                                "it is cleaned at the next start; check for stuck processes",
+                            ) from None
+                        time.sleep(0.01)
+
+
+def open_cgroup(root: Path, name: str) -> Cgroup:
+    """The run's group under a detected root: v2 if the root is a unified hierarchy, else v1."""
+    from ._cgroup_v1 import CgroupV1
+    from ._cgroup_v2 import CgroupV2
+
+    if (root / "cgroup.controllers").is_file():
+        return CgroupV2(root, name)
+    return CgroupV1(root, name)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from stockade.models import EndReason, RunStatus
 
-from ._cgroup import Cgroup
+from ._cgroup import open_cgroup
 from ._protocols import RunStoreLike
 
 __all__ = ["LiveRun", "process_start_time", "reap_leftovers"]
@@ -84,7 +84,7 @@ def destroy(run: LiveRun, runsc: str | None, *, kill: bool = True) -> None:
             timeout=30,
             check=False,
         )
-    cg = Cgroup(Path(run.cgroup_root), run.run_id)
+    cg = open_cgroup(Path(run.cgroup_root), run.run_id)
     cg.kill_all()
     cg.remove()
     for d in (run.run_dir, run.secrets_dir, run.egress_dir):

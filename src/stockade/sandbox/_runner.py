@@ -23,7 +23,8 @@ from stockade.errors import SandboxError, StockadeError
 from stockade.models import AuditSink, Bind, EndReason, RunStatus, Runtime, SandboxSpec
 
 from ._backends import Prepared, host_pids_backstop, prepare_bwrap, prepare_gvisor
-from ._cgroup import Cgroup, cgroup_v1_root
+from ._cgroup import Cgroup, open_cgroup
+from ._cgroup_detect import cgroup_root
 from ._egress import EgressPolicy, IPNetwork
 from ._image import check_image_spec
 from ._layout import check_spec_binds
@@ -367,12 +368,12 @@ def _start(
             spec = argv_wrapper(spec)
         for tree, digest in pins:
             verify_pin(Path(tree), digest)
-        root = cgroup_v1_root()
+        root = cgroup_root()
         rt = find_gvisor() if spec.runtime == Runtime.GVISOR else None
         bwrap = find_bwrap() if spec.runtime == Runtime.NAMESPACES else None
     except SandboxError as e:
         raise _refuse(audit, run_id, e) from None
-    cgroup = Cgroup(root, run_id)
+    cgroup = open_cgroup(root, run_id)
     prepared = Prepared(argv=[])
     live = LiveRun(
         run_id=run_id, backend=backend, container_id=f"stockade-{run_id}",
