@@ -103,7 +103,15 @@ def test_only_pinned_and_allowed_tools_are_listed_and_denials_keep_the_session(
 
 @pytest.mark.guarantee("gw-unknown-method-denied")
 @pytest.mark.parametrize(
-    "method", ["prompts/list", "resources/subscribe", "sampling/createMessage", "tools/delete", "x"]
+    "method",
+    [
+        "sampling/createMessage",
+        "roots/list",
+        "elicitation/create",
+        "tools/delete",
+        "prompts/set",
+        "x",
+    ],
 )
 def test_unknown_methods_are_refused_not_forwarded(
     tmp_path: Path, evil_spec: Callable[..., ServerSpec], method: str

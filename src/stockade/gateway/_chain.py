@@ -37,6 +37,7 @@ class CallContext:
     decision: Decision | None = None
     provenance: list[str] = field(default_factory=list)
     outcome: str = ""
+    progress_token: str | int | None = None  # the agent's, when it asked for progress
 
 
 Next = Callable[[CallContext], Awaitable[ToolResult]]

@@ -35,12 +35,14 @@ class DownstreamSession:
         *,
         max_message_bytes: int,
         on_list_changed: Callable[[], None] | None = None,
+        on_notification: Callable[[str, dict[str, Any]], None] | None = None,
         start_timeout_s: float = 30.0,
     ) -> None:
         self.spec = spec
         self._launcher = launcher
         self._max = max_message_bytes
         self._on_list_changed = on_list_changed
+        self._on_notification = on_notification
         self._start_timeout = start_timeout_s
         self._proc: DownstreamProcess | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -158,10 +160,17 @@ class DownstreamSession:
             "fix the server",
         )
 
-    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        return await self.request(
-            "tools/call", {"name": tool, "arguments": arguments}, timeout_s=self.spec.call_timeout_s
-        )
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], *, meta: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"name": tool, "arguments": arguments}
+        if meta:
+            params["_meta"] = meta
+        return await self.request("tools/call", params, timeout_s=self.spec.call_timeout_s)
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        """Send a notification (no answer expected) to the server."""
+        await self._send({"jsonrpc": "2.0", "method": method, "params": params})
 
     def _fail_all(self, why: str) -> None:
         for fut in self._pending.values():
@@ -196,8 +205,12 @@ class DownstreamSession:
                     await self._send(
                         error_response(msg["id"], METHOD_NOT_FOUND, "refused by stockade gateway")
                     )
-            elif msg["method"] == "notifications/tools/list_changed" and self._on_list_changed:
-                self._on_list_changed()
+            elif msg["method"] == "notifications/tools/list_changed":
+                if self._on_list_changed:
+                    self._on_list_changed()
+            elif self._on_notification is not None and isinstance(msg["method"], str):
+                params = msg.get("params")
+                self._on_notification(msg["method"], params if isinstance(params, dict) else {})
             return
         fut = self._pending.get(msg["id"]) if isinstance(msg.get("id"), int) else None
         if fut is None or fut.done():
