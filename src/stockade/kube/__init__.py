@@ -8,6 +8,7 @@ from ._cluster import ClusterApi, ObjRef, ref_of
 from ._errors import KubeError, PreflightError
 from ._from_policy import RunParams, render_server
 from ._gatekeeper import DEFAULT_SECRET_PATTERNS, ExportParams, gatekeeper
+from ._kuberun import KubeRun, run_pod
 from ._kyverno import KYVERNO_COVERAGE, kyverno
 from ._names import check_namespace, check_run_id, namespace_for, run_fs_group, slug
 from ._outcome import PodOutcome, pod_outcome
@@ -49,6 +50,7 @@ __all__ = [
     "ExportParams",
     "Facts",
     "KubeError",
+    "KubeRun",
     "Manifest",
     "ObjRef",
     "Plan",
@@ -91,6 +93,7 @@ __all__ = [
     "rollback_run",
     "rules_for",
     "run_fs_group",
+    "run_pod",
     "runtime_class",
     "slug",
     "steps",

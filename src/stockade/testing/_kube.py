@@ -54,7 +54,10 @@ class FakeCluster:
         self._check("create", ref)
         if ref in self.objects:
             raise KubeError(f"{ref} already exists (409)", "use replace")
-        self._store(copy.deepcopy(obj))
+        new = copy.deepcopy(obj)
+        if ref.kind == "Pod":  # as an API server does: a new Pod is Pending until scheduled
+            new.setdefault("status", {"phase": "Pending"})
+        self._store(new)
 
     def replace(self, obj: Manifest) -> None:
         ref = ref_of(obj)

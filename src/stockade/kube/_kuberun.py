@@ -1,0 +1,80 @@
+"""One Kubernetes run end to end: apply (preflight refusals first) -> watch to the end or the
+deadline -> log -> undo exactly what the apply did (the rollback record), on every exit path.
+
+The I/O is the injected :class:`PodApi`, the time the injected :class:`Clock` and ``wait``; the
+caller (the CLI) turns the :class:`KubeRun` into a run record and evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from stockade.models import AuditSink, Clock
+
+from ._apply import ApplyResult, RollbackResult, apply_run, rollback_run
+from ._cluster import ObjRef, ref_of
+from ._errors import KubeError
+from ._records import RecordStore
+from ._render import Manifest
+from ._supervise import PodApi, Supervised, supervise
+
+__all__ = ["KubeRun", "run_pod"]
+
+
+@dataclass(frozen=True)
+class KubeRun:
+    applied: ApplyResult
+    supervised: Supervised
+    cleanup: RollbackResult
+
+
+def _pod_ref(desired: tuple[Manifest, ...]) -> ObjRef:
+    pods = [ref_of(o) for o in desired if o["kind"] == "Pod"]
+    if len(pods) != 1:
+        raise KubeError(f"the render has {len(pods)} Pods, expected 1", "render the run again")
+    return pods[0]
+
+
+def run_pod(
+    api: PodApi,
+    desired: tuple[Manifest, ...],
+    *,
+    store: RecordStore,
+    clock: Clock,
+    wait: Callable[[float], None],
+    server: str,
+    run_id: str,
+    timeout_s: float,
+    audit: AuditSink | None = None,
+    unsafe_assume_networkpolicy: bool = False,
+) -> KubeRun:
+    """Refused (``PreflightError``) before any write when the cluster lacks gVisor, restricted
+    Pod Security or NetworkPolicy enforcement. Once anything was written, the rollback record
+    is executed however the watch ends (exit, deadline, API error, ``KeyboardInterrupt``)."""
+    if not timeout_s > 0:
+        raise KubeError(f"run timeout {timeout_s!r} s, expected > 0", "set a timeout")
+    pod = _pod_ref(desired)
+    applied = apply_run(
+        api,
+        desired,
+        execute=True,
+        store=store,
+        clock=clock,
+        server=server,
+        run_id=run_id,
+        unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+        audit=audit,
+    )
+    record = applied.record
+    if record is None:  # apply_run(execute=True) always records; fail closed if it did not
+        raise KubeError("the apply returned no rollback record", "report this as a bug")
+    deadline = clock.now() + timedelta(seconds=timeout_s)
+    try:
+        supervised = supervise(
+            api, pod, created=(), deadline=deadline, clock=clock, wait=wait, keep=True
+        )
+    finally:
+        cleanup = rollback_run(api, record, execute=True, audit=audit)
+    return KubeRun(applied, supervised, cleanup)
