@@ -182,7 +182,10 @@ def test_plain_http_to_an_allowed_domain_is_forwarded_and_audited(
     proxy: tuple[EgressProxy, ListSink], upstream: Upstream
 ) -> None:
     p, sink = proxy
-    req = f"GET http://allowed.test:{upstream.port}/x HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+    req = (
+        f"GET http://allowed.test:{upstream.port}/x HTTP/1.1\r\nHost: allowed.test\r\n"
+        "Connection: close\r\n\r\n"
+    )
     assert _ask(p.path, req.encode()).endswith(b"ok")
     assert upstream.received[0].startswith(b"GET /x HTTP/1.1\r\n")
     assert sink.events[-1][0] == "egress.allowed"

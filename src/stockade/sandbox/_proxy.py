@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from stockade.models import AuditSink
 
 from ._egress import EgressPolicy, check_addresses, check_agreement, check_target, parse_sni
+from ._http1 import FramingError, Reader, Request, parse_request_head, relay_body
 
 __all__ = ["EgressProxy", "system_resolver"]
 
@@ -61,6 +62,58 @@ def _headers(lines: list[str]) -> dict[str, str]:
             raise _Blocked(f"the header {name!r} appears twice")
         out[key] = value.strip()
     return out
+
+
+_HOP = frozenset({"connection", "proxy-connection", "proxy-authorization", "keep-alive",
+                  "transfer-encoding", "content-length", "te", "upgrade", "trailer"})  # fmt: skip
+_REASONS = {
+    400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large",
+    501: "Not Implemented", 502: "Bad Gateway", 505: "HTTP Version Not Supported",
+}  # fmt: skip
+
+
+def _refuse(conn: socket.socket, status: int) -> None:
+    line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Refused')}\r\n"
+    with contextlib.suppress(OSError):
+        conn.sendall(line.encode() + b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def _relay_response(up: Reader, conn: socket.socket, *, head_only: bool) -> bool:
+    """Copy one response to the client; True if its framing lets the connection stay open."""
+    while True:
+        head = up.head()
+        if head is None:
+            raise FramingError("the upstream closed without a response", 502)
+        lines = head.decode("latin-1").split("\r\n")
+        status_s = lines[0].split(" ", 2)[1] if lines[0].count(" ") >= 1 else ""
+        if not lines[0].startswith("HTTP/1.") or not status_s.isdigit():
+            raise FramingError("the upstream answered something other than HTTP/1.x", 502)
+        status = int(status_s)
+        names = [ln.partition(":")[0].strip().lower() for ln in lines[1:]]
+        values = {n: ln.partition(":")[2].strip() for n, ln in zip(names, lines[1:], strict=True)}
+        if status in (100, 102, 103):
+            conn.sendall(head + b"\r\n\r\n")
+            continue
+        break
+    te, cl = values.get("transfer-encoding"), values.get("content-length")
+    if te is not None and cl is not None:
+        raise FramingError("the upstream response has both Content-Length and chunked", 502)
+    if names.count("content-length") > 1 or (cl is not None and not cl.isdigit()):
+        raise FramingError("the upstream response has an unusable Content-Length", 502)
+    chunked = te is not None and te.lower() == "chunked"
+    no_body = head_only or status in (204, 304) or status == 101
+    length = 0 if no_body else (int(cl) if cl is not None else None)
+    keep = no_body or chunked or cl is not None
+    if te is not None and not chunked:
+        keep, length = False, None
+    kept = [
+        ln for n, ln in zip(names, lines[1:], strict=True) if n not in ("connection", "keep-alive")
+    ]
+    out = "\r\n".join([lines[0], *kept, "Connection: " + ("keep-alive" if keep else "close")])
+    conn.sendall(out.encode("latin-1") + b"\r\n\r\n")
+    if not no_body:
+        relay_body(up, conn, chunked=chunked, length=None if chunked else length)
+    return keep and status != 101
 
 
 def _splice(a: socket.socket, b: socket.socket) -> None:
@@ -147,19 +200,90 @@ class EgressProxy:
         except OSError as e:
             raise _Blocked(f"connecting to {address}:{port} failed: {e.strerror}") from None
 
+    def _plain(self, conn: socket.socket, first: bytes) -> None:
+        """Serve plain-HTTP requests on one client connection until it closes or must close."""
+        reader = Reader(conn, first)
+        while True:
+            head = reader.head()
+            if head is None:
+                return
+            info: dict[str, object] = {}
+            try:
+                req = parse_request_head(head)
+                info = {"method": req.method[:16], "target": req.target[:300]}
+                keep = self._one(reader, conn, req, info)
+            except _Blocked as e:
+                info["reason"] = str(e)
+                self._record(False, info)
+                _refuse(conn, 403)
+                return
+            except FramingError as e:
+                info["reason"] = f"malformed request: {e}"
+                self._record(False, info)
+                _refuse(conn, e.status)
+                return
+            if not keep:
+                return
+
+    def _one(
+        self, reader: Reader, conn: socket.socket, req: Request, info: dict[str, object]
+    ) -> bool:
+        """Forward one request and its response; True if the client connection may stay open."""
+        if req.method == "CONNECT":
+            raise _Blocked("CONNECT after a plain request on the same connection")
+        parts = urlsplit(req.target)
+        if parts.scheme != "http" or not parts.hostname or "@" in parts.netloc:
+            raise _Blocked("only absolute http:// URLs or CONNECT are proxied")
+        host = parts.hostname
+        why = check_agreement(host, req.get("host"), None)
+        if why:
+            raise _Blocked(why)
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise _Blocked("the URL's port is not a number") from None
+        address = self._check(host, port)
+        upstream = self._open(address, port)
+        try:
+            path = parts.path or "/"
+            if parts.query:
+                path += "?" + parts.query
+            out = [f"{req.method} {path} {req.version}"]
+            out += [f"{k}: {v}" for k, v in req.headers if k.lower() not in _HOP]
+            if req.chunked:
+                out.append("Transfer-Encoding: chunked")
+            elif req.length:
+                out.append(f"Content-Length: {req.length}")
+            out.append("Connection: close")
+            info["address"] = address
+            self._record(True, info)
+            upstream.sendall(("\r\n".join(out) + "\r\n\r\n").encode("ascii"))
+            relay_body(reader, upstream, chunked=req.chunked, length=req.length)
+            return (
+                _relay_response(Reader(upstream), conn, head_only=req.method == "HEAD")
+                and req.keep_alive
+            )
+        finally:
+            with contextlib.suppress(OSError):
+                upstream.close()
+
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(_IO_TIMEOUT_S)
         info: dict[str, object] = {}
         upstream: socket.socket | None = None
         try:
             head = _read_head(conn)
+            if not head.startswith(b"CONNECT "):
+                # Plain HTTP: strict framing, keep-alive to the client, one upstream per request.
+                self._plain(conn, head)
+                return
             raw_head, _, rest = head.partition(b"\r\n\r\n")
             try:
                 lines = raw_head.decode("ascii").split("\r\n")
             except UnicodeDecodeError:
                 raise _Blocked("the request head is not ASCII") from None
             method, _, tail = lines[0].partition(" ")
-            target, _, version = tail.partition(" ")
+            target, _, _version = tail.partition(" ")
             hdrs = _headers(lines[1:])
             info = {"method": method[:16], "target": target[:300]}
             if method == "CONNECT":
@@ -181,28 +305,7 @@ class EgressProxy:
                 upstream = self._open(address, int(port_s))
                 upstream.sendall(hello)
             else:
-                parts = urlsplit(target)
-                if parts.scheme != "http" or not parts.hostname or "@" in parts.netloc:
-                    raise _Blocked("only absolute http:// URLs or CONNECT are proxied")
-                if "transfer-encoding" in hdrs:
-                    raise _Blocked("chunked request bodies are not proxied")
-                host = parts.hostname
-                why = check_agreement(host, hdrs.get("host"), None)
-                if why:
-                    raise _Blocked(why)
-                address = self._check(host, parts.port or 80)
-                upstream = self._open(address, parts.port or 80)
-                path = parts.path or "/"
-                if parts.query:
-                    path += "?" + parts.query
-                out = [f"{method} {path} {version}"]
-                out += [
-                    ln for ln in lines[1:]
-                    if ln.split(":", 1)[0].lower() not in {"connection", "proxy-connection",
-                                                            "proxy-authorization", "keep-alive"}
-                ]  # fmt: skip
-                out.append("Connection: close")
-                upstream.sendall(("\r\n".join(out) + "\r\n\r\n").encode("ascii") + rest)
+                raise _Blocked("only CONNECT and absolute http:// requests are proxied")
             info["address"] = address
             self._record(True, info)
             conn.settimeout(None)
@@ -211,8 +314,11 @@ class EgressProxy:
         except _Blocked as e:
             info["reason"] = str(e)
             self._record(False, info)
-            with contextlib.suppress(OSError):
-                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n")
+            _refuse(conn, 403)
+        except FramingError as e:
+            info["reason"] = f"malformed request: {e}"
+            self._record(False, info)
+            _refuse(conn, e.status)
         except OSError as e:
             info["reason"] = f"i/o error: {e.strerror}"
             self._record(False, info)
