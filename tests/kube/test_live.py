@@ -98,3 +98,39 @@ def test_apply_and_rollback_one_run(cluster, tmp_path: Path) -> None:  # type: i
     finally:
         if store.ids():  # whatever was written (even by a failed apply) is rolled back
             rollback_run(cluster, store.latest(), execute=True)
+
+
+@pytest.mark.skipif(
+    os.environ.get("STOCKADE_K8S_LIVE_APPLY") != "1",
+    reason="set STOCKADE_K8S_LIVE_APPLY=1 to let this test run one Pod end to end",
+)
+def test_run_one_pod_to_its_end_and_leave_nothing_behind(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from stockade.kube import ref_of, run_pod
+
+    run_id = "live-" + secrets.token_hex(4)
+    objs = _objs(run_id)
+    stop = threading.Event()
+
+    def wait(seconds: float) -> None:
+        stop.wait(min(seconds, 1.0))  # each wait bounded; the run's deadline bounds them all
+
+    try:
+        got = run_pod(
+            cluster,
+            objs,
+            store=RecordStore(tmp_path),
+            clock=SystemClock(),
+            wait=wait,
+            server="docs-search",
+            run_id=run_id,
+            timeout_s=120,
+        )
+    except PreflightError as e:
+        pytest.skip(f"the cluster lacks a control stockade requires: {e.what}")
+    assert got.supervised.outcome.ended
+    assert got.cleanup.applied
+    pod = next(ref_of(o) for o in objs if o["kind"] == "Pod")
+    assert cluster.get(pod) is None
+    print("live run:", got.supervised.outcome, "log tail:", got.supervised.log[-500:])
