@@ -74,6 +74,7 @@ def test_rego_denies_one_tool_for_one_client_only(tmp_path: Path) -> None:
     assert d(ToolCall(server="mail", tool="echo", client="alice"), CLEAN).kind == "allow"
 
 
+@pytest.mark.guarantee("cp-opa-gateway-tighten-only")
 def test_an_opa_allow_never_widens_a_built_in_deny(tmp_path: Path) -> None:
     d = _decider(tmp_path)
     decision = d(ToolCall(server="mail", tool="wipe", client="alice"), CLEAN)
@@ -81,6 +82,7 @@ def test_an_opa_allow_never_widens_a_built_in_deny(tmp_path: Path) -> None:
     assert not decision.rule.startswith("opa:")
 
 
+@pytest.mark.guarantee("cp-opa-gateway-tighten-only")
 def test_an_opa_allow_keeps_the_built_in_approval(tmp_path: Path) -> None:
     d = _decider(tmp_path)
     decision = d(ToolCall(server="mail", tool="send_email", client="alice"), CLEAN)
@@ -125,6 +127,7 @@ def test_the_input_document_is_the_documented_one(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.guarantee("cp-opa-fail-closed")
 def test_an_unreachable_opa_server_denies_with_the_reason(tmp_path: Path) -> None:
     policy = _policy(tmp_path)
 
@@ -148,6 +151,7 @@ def test_an_unreachable_opa_server_denies_with_the_reason(tmp_path: Path) -> Non
         'package stockade.tool_call\n\ndecision := "allow"\n',
     ],
 )
+@pytest.mark.guarantee("cp-opa-fail-closed")
 def test_undefined_or_malformed_answers_deny(tmp_path: Path, rego: str) -> None:
     policy = _policy(tmp_path, rego=rego)
     d = opa_decider_for(policy, EngineDecider(policy, FakeClock()))

@@ -46,6 +46,7 @@ def test_the_operator_turning_opa_off_delegates_nothing(tmp_path: Path) -> None:
     assert not opa.delegates("tool_call")
 
 
+@pytest.mark.guarantee("cp-opa-policy-load")
 def test_a_module_that_does_not_compile_is_a_load_error_with_its_line(tmp_path: Path) -> None:
     f = _write(
         tmp_path,
@@ -71,6 +72,7 @@ def test_a_module_outside_the_policy_directory_or_not_rego_is_refused(
     assert not check_policy(f).ok
 
 
+@pytest.mark.guarantee("cp-opa-policy-load")
 def test_a_symlinked_module_escaping_the_directory_is_refused(tmp_path: Path) -> None:
     outside = tmp_path / "outside.rego"
     outside.write_text(DENY_ONE, encoding="utf-8")
@@ -81,6 +83,7 @@ def test_a_symlinked_module_escaping_the_directory_is_refused(tmp_path: Path) ->
     assert any("outside the policy directory" in m for m in messages(check_policy(f)))
 
 
+@pytest.mark.guarantee("cp-opa-policy-load")
 def test_an_unknown_key_in_opa_is_an_error_at_its_line(check: Writer) -> None:
     result = check(MINIMAL + "opa:\n  mode: url\n  url: https://opa.example\n  fallback: builtin\n")
     assert not result.ok
@@ -97,6 +100,7 @@ def test_an_unknown_key_in_opa_is_an_error_at_its_line(check: Writer) -> None:
         "file:///opa",
     ],
 )
+@pytest.mark.guarantee("cp-opa-policy-load")
 def test_an_opa_url_that_is_neither_https_nor_loopback_is_refused(check: Writer, url: str) -> None:
     assert not check(MINIMAL + f"opa:\n  mode: url\n  url: '{url}'\n").ok
 
