@@ -214,3 +214,49 @@ def test_status_reports_the_run_pod(fake: FakeCluster, capsys: pytest.CaptureFix
     assert "killed (deadline)" in capsys.readouterr().out
     pod["status"] = {"phase": "Running"}
     assert run_cli(argv) == 0
+
+
+# -- run (apply, watch, log, delete) against the FakeCluster -------------------------------------
+
+
+@pytest.mark.guarantee("k8s-run-cleanup")
+def test_run_applies_watches_prints_the_log_and_leaves_nothing_behind(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stockade.kube import ObjRef
+
+    pod = ObjRef("v1", "Pod", "stockade-docs-search", "stockade-r9")
+    done = {"containerStatuses": [{"name": "server", "state": {"terminated": {"exitCode": 0}}}]}
+    fake.script[pod] = [{"phase": "Running"}, {"phase": "Succeeded", **done}]
+    fake.logs[pod] = "hello \x1b]0;evil\x07world\n"
+    steps: list[float] = []
+
+    def wait(seconds: float) -> None:
+        assert len(steps) < 100
+        steps.append(seconds)
+        fake.step()
+
+    monkeypatch.setattr("stockade.cli._k8s._connect_run", lambda kubeconfig, context: fake)
+    monkeypatch.setattr("stockade.cli._k8s._wait", wait)
+    argv = ["k8s", "run", "--policy", str(EXAMPLE_POLICY), "--server", "docs-search"]
+    code = run_cli([*argv, "--run-id", "r9", "--timeout", "30"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "hello" in out
+    assert "world" in out
+    assert "\x1b" not in out
+    assert "run r9: exited (exited)" in err
+    assert [r.kind for r in fake.objects] == ["RuntimeClass"]
+
+
+@pytest.mark.guarantee("k8s-preflight-refuse")
+def test_run_on_a_cluster_without_gvisor_is_refused_before_any_write(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.objects.clear()
+    monkeypatch.setattr("stockade.cli._k8s._connect_run", lambda kubeconfig, context: fake)
+    argv = ["k8s", "run", "--policy", str(EXAMPLE_POLICY), "--server", "docs-search"]
+    assert run_cli(argv) != 0
+    assert "gvisor" in capsys.readouterr().err
+    assert fake.objects == {}
+    assert [op for op, _ in fake.calls] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets as _secrets
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from stockade.kube import (
     ClusterApi,
     ExportParams,
     ObjRef,
+    PodApi,
     RecordStore,
     RunParams,
     apply_run,
@@ -31,6 +33,7 @@ from stockade.kube import (
     pod_outcome,
     render_server,
     rollback_run,
+    run_pod,
 )
 from stockade.models import EndReason, SystemClock
 from stockade.policy import Policy, load_policy
@@ -279,3 +282,79 @@ def status_cmd(  # noqa: PLR0917 - click passes every option positionally by nam
     reason = out.end_reason.value if out.end_reason else "-"
     click.echo(f"{ref}: {out.status.value} ({reason}): {safe_text(out.detail)}")
     return 0 if not out.ended or (out.end_reason == EndReason.EXITED and out.exit_code == 0) else 1
+
+
+def _connect_run(kubeconfig: str | None, context: str | None) -> PodApi:
+    """The cluster adapter with log access (tests replace this with FakeCluster)."""
+    from stockade.kube._client import connect
+
+    return connect(kubeconfig, context)
+
+
+def _wait(seconds: float) -> None:
+    """One bounded pause between two reads of the Pod (tests replace it to move a fake)."""
+    threading.Event().wait(min(seconds, 1.0))
+
+
+@k8s.command("run")
+@click.option("--policy", "policy_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--server", required=True)
+@click.option("--run-id", default=None)
+@click.option("--namespace", default=None)
+@click.option("--digest", default=None)
+@click.option("--egress-proxy-ip", default=None)
+@click.option("--egress-namespace", default="stockade-egress", show_default=True)
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--unsafe-assume-networkpolicy", is_flag=True)
+@click.option("--kubeconfig", default=None, type=click.Path(dir_okay=False))
+@click.option("--context", default=None)
+def run_cmd(  # noqa: PLR0917 - click passes every option positionally by name
+    policy_file: str,
+    server: str,
+    run_id: str | None,
+    namespace: str | None,
+    digest: str | None,
+    egress_proxy_ip: str | None,
+    egress_namespace: str,
+    timeout_s: float | None,
+    unsafe_assume_networkpolicy: bool,
+    kubeconfig: str | None,
+    context: str | None,
+) -> int:
+    """Apply one run, watch its Pod to its end or the deadline, print its log, delete it."""
+    from stockade.sandbox import policy_limits
+
+    policy = load_policy(Path(policy_file))
+    rid = _run_id(run_id)
+    params = RunParams(
+        run_id=rid,
+        namespace=namespace,
+        digest=digest,
+        egress_proxy_ip=egress_proxy_ip,
+        egress_namespace=egress_namespace,
+        egress_token=_secrets.token_urlsafe(32),
+        secret_values=_secret_values(policy, server),
+    )
+    objs = render_server(policy, server, params)
+    limit = timeout_s if timeout_s is not None else policy_limits(policy, server).timeout_s
+    api = _connect_run(kubeconfig, context)
+    with _audit() as audit:
+        got = run_pod(
+            api,
+            objs,
+            store=RecordStore(default_record_dir()),
+            clock=SystemClock(),
+            wait=_wait,
+            server=server,
+            run_id=rid,
+            timeout_s=limit,
+            audit=audit,
+            unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+        )
+    out = got.supervised.outcome
+    click.echo(safe_text(got.supervised.log), nl=False)
+    reason = out.end_reason.value if out.end_reason else "-"
+    click.echo(f"run {rid}: {out.status.value} ({reason}): {safe_text(out.detail)}", err=True)
+    for step in got.cleanup.steps:
+        click.echo(safe_text(step.describe()), err=True)
+    return 0 if out.end_reason == EndReason.EXITED and out.exit_code == 0 else 1
