@@ -37,7 +37,8 @@ class SecretFinding(Frozen):
 def _plugins() -> list[dict[str, str]]:
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    names = {c.__name__ for c in get_mapping_from_secret_type_to_class().values()}
+    mapping: dict[str, type] = get_mapping_from_secret_type_to_class()
+    names = {cls.__name__ for cls in mapping.values()}
     return [{"name": n} for n in sorted(names - _EXCLUDED)]
 
 
