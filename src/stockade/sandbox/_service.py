@@ -12,6 +12,7 @@ from stockade.models import AuditSink, Clock, EndReason, RunRecord, RunStatus, S
 
 from ._protocols import RunStoreLike
 from ._runner import Outcome, Sandbox, launch
+from ._secretreg import fetch_and_register, redact_like_audit
 
 __all__ = ["RecordedRun", "record_refused", "start_recorded"]
 
@@ -85,12 +86,15 @@ def start_recorded(
                 created_at=clock.now(),
             )
         )
-        for kind_, data in evidence:
-            store.add_evidence(run_id, kind_, data)
-    if audit is not None:
-        for kind_, data in evidence:
-            audit.append(f"run.{kind_}", data, run_id=run_id)
     try:
+        # Before any event about the run: its secret values go to the redactor.
+        secrets = fetch_and_register(spec, secrets, audit)
+        if store is not None:
+            for kind_, data in evidence:
+                store.add_evidence(run_id, kind_, redact_like_audit(audit, data))
+        if audit is not None:
+            for kind_, data in evidence:
+                audit.append(f"run.{kind_}", data, run_id=run_id)
         sb = launch(
             spec, state=state, run_id=run_id, secrets=secrets, audit=audit,
             stdin=stdin, stdout=stdout, stderr=stderr, protected=protected,
