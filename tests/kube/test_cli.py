@@ -218,6 +218,8 @@ def test_status_reports_the_run_pod(fake: FakeCluster, capsys: pytest.CaptureFix
 
 # -- run (apply, watch, log, delete) against the FakeCluster -------------------------------------
 
+DOCS_DIGEST = "sha256:4f2e4b9a1c3d5e7f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8"
+
 
 @pytest.mark.guarantee("k8s-run-cleanup")
 def test_run_applies_watches_prints_the_log_and_leaves_nothing_behind(
@@ -238,6 +240,10 @@ def test_run_applies_watches_prints_the_log_and_leaves_nothing_behind(
 
     monkeypatch.setattr("stockade.cli._k8s._connect_run", lambda kubeconfig, context: fake)
     monkeypatch.setattr("stockade.cli._k8s._wait", wait)
+    # The registry side of the gate is exercised by the supply-chain tests; here it is replaced
+    # by its result so the cluster side can be driven (the refusal path below is not replaced).
+    ok = (DOCS_DIGEST, {"reference": "ghcr.io/acme/docs-search@x", "digest": "d"})
+    monkeypatch.setattr("stockade.cli._k8s._verify_image", lambda *a: ok)
     argv = ["k8s", "run", "--policy", str(EXAMPLE_POLICY), "--server", "docs-search"]
     code = run_cli([*argv, "--run-id", "r9", "--timeout", "30"])
     out, err = capsys.readouterr()
@@ -247,6 +253,31 @@ def test_run_applies_watches_prints_the_log_and_leaves_nothing_behind(
     assert "\x1b" not in out
     assert "run r9: exited (exited)" in err
     assert [r.kind for r in fake.objects] == ["RuntimeClass"]
+    from stockade import paths
+    from stockade.store import RunStore
+
+    with RunStore.open(paths.run_store()) as runs:
+        rec = runs.get("r9")
+        kinds = [e.kind for e in runs.evidence("r9")]
+    assert (rec.backend, rec.status.value, rec.exit_code) == ("kubernetes", "exited", 0)
+    assert kinds == ["verification", "k8s"]
+
+
+@pytest.mark.guarantee("k8s-run-image-verified")
+def test_run_of_an_image_no_signature_rule_covers_is_refused_and_recorded_before_the_cluster(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("stockade.cli._k8s._connect_run", lambda kubeconfig, context: fake)
+    argv = ["k8s", "run", "--policy", str(EXAMPLE_POLICY), "--server", "docs-search"]
+    assert run_cli([*argv, "--run-id", "r8"]) != 0
+    assert "verify" in capsys.readouterr().err
+    assert fake.calls == []
+    from stockade import paths
+    from stockade.store import RunStore
+
+    with RunStore.open(paths.run_store()) as runs:
+        (rec,) = runs.list()
+    assert rec.status.value == "refused"
 
 
 @pytest.mark.guarantee("k8s-preflight-refuse")
@@ -255,6 +286,8 @@ def test_run_on_a_cluster_without_gvisor_is_refused_before_any_write(
 ) -> None:
     fake.objects.clear()
     monkeypatch.setattr("stockade.cli._k8s._connect_run", lambda kubeconfig, context: fake)
+    ok = (DOCS_DIGEST, {"reference": "ghcr.io/acme/docs-search@x", "digest": "d"})
+    monkeypatch.setattr("stockade.cli._k8s._verify_image", lambda *a: ok)
     argv = ["k8s", "run", "--policy", str(EXAMPLE_POLICY), "--server", "docs-search"]
     assert run_cli(argv) != 0
     assert "gvisor" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import click
 
 from stockade import paths
 from stockade.admission import StockadeRules
+from stockade.errors import StockadeError, UsageError
 from stockade.kube import (
     Action,
     ApplyResult,
@@ -19,6 +20,7 @@ from stockade.kube import (
     ExportParams,
     ObjRef,
     PodApi,
+    PreflightError,
     RecordStore,
     RunParams,
     apply_run,
@@ -296,6 +298,56 @@ def _wait(seconds: float) -> None:
     threading.Event().wait(min(seconds, 1.0))
 
 
+def _verify_image(
+    policy: Policy, server: str, digest: str | None, plain_http: tuple[str, ...]
+) -> tuple[str, dict[str, Any]]:
+    """The supply-chain gate local image runs use: registry allowlist, digest rule, signatures
+    under the server's ``verify:`` rules. Returns the verified digest and the evidence."""
+    from stockade.supplychain import (
+        RegistryClient,
+        image_gate,
+        parse_reference,
+        require_pinned,
+        verify_remote_image,
+    )
+
+    text = policy.server(server).image
+    if text is None:
+        raise UsageError(
+            f"server {server!r} has no image: got a host command, expected an image",
+            "give the server an image: (pinned by digest) to run it on Kubernetes",
+        )
+    gate = image_gate(policy, server)
+    ref = parse_reference(text)
+    if digest is not None and ref.digest is None:
+        ref = ref.with_digest(digest)
+    if gate.require_digest and ref.digest is None:
+        require_pinned(text)  # raises: the policy demands a digest pin
+    with RegistryClient(plain_http=plain_http) as client:
+        v = verify_remote_image(
+            client,
+            ref,
+            allowlist=gate.allowlist,
+            policy=gate.verification,
+            clock=SystemClock(),
+            approved_bases=gate.approved_bases,
+        )
+    ev = v.evidence
+    evidence = {
+        "rule": ev.rule,
+        "signer_kind": ev.signer_kind,
+        "key_id": ev.key_id,
+        "subject": ev.subject,
+        "issuer": ev.issuer,
+        "log_index": ev.log_index,
+        "registry_rule": v.allowed_by,
+        "signed_reference": ev.signed_reference,
+        "reference": v.reference,
+        "digest": v.pinned.digest,
+    }
+    return v.pinned.digest, evidence
+
+
 @k8s.command("run")
 @click.option("--policy", "policy_file", required=True, type=click.Path(dir_okay=False))
 @click.option("--server", required=True)
@@ -305,6 +357,8 @@ def _wait(seconds: float) -> None:
 @click.option("--egress-proxy-ip", default=None)
 @click.option("--egress-namespace", default="stockade-egress", show_default=True)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--plain-http", "plain_http", multiple=True, help="Loopback registry host:port.")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--unsafe-assume-networkpolicy", is_flag=True)
 @click.option("--kubeconfig", default=None, type=click.Path(dir_okay=False))
 @click.option("--context", default=None)
@@ -317,41 +371,98 @@ def run_cmd(  # noqa: PLR0917 - click passes every option positionally by name
     egress_proxy_ip: str | None,
     egress_namespace: str,
     timeout_s: float | None,
+    plain_http: tuple[str, ...],
+    store_path: Path | None,
     unsafe_assume_networkpolicy: bool,
     kubeconfig: str | None,
     context: str | None,
 ) -> int:
-    """Apply one run, watch its Pod to its end or the deadline, print its log, delete it."""
-    from stockade.sandbox import policy_limits
+    """Verify the image, apply one run, watch its Pod to its end or the deadline, print its
+    log, delete what the run created, and record it all in the run store."""
+    from stockade.models import RunRecord, RunStatus
+    from stockade.sandbox import policy_limits, record_refused
+    from stockade.store import RunStore
 
     policy = load_policy(Path(policy_file))
     rid = _run_id(run_id)
-    params = RunParams(
-        run_id=rid,
-        namespace=namespace,
-        digest=digest,
-        egress_proxy_ip=egress_proxy_ip,
-        egress_namespace=egress_namespace,
-        egress_token=_secrets.token_urlsafe(32),
-        secret_values=_secret_values(policy, server),
-    )
-    objs = render_server(policy, server, params)
-    limit = timeout_s if timeout_s is not None else policy_limits(policy, server).timeout_s
-    api = _connect_run(kubeconfig, context)
-    with _audit() as audit:
-        got = run_pod(
-            api,
-            objs,
-            store=RecordStore(default_record_dir()),
-            clock=SystemClock(),
-            wait=_wait,
-            server=server,
-            run_id=rid,
-            timeout_s=limit,
-            audit=audit,
-            unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+    clock = SystemClock()
+    workload = str(policy.server(server).image or server)
+    with RunStore.open(store_path or paths.run_store()) as runs, _audit() as audit:
+        try:
+            verified_digest, verification = _verify_image(policy, server, digest, plain_http)
+            params = RunParams(
+                run_id=rid,
+                namespace=namespace,
+                digest=verified_digest,
+                egress_proxy_ip=egress_proxy_ip,
+                egress_namespace=egress_namespace,
+                egress_token=_secrets.token_urlsafe(32),
+                secret_values=_secret_values(policy, server),
+            )
+            objs = render_server(policy, server, params)
+            limits = policy_limits(policy, server)
+        except StockadeError as e:
+            record_refused(
+                e, clock=clock, store=runs, audit=audit, workload=workload, kind="server",
+                server=server, policy_hash=policy.effective_hash,
+            )  # fmt: skip
+            raise
+        limit = timeout_s if timeout_s is not None else limits.timeout_s
+        runs.create(
+            RunRecord(
+                run_id=rid,
+                workload=str(verification["reference"]),
+                kind="server",
+                server=server,
+                backend="kubernetes",
+                policy_hash=policy.effective_hash,
+                image_digest=verified_digest,
+                status=RunStatus.RUNNING,
+                created_at=clock.now(),
+                started_at=clock.now(),
+            )
         )
-    out = got.supervised.outcome
+        runs.add_evidence(rid, "verification", verification)
+        try:
+            got = run_pod(
+                _connect_run(kubeconfig, context),
+                objs,
+                store=RecordStore(default_record_dir()),
+                clock=clock,
+                wait=_wait,
+                server=server,
+                run_id=rid,
+                timeout_s=limit,
+                audit=audit,
+                unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+            )
+        except (StockadeError, KeyboardInterrupt) as e:
+            what = e.what if isinstance(e, StockadeError) else "interrupted (Ctrl-C)"
+            runs.update(
+                rid,
+                status=RunStatus.REFUSED if isinstance(e, PreflightError) else RunStatus.FAILED,
+                end_reason=EndReason.REFUSED if isinstance(e, PreflightError) else EndReason.ERROR,
+                ended_at=clock.now(),
+            )
+            runs.add_evidence(rid, "k8s", {"error": what})
+            raise
+        out = got.supervised.outcome
+        runs.update(
+            rid,
+            status=out.status,
+            end_reason=out.end_reason,
+            exit_code=out.exit_code,
+            ended_at=clock.now(),
+        )
+        runs.add_evidence(
+            rid,
+            "k8s",
+            {
+                "detail": out.detail,
+                "cleanup": [st.describe().strip() for st in got.cleanup.steps],
+                "log_tail": got.supervised.log[-4096:],
+            },
+        )
     click.echo(safe_text(got.supervised.log), nl=False)
     reason = out.end_reason.value if out.end_reason else "-"
     click.echo(f"run {rid}: {out.status.value} ({reason}): {safe_text(out.detail)}", err=True)
