@@ -13,7 +13,7 @@ from ._ratelimit import Limiter
 from ._ready import audit_ready, gvisor_ready, store_ready
 from ._revocations import StoreRevocations
 from ._server import ApiServer, listen
-from ._stop import RecordingStopper
+from ._stop import RecordingStopper, StoreStopCheck
 
 __all__ = [
     "PEER_SCOPE_KEY",
@@ -27,6 +27,7 @@ __all__ = [
     "RecordingStopper",
     "RunStopper",
     "StoreRevocations",
+    "StoreStopCheck",
     "audit_ready",
     "build_app",
     "gvisor_ready",

@@ -12,7 +12,7 @@ from stockade.store import RunStore
 
 from ._revocations import StoreRevocations
 
-__all__ = ["RecordingStopper"]
+__all__ = ["RecordingStopper", "StoreStopCheck"]
 
 
 class RecordingStopper:
@@ -25,3 +25,24 @@ class RecordingStopper:
         with self._open_store() as store:
             store.add_evidence(run_id, "stop_requested", {"by": by})
         return "stop requested; run tokens revoked"
+
+
+class StoreStopCheck:
+    """The runner's side: ``check()`` names who asked to stop ``run_id``, or ``None``.
+
+    Give it to ``Sandbox.watch_stop``: the run's monitor polls it (bounded interval) and kills the
+    sandbox with end reason ``killed_by_operator``. It reads the ``stop_requested`` evidence the API
+    records, opening the store afresh each time (it runs in the monitor thread).
+    """
+
+    def __init__(self, open_store: Callable[[], RunStore], run_id: str) -> None:
+        self._open_store = open_store
+        self._run_id = run_id
+
+    def __call__(self) -> str | None:
+        with self._open_store() as store:
+            items = [e for e in store.evidence(self._run_id) if e.kind == "stop_requested"]
+        if not items:
+            return None
+        by = items[0].data.get("by")
+        return by if isinstance(by, str) and by else "(unnamed operator)"

@@ -38,6 +38,8 @@ __all__ = ["POLL_INTERVAL_S", "Outcome", "Sandbox", "launch"]
 
 #: How often the monitor reads the CPU counter and the deadline (bounds the overshoot).
 POLL_INTERVAL_S = 0.05
+#: How often the monitor asks the injected stop check whether an operator asked to stop the run.
+STOP_POLL_S = 0.5
 RELAY_PYTHON = "/usr/bin/python3"
 EGRESS_ROOT = Path("/run/stockade-egress")
 _KILLED = frozenset(
@@ -56,6 +58,7 @@ class Outcome:
     memory_peak_bytes: int
     oom_kills: int
     cleanup_error: str = ""
+    stopped_by: str = ""
 
     @property
     def status(self) -> RunStatus:
@@ -103,6 +106,8 @@ class Sandbox:
         self._proxy = proxy
         self._cpu_offset_ns = cpu_offset_ns
         self._reason: EndReason | None = None
+        self._stop_check: Callable[[], str | None] | None = None
+        self._stopped_by = ""
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._outcome: Outcome | None = None
@@ -115,6 +120,13 @@ class Sandbox:
     @property
     def pid(self) -> int:
         return self._proc.pid
+
+    def watch_stop(self, check: Callable[[], str | None]) -> None:
+        """Ask ``check`` every :data:`STOP_POLL_S` (in the monitor loop that enforces the CPU
+        budget) whether the run should stop; a non-empty answer names who asked, and the run is
+        killed with end reason ``killed_by_operator`` and ``stopped_by`` recorded. A check that
+        raises an ``OSError``/``StockadeError`` stops the run too (fail closed)."""
+        self._stop_check = check
 
     def kill(self, reason: EndReason = EndReason.KILLED_BY_OPERATOR) -> None:
         """Stop the whole process tree now; the first reason given is the one recorded."""
@@ -165,6 +177,7 @@ class Sandbox:
 
     def _watch(self) -> None:
         cpu_ns = self.spec.cpu_seconds * 1e9 + self._cpu_offset_ns
+        next_stop_poll = time.monotonic()
         while True:
             try:
                 self._proc.wait(timeout=POLL_INTERVAL_S)
@@ -175,6 +188,18 @@ class Sandbox:
                 self.kill(EndReason.DEADLINE)
             elif self._cgroup.usage().cpu_ns >= cpu_ns:
                 self.kill(EndReason.CPU_LIMIT)
+            elif self._stop_check is not None and time.monotonic() >= next_stop_poll:
+                next_stop_poll = time.monotonic() + STOP_POLL_S
+                self._poll_stop(self._stop_check)
+
+    def _poll_stop(self, check: Callable[[], str | None]) -> None:
+        try:
+            by = check()
+        except (OSError, StockadeError) as e:
+            by = f"(stop check failed: {e})"
+        if by:
+            self._stopped_by = by
+            self.kill(EndReason.KILLED_BY_OPERATOR)
 
     def _finish(self) -> None:
         try:
@@ -200,6 +225,7 @@ class Sandbox:
             cpu_seconds=round(max(0, usage.cpu_ns - self._cpu_offset_ns) / 1e9, 3),
             memory_peak_bytes=usage.memory_bytes,
             oom_kills=usage.oom_kills,
+            stopped_by=self._stopped_by,
         )
         if self._proxy is not None:
             self._proxy.close()
