@@ -144,6 +144,8 @@ class ServerPolicy(_M):
     tofu: bool = False
     tools: ToolsPolicy = ToolsPolicy()
     verify: tuple[str, ...] = ()
+    #: Booted single-use gVisor sandboxes kept ready for this server (0: cold starts only).
+    warm_pool: int = Field(default=0, ge=0, le=64)
 
     @field_validator("name")
     @classmethod
