@@ -187,14 +187,14 @@ def test_oversized_and_malformed_bodies_are_refused(
         ctype = await c.post(
             "/mcp", content=b"{}", headers=headers(**{"content-type": "text/plain"})
         )
-        get = await c.get("/mcp", headers=headers())
+        get = await c.get("/mcp", headers=headers(accept="application/json"))
         return big.status_code, bad.status_code, ctype.status_code, get.status_code
 
     assert with_http(tmp_path, evil_spec(tofu=True), body, max_message_bytes=2048) == (
         413,
         400,
         415,
-        405,
+        406,  # a GET stream must accept text/event-stream
     )
 
 
@@ -245,3 +245,49 @@ def test_the_stateless_era_needs_no_session_but_header_and_body_must_agree(
         assert (await c.post("/mcp", json=listing, headers=h)).status_code == 401
 
     with_http(tmp_path, evil_spec(tofu=True), body)
+
+
+def make_gateway(tmp_path: Path, sink: MemoryAuditSink, clients: tuple[str, ...]) -> Gateway:
+    return Gateway(
+        GatewayConfig(clients=clients),
+        pins=PinStore(tmp_path),
+        launcher=SubprocessLauncher(),
+        decider=StaticDecider(),
+        approver=ScriptedApprover(allow=False),
+        audit=sink,
+        clock=FakeClock(),
+    )
+
+
+@pytest.mark.guarantee("gw-http-unsafe-no-auth-audited")
+def test_unsafe_no_auth_takes_a_tokenless_request_as_the_named_client_and_audits_it(
+    tmp_path: Path,
+) -> None:
+    sink = MemoryAuditSink()
+    gw = make_gateway(tmp_path, sink, ("tester",))
+    t = HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={}, unsafe_no_auth_client="tester")
+    assert [e.type for e in sink.events][:1] == ["gateway.unsafe_no_auth"]
+
+    async def go() -> tuple[int, int, str | None]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=t.app), base_url=BASE) as c:
+            h = headers()
+            del h["authorization"]
+            anon = await c.post("/mcp", json=INIT, headers=h)
+            wrong = await c.post(
+                "/mcp", json=INIT, headers=headers(authorization="Bearer wrong-token-xxxxxxxx")
+            )
+            return anon.status_code, wrong.status_code, anon.headers.get("mcp-session-id")
+
+    anon, wrong, sid = asyncio.run(go())
+    assert anon == 200
+    assert sid
+    assert wrong == 401  # a token that is present is still checked
+    assert "gateway.unsafe_no_auth_request" in [e.type for e in sink.events]
+
+
+def test_unsafe_no_auth_needs_a_client_the_policy_knows(tmp_path: Path) -> None:
+    gw = make_gateway(tmp_path, MemoryAuditSink(), ("tester",))
+    with pytest.raises(ConfigError, match="not one the policy knows"):
+        HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={}, unsafe_no_auth_client="other")
+    with pytest.raises(ConfigError):
+        HttpTransport(gw, host="192.168.1.1", port=PORT, tokens={}, unsafe_no_auth_client="tester")

@@ -61,6 +61,12 @@ _policy_option = click.option(
     help="HTTP: client CLIENT authenticates with the bearer token stored as secret SECRET.",
 )
 @click.option(
+    "--unsafe-no-auth",
+    is_flag=True,
+    help="HTTP: take requests without a token as --client (UNSAFE: loopback conformance tests "
+    "only; audited).",
+)
+@click.option(
     "--unsafe-no-sandbox",
     is_flag=True,
     help="Run downstream servers as plain child processes (UNSAFE: testing only).",
@@ -117,6 +123,7 @@ def gateway(
     http: str | None,
     client_token: tuple[str, ...],
     unsafe_no_sandbox: bool,
+    unsafe_no_auth: bool,
     audit_log: Path | None,
     store_path: Path | None,
     host_token_file: Path | None,
@@ -251,7 +258,12 @@ def gateway(
             asyncio.run(serve_stdio(gw, client=client))
         else:
             host, port = _host_port(http)
-            transport = HttpTransport(gw, host=host, port=port, tokens=tokens)
+            anonymous = client if unsafe_no_auth else None
+            if anonymous is not None:
+                click.echo(f"stockade: warning: UNSAFE: no auth, acting as {client}", err=True)
+            transport = HttpTransport(
+                gw, host=host, port=port, tokens=tokens, unsafe_no_auth_client=anonymous
+            )
             click.echo(f"stockade: gateway listening on http://{host}:{port}/mcp", err=True)
             asyncio.run(serve_http(gw, transport, host))
 

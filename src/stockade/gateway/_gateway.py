@@ -184,6 +184,10 @@ class Gateway(Surface):
 
     # -- agent side -------------------------------------------------------------------------
 
+    def record(self, event: str, data: dict[str, Any]) -> None:
+        """An audit event from a transport (e.g. an unsafe mode in use)."""
+        self._audit.append(event, data)
+
     def set_notifier(self, notify: Notify) -> None:
         self._notify = notify
 

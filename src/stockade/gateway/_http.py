@@ -1,4 +1,4 @@
-"""Streamable HTTP transport (2025-11-25 era, JSON responses; no server-initiated stream).
+"""Streamable HTTP transport (2025-11-25 era, JSON responses; a GET stream for list changes).
 
 * Binds loopback only: TLS is not implemented, so a non-loopback bind is refused.
 * Validates ``Host`` (must name the bound loopback address and port) and ``Origin`` (absent, or a
@@ -6,6 +6,12 @@
 * Authenticates every request with ``Authorization: Bearer <token>`` mapped to a client name;
   ``Mcp-Session-Id`` is bound to that client and is never itself authentication.
 * Bounds request bodies to ``max_message_bytes`` while reading.
+* ``GET`` opens a server-sent-event stream that carries only ``notifications/*/list_changed``
+  (they name no content and go to every stream); logs and progress are per connection and reach
+  stdio clients only, since a JSON response has no room for them.
+* ``unsafe_no_auth_client`` (``--unsafe-no-auth``, for conformance testing only): a request with no
+  ``Authorization`` header is taken as that client; a wrong token is still refused. Recorded in
+  the audit log when the transport is made, and on every unauthenticated request.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import hmac
 import ipaddress
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from stockade.errors import StockadeError
@@ -35,6 +42,9 @@ __all__ = ["HttpTransport", "check_bind", "serve_http"]
 
 _LOOPBACK_NAMES = {"localhost"}
 _MAX_SESSIONS = 1024
+_MAX_STREAMS = 64
+_STREAM_QUEUE = 32
+_KEEPALIVE_S = 15.0
 
 
 def check_bind(host: str, port: int) -> None:
@@ -61,11 +71,29 @@ def _digest(token: str) -> bytes:
 
 class HttpTransport:
     def __init__(
-        self, gateway: Gateway, *, host: str, port: int, tokens: Mapping[str, str]
+        self,
+        gateway: Gateway,
+        *,
+        host: str,
+        port: int,
+        tokens: Mapping[str, str],
+        unsafe_no_auth_client: str | None = None,
     ) -> None:
         check_bind(host, port)
-        if not tokens:
+        if not tokens and unsafe_no_auth_client is None:
             raise ConfigError("no client tokens configured for HTTP", "pass --client-token")
+        if unsafe_no_auth_client is not None:
+            if unsafe_no_auth_client not in gateway.config.clients:
+                raise ConfigError(
+                    f"--unsafe-no-auth client {unsafe_no_auth_client!r} is not one the policy "
+                    f"knows (expected one of {', '.join(gateway.config.clients)})",
+                    "pass --client with a client of the policy",
+                )
+            gateway.record(
+                "gateway.unsafe_no_auth",
+                {"client": unsafe_no_auth_client, "bind": f"{host}:{port}", "warning": "UNSAFE"},
+            )
+        self._anonymous = unsafe_no_auth_client
         for client, token in tokens.items():
             if len(token) < 16:
                 raise ConfigError(f"token of client {client!r} is too short", "use 16+ characters")
@@ -76,11 +104,16 @@ class HttpTransport:
         self._hosts = {f"{h}:{port}" for h in hosts}
         self._origins = {f"http://{h}:{port}" for h in hosts}
         self._sessions: dict[str, str] = {}
+        self._streams: set[asyncio.Queue[dict[str, Any]]] = set()
+        gateway.set_notifier(self._broadcast)
         self.app = Starlette(
             routes=[Route("/mcp", self._endpoint, methods=["GET", "POST", "DELETE"])]
         )
 
     def _client(self, request: Request) -> str | None:
+        if "authorization" not in request.headers and self._anonymous is not None:
+            self.gateway.record("gateway.unsafe_no_auth_request", {"client": self._anonymous})
+            return self._anonymous
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -124,13 +157,47 @@ class HttpTransport:
             )
         sid = request.headers.get("mcp-session-id")
         if request.method == "GET":
-            return Response(status_code=405, headers={"Allow": "POST, DELETE"})
+            return self._stream(request, client, sid)
         if request.method == "DELETE":
             if sid is None or self._sessions.get(sid) != client:
                 return Response(status_code=404)
             del self._sessions[sid]
             return Response(status_code=204)
         return await self._post(request, client, sid)
+
+    async def _broadcast(self, msg: dict[str, Any]) -> None:
+        method = msg.get("method")
+        if not isinstance(method, str) or not method.endswith("/list_changed"):
+            return  # logs and progress belong to one connection: never broadcast
+        for queue in list(self._streams):
+            if queue.full():
+                continue  # a stalled reader misses a hint; it re-lists when it reconnects
+            queue.put_nowait({"jsonrpc": "2.0", "method": method})
+
+    def _stream(self, request: Request, client: str, sid: str | None) -> Response:
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            return Response(status_code=406)
+        if sid is not None and self._sessions.get(sid) != client:
+            return Response(status_code=404)
+        if len(self._streams) >= _MAX_STREAMS:
+            return Response(status_code=429)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_STREAM_QUEUE)
+        self._streams.add(queue)
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    try:
+                        msg = await asyncio.wait_for(queue.get(), _KEEPALIVE_S)
+                    except TimeoutError:
+                        yield b": keepalive\n\n"
+                        continue
+                    data = json.dumps(msg, separators=(",", ":"))
+                    yield f"event: message\ndata: {data}\n\n".encode()
+            finally:
+                self._streams.discard(queue)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     async def _post(self, request: Request, client: str, sid: str | None) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -192,7 +259,12 @@ async def serve_http(gateway: Gateway, transport: HttpTransport, host: str) -> N
     import uvicorn
 
     config = uvicorn.Config(
-        transport.app, host=host, port=transport.port, log_level="warning", lifespan="off"
+        transport.app,
+        host=host,
+        port=transport.port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=2,  # open GET streams end with the server
     )
     server = uvicorn.Server(config)
     await gateway.start()

@@ -239,7 +239,7 @@ class Surface(ServerLifecycle):
             client=client,
             session=str(conversation)[:128],
         )
-        result = await self._prompt_chain(CallContext(call=call, exposed_name=name))
+        result = await self._prompt_chain(CallContext(call=call, exposed_name=f"prompt:{name}"))
         if result.get("isError"):
             content = result.get("content") or [{"text": "denied"}]
             return error_response(rid, INVALID_PARAMS, str(content[0].get("text", "denied")))

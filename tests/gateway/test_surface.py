@@ -1,0 +1,246 @@
+"""The MCP surface beyond tools against the real server-everything: prompts, completion, logging,
+progress, resource templates and subscriptions, each decided by policy and sanitised."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockade.gateway import Gateway, GatewayConfig, PinStore, ServerSpec, SubprocessLauncher
+from stockade.testing import FakeClock, MemoryAuditSink, ScriptedApprover, StaticDecider
+
+pytestmark = [pytest.mark.node, pytest.mark.slow]
+
+PROMPTS = "everything__prompts/get"
+READ = "everything__resources/read"
+
+
+def run(
+    tmp_path: Path, everything_js: Path, allow: set[str], body: Any
+) -> tuple[Any, list[dict[str, Any]], MemoryAuditSink]:
+    node = shutil.which("node")
+    assert node is not None
+    spec = ServerSpec(name="everything", command=(node, str(everything_js), "stdio"), tofu=True)
+    notes: list[dict[str, Any]] = []
+    sink = MemoryAuditSink()
+
+    async def notify(msg: dict[str, Any]) -> None:
+        notes.append(msg)
+
+    async def go() -> Any:
+        gw = Gateway(
+            GatewayConfig(servers=(spec,), clients=("agent",)),
+            pins=PinStore(tmp_path / "pins"),
+            launcher=SubprocessLauncher(),
+            decider=StaticDecider(allow=allow),
+            approver=ScriptedApprover(allow=False),
+            audit=sink,
+            clock=FakeClock(),
+        )
+        gw.set_notifier(notify)
+        await asyncio.wait_for(gw.start(), 30)
+        try:
+            return await asyncio.wait_for(body(gw, notes), 60)
+        finally:
+            await gw.close()
+
+    return asyncio.run(go()), notes, sink
+
+
+async def ask(gw: Gateway, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"jsonrpc": "2.0", "id": 9, "method": method}
+    if params is not None:
+        msg["params"] = params
+    resp = await gw.handle(msg, client="agent")
+    assert resp is not None
+    return resp
+
+
+async def until(notes: list[dict[str, Any]], method: str, limit_s: float = 20) -> dict[str, Any]:
+    for _ in range(int(limit_s / 0.05)):  # bounded wait for a notification
+        found = [n for n in notes if n.get("method") == method]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {method} within {limit_s}s")
+
+
+@pytest.mark.guarantee("gw-prompts-decided")
+def test_prompts_are_listed_and_got_only_as_policy_allows_and_come_back_untrusted(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {"init": await ask(gw, "initialize", {})}
+        seen["list"] = await ask(gw, "prompts/list")
+        seen["simple"] = await ask(gw, "prompts/get", {"name": "everything__simple-prompt"})
+        args = {"name": "everything__args-prompt", "arguments": {"city": "Oslo\x1b[31m"}}
+        seen["args"] = await ask(gw, "prompts/get", args)
+        seen["unknown"] = await ask(gw, "prompts/get", {"name": "everything__no-such-prompt"})
+        seen["other"] = await ask(gw, "prompts/get", {"name": "nothere__simple-prompt"})
+        seen["badargs"] = await ask(
+            gw, "prompts/get", {"name": "everything__args-prompt", "arguments": {"city": 3}}
+        )
+        return seen
+
+    seen, _, sink = run(tmp_path, everything_js, {PROMPTS}, body)
+    assert "prompts" in seen["init"]["result"]["capabilities"]
+    names = [p["name"] for p in seen["list"]["result"]["prompts"]]
+    assert "everything__simple-prompt" in names
+    assert "everything__args-prompt" in names
+    simple = seen["simple"]["result"]
+    assert simple["_meta"]["stockade/trust"] == "untrusted"
+    text = simple["messages"][0]["content"]["text"]
+    assert text.startswith('<untrusted-tool-output source="prompt:everything__simple-prompt">')
+    args_text = seen["args"]["result"]["messages"][0]["content"]["text"]
+    assert "Oslo" in args_text
+    assert "\x1b" not in args_text  # the echoed argument is sanitised like any server text
+    assert seen["unknown"]["error"]["code"] == -32602
+    assert seen["other"]["error"]["code"] == -32602
+    assert seen["badargs"]["error"]["code"] == -32602
+    calls = [e.data for e in sink.events if e.type == "gateway.call"]
+    tools = {c["tool"] for c in calls}
+    assert {"prompt:everything__simple-prompt", "prompt:everything__args-prompt"} <= tools
+
+
+@pytest.mark.guarantee("gw-prompts-decided")
+def test_without_a_prompts_rule_no_prompt_is_listed_nor_got(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "list": await ask(gw, "prompts/list"),
+            "get": await ask(gw, "prompts/get", {"name": "everything__simple-prompt"}),
+            "complete": await ask(
+                gw,
+                "completion/complete",
+                {
+                    "ref": {"type": "ref/prompt", "name": "everything__completable-prompt"},
+                    "argument": {"name": "department", "value": "E"},
+                },
+            ),
+        }
+
+    seen, _, _ = run(tmp_path, everything_js, {"everything__echo"}, body)
+    assert seen["list"]["result"]["prompts"] == []
+    assert seen["get"]["error"]["code"] == -32602
+    assert seen["complete"]["error"]["code"] == -32602
+
+
+def test_completion_of_an_allowed_prompt_is_forwarded_and_its_values_sanitised(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        ref = {"type": "ref/prompt", "name": "everything__completable-prompt"}
+        return {
+            "dept": await ask(
+                gw,
+                "completion/complete",
+                {"ref": ref, "argument": {"name": "department", "value": "E"}},
+            ),
+            "name": await ask(
+                gw,
+                "completion/complete",
+                {
+                    "ref": ref,
+                    "argument": {"name": "name", "value": "A"},
+                    "context": {"arguments": {"department": "Engineering"}},
+                },
+            ),
+        }
+
+    seen, _, _ = run(tmp_path, everything_js, {PROMPTS}, body)
+    assert seen["dept"]["result"]["completion"]["values"] == ["Engineering"]
+    assert seen["name"]["result"]["completion"]["values"] == ["Alice"]
+    assert seen["dept"]["result"]["_meta"]["stockade/trust"] == "untrusted"
+
+
+@pytest.mark.guarantee("gw-server-notifications-sanitised")
+def test_progress_reaches_the_agent_under_its_own_token_and_logs_arrive_marked_untrusted(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {"level": await ask(gw, "logging/setLevel", {"level": "debug"})}
+        seen["bad_level"] = await ask(gw, "logging/setLevel", {"level": "loud"})
+        params = {
+            "name": "everything__trigger-long-running-operation",
+            "arguments": {"duration": 0.2, "steps": 2},
+            "_meta": {"progressToken": "agent-token-1"},
+        }
+        seen["call"] = await ask(gw, "tools/call", params)
+        seen["progress"] = await until(notes, "notifications/progress")
+        await ask(
+            gw, "tools/call", {"name": "everything__toggle-simulated-logging", "arguments": {}}
+        )
+        seen["log"] = await until(notes, "notifications/message")
+        return seen
+
+    allow = {"everything__trigger-long-running-operation", "everything__toggle-simulated-logging"}
+    seen, notes, sink = run(tmp_path, everything_js, allow, body)
+    assert seen["level"]["result"] == {}
+    assert seen["bad_level"]["error"]["code"] == -32602
+    assert not seen["call"]["result"]["isError"]
+    progress = seen["progress"]["params"]
+    assert progress["progressToken"] == "agent-token-1"  # never the gateway's downstream token
+    assert all(
+        n["params"]["progressToken"] == "agent-token-1"
+        for n in notes
+        if n["method"] == "notifications/progress"
+    )
+    log = seen["log"]["params"]
+    assert log["logger"].startswith("everything")
+    assert log["_meta"]["stockade/trust"] == "untrusted"
+    assert isinstance(log["data"], str)
+    assert "gateway.log_level" in [e.type for e in sink.events]
+
+
+def test_resource_templates_are_offered_under_gateway_uris_that_read_back(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        seen = {"templates": await ask(gw, "resources/templates/list")}
+        tpls = seen["templates"]["result"]["resourceTemplates"]
+        text_tpl = next(t["uriTemplate"] for t in tpls if "{" in t["uriTemplate"])
+        filled = text_tpl.split("{")[0] + "1"
+        seen["read"] = await ask(gw, "resources/read", {"uri": filled})
+        seen["filled"] = filled
+        return seen
+
+    seen, _, _ = run(tmp_path, everything_js, {READ}, body)
+    tpls = seen["templates"]["result"]["resourceTemplates"]
+    assert tpls
+    assert all(t["uriTemplate"].startswith("stockade+resource://everything/") for t in tpls)
+    contents = seen["read"]["result"]["contents"]
+    assert contents
+    assert contents[0]["uri"].startswith("stockade+resource://everything/")
+
+
+@pytest.mark.guarantee("gw-server-notifications-sanitised")
+def test_subscriptions_need_a_read_rule_and_a_gateway_uri(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        listing = await ask(gw, "resources/list")
+        uri = listing["result"]["resources"][0]["uri"]
+        return {
+            "sub": await ask(gw, "resources/subscribe", {"uri": uri}),
+            "unsub": await ask(gw, "resources/unsubscribe", {"uri": uri}),
+            "raw": await ask(gw, "resources/subscribe", {"uri": "test://watched-resource"}),
+        }
+
+    seen, _, sink = run(tmp_path, everything_js, {READ}, body)
+    assert seen["sub"]["result"] == {}
+    assert seen["unsub"]["result"] == {}
+    assert seen["raw"]["error"]["code"] == -32602  # only the gateway's own uris are known
+    decisions = [e.data["decision"] for e in sink.events if e.type == "gateway.subscribe"]
+    assert decisions == ["allow", "allow"]
+
+    async def denied(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        uri = "stockade+resource://everything/demo%3A%2F%2Fresource%2Fstatic%2Fdocument%2Fa.md"
+        return await ask(gw, "resources/subscribe", {"uri": uri})
+
+    refused, _, _ = run(tmp_path, everything_js, {"everything__echo"}, denied)
+    assert refused["error"]["code"] == -32602
