@@ -19,6 +19,9 @@ __all__ = ["Metrics", "render_approval_metrics", "render_store_metrics"]
 
 Labels = tuple[tuple[str, str], ...]
 
+#: Gateway deny stages that are attempts to cross a trust boundary (not ordinary policy denials).
+_BOUNDARY_STAGES = frozenset({"information-flow", "pin", "pinning", "authenticate"})
+
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -96,6 +99,8 @@ def render_store_metrics(store: RunStore) -> list[str]:
     ):
         runs[(("status", str(status)), ("end_reason", str(reason)))] = float(n)
     decisions: Counter[Labels] = Counter()
+    denials: Counter[Labels] = Counter()
+    violations: Counter[Labels] = Counter()
     for (data,) in conn.execute("SELECT data FROM evidence WHERE kind = 'decision'"):
         kind = "unknown"
         try:
@@ -103,6 +108,12 @@ def render_store_metrics(store: RunStore) -> list[str]:
         except ValueError:
             obj = None
         if isinstance(obj, dict):
+            outcome = obj.get("outcome")
+            if isinstance(outcome, str) and outcome.startswith("denied:"):
+                stage = outcome.removeprefix("denied:")[:64]
+                denials[(("stage", stage),)] += 1
+                if stage in _BOUNDARY_STAGES:
+                    violations[(("stage", stage),)] += 1
             d = obj.get("decision")
             if isinstance(d, dict) and isinstance(d.get("kind"), str):
                 kind = d["kind"]
@@ -116,6 +127,18 @@ def render_store_metrics(store: RunStore) -> list[str]:
         *_family("stockade_runs", "gauge", "Runs by status and end reason", runs),
         *_family(
             "stockade_decisions_total", "counter", "Policy decisions by result", dict(decisions)
+        ),
+        *_family(
+            "stockade_gateway_denials_total",
+            "counter",
+            "Gateway tool calls denied, by the interceptor stage that denied them",
+            dict(denials),
+        ),
+        *_family(
+            "stockade_gateway_trust_boundary_violations_total",
+            "counter",
+            "Gateway calls refused for crossing a trust boundary (tainted data to a sink, pins)",
+            dict(violations),
         ),
         *_family(
             "stockade_admission_violations_total",
