@@ -293,3 +293,39 @@ def test_run_on_a_cluster_without_gvisor_is_refused_before_any_write(
     assert "gvisor" in capsys.readouterr().err
     assert fake.objects == {}
     assert [op for op, _ in fake.calls] == []
+
+
+def test_stockade_run_backend_kubernetes_is_the_same_run(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("stockade.cli._k8s._connect_run", lambda kubeconfig, context: fake)
+    ok = (DOCS_DIGEST, {"reference": "ghcr.io/acme/docs-search@x", "digest": "d"})
+    monkeypatch.setattr("stockade.cli._k8s._verify_image", lambda *a: ok)
+    # The Pod name carries a fresh run id: script whichever Pod appears.
+    monkeypatch.setattr("stockade.cli._k8s._wait", lambda s: _finish_pods(fake))
+    argv = ["run", "--backend", "kubernetes", "--policy", str(EXAMPLE_POLICY)]
+    code = run_cli([*argv, "--server", "docs-search", "--timeout", "30"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert ": exited (exited)" in err
+    assert [r.kind for r in fake.objects] == ["RuntimeClass"]
+
+
+def _finish_pods(fake: FakeCluster) -> None:
+    done = {"containerStatuses": [{"name": "server", "state": {"terminated": {"exitCode": 0}}}]}
+    for ref, obj in fake.objects.items():
+        if ref.kind == "Pod":
+            obj["status"] = {"phase": "Succeeded", **done}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--", "/bin/sh"], ["--rw", "/tmp"], ["--network", "none"], ["--image", "ghcr.io/a/b:1"]],
+)
+def test_stockade_run_backend_kubernetes_refuses_local_only_options(
+    fake: FakeCluster, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", "--backend", "kubernetes", "--policy", str(EXAMPLE_POLICY)]
+    assert run_cli([*argv, "--server", "docs-search", *extra]) != 0
+    assert "--backend kubernetes" in capsys.readouterr().err
+    assert fake.calls == []

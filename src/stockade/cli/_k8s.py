@@ -379,6 +379,41 @@ def run_cmd(  # noqa: PLR0917 - click passes every option positionally by name
 ) -> int:
     """Verify the image, apply one run, watch its Pod to its end or the deadline, print its
     log, delete what the run created, and record it all in the run store."""
+    return run_on_kubernetes(
+        policy_file,
+        server,
+        run_id=run_id,
+        namespace=namespace,
+        digest=digest,
+        egress_proxy_ip=egress_proxy_ip,
+        egress_namespace=egress_namespace,
+        timeout_s=timeout_s,
+        plain_http=plain_http,
+        store=store_path,
+        unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+        kubeconfig=kubeconfig,
+        context=context,
+    )
+
+
+def run_on_kubernetes(
+    policy_file: str,
+    server: str,
+    *,
+    run_id: str | None = None,
+    namespace: str | None = None,
+    digest: str | None = None,
+    egress_proxy_ip: str | None = None,
+    egress_namespace: str = "stockade-egress",
+    timeout_s: float | None = None,
+    plain_http: tuple[str, ...] = (),
+    store: Path | None = None,
+    unsafe_assume_networkpolicy: bool = False,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+) -> int:
+    """``stockade k8s run`` and ``stockade run --backend kubernetes``; returns the exit code."""
+    store_path = store
     from stockade.models import RunRecord, RunStatus
     from stockade.sandbox import policy_limits, record_refused
     from stockade.store import RunStore

@@ -49,6 +49,13 @@ def _pump(src: IO[bytes], dst: IO[bytes], sanitize: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="End with the run record as JSON.")
 @click.option("--image", "image_ref", help="Verify REF against the policy and run it on gVisor.")
 @click.option("--plain-http", "plain_http", multiple=True, help="Loopback registry host:port.")
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    help="kubernetes: the server's verified image as a gVisor Pod (see docs/kubernetes.md).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(  # noqa: PLR0917 (click passes every option positionally by name)
     policy_file: Path | None,
@@ -67,9 +74,23 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
     as_json: bool,
     image_ref: str | None,
     plain_http: tuple[str, ...],
+    backend: str,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND in a sandbox (gVisor by default): stockade run [OPTIONS] -- CMD ARGS..."""
+    if backend == "kubernetes":
+        from ._k8s import run_on_kubernetes
+
+        local = (runtime, network, domains, memory_mb, cpu_seconds, pids, ro, rw, interactive)
+        if policy_file is None or server is None or command or image_ref or any(local):
+            raise UsageError(
+                "--backend kubernetes runs a policy server's image with the policy's limits",
+                "pass only --policy FILE --server NAME [--timeout S] [--store F] [--plain-http]",
+            )
+        code = run_on_kubernetes(
+            str(policy_file), server, timeout_s=timeout_s, plain_http=plain_http, store=store_path
+        )
+        sys.exit(code)
     from stockade.audit import AuditLog
     from stockade.sandbox import (
         Overrides,
