@@ -6,6 +6,7 @@ secrets (detect-secrets pattern detectors, run tokens, the policy's own secret v
 ``export_evidence`` writes an offline-checkable folder.
 """
 
+from ._alerting_sink import AlertingAuditSink, alert_for
 from ._alerts import Alert, AlertError, AlertHook, CommandHook, WebhookHook, make_alert
 from ._audit import AuditTarget
 from ._checks import Check, GateResult, run_checks
@@ -34,6 +35,7 @@ __all__ = [
     "Alert",
     "AlertError",
     "AlertHook",
+    "AlertingAuditSink",
     "ApplyPlan",
     "ArchiveSeal",
     "AuditTarget",
@@ -46,6 +48,7 @@ __all__ = [
     "PolicyVersion",
     "SecretFinding",
     "WebhookHook",
+    "alert_for",
     "apply_policy",
     "audit_lines_of_run",
     "drill_rollback",
