@@ -50,6 +50,7 @@ def with_http(
     tmp_path: Path,
     spec: ServerSpec,
     body: Callable[[httpx.AsyncClient], Awaitable[Any]],
+    keep: list[HttpTransport] | None = None,
     **cfg: Any,
 ) -> Any:
     async def go() -> Any:
@@ -63,6 +64,8 @@ def with_http(
             clock=FakeClock(),
         )
         t = HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={"alice": TOKEN})
+        if keep is not None:
+            keep.append(t)
         await asyncio.wait_for(gw.start(), 20)
         try:
             async with httpx.AsyncClient(
@@ -291,3 +294,111 @@ def test_unsafe_no_auth_needs_a_client_the_policy_knows(tmp_path: Path) -> None:
         HttpTransport(gw, host="127.0.0.1", port=PORT, tokens={}, unsafe_no_auth_client="other")
     with pytest.raises(ConfigError):
         HttpTransport(gw, host="192.168.1.1", port=PORT, tokens={}, unsafe_no_auth_client="tester")
+
+
+def test_an_http_client_cancels_its_own_in_flight_call_and_gets_no_answer(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    async def body(c: httpx.AsyncClient) -> tuple[int, int, int, str]:
+        init = await c.post("/mcp", json=INIT, headers=headers())
+        h = headers(**{"mcp-session-id": init.headers["mcp-session-id"]})
+        call = {
+            "jsonrpc": "2.0",
+            "id": 41,
+            "method": "tools/call",
+            "params": {"name": "evil__echo", "arguments": {"message": "never answered"}},
+        }
+        pending = asyncio.ensure_future(c.post("/mcp", json=call, headers=h))
+        for _ in range(200):  # bounded: until the call is in flight
+            if pending.done() or t_inflight():
+                break
+            await asyncio.sleep(0.01)
+        other = headers()  # the same client without the session: cannot cancel it
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled"}
+        cancel["params"] = {"requestId": 41}  # type: ignore[assignment]
+        foreign = await c.post("/mcp", json=cancel, headers=other)
+        still = t_inflight()
+        ok = await c.post("/mcp", json=cancel, headers=h)
+        answered = await asyncio.wait_for(pending, 10)
+        return foreign.status_code, ok.status_code, answered.status_code, str(still)
+
+    transports: list[HttpTransport] = []
+
+    def t_inflight() -> bool:
+        return bool(transports and transports[0]._inflight)
+
+    foreign, ok, answered, still = with_http(
+        tmp_path, evil_spec("slow", tofu=True, call_timeout_s=30), body, transports
+    )
+    assert foreign == 400  # no session: refused before it could reach anything
+    assert still == "True"
+    assert ok == 202
+    assert answered == 204  # cancelled: no JSON-RPC answer
+
+
+@pytest.mark.slow
+@pytest.mark.guarantee("gw-server-notifications-sanitised")
+def test_a_get_stream_receives_list_changed_when_a_rug_pull_hides_a_tool(
+    tmp_path: Path, evil_spec: Callable[..., ServerSpec]
+) -> None:
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+
+    async def go() -> tuple[list[str], list[str]]:
+        gw = Gateway(
+            GatewayConfig(servers=(evil_spec("rugpull", tofu=True),), clients=("alice",)),
+            pins=PinStore(tmp_path / "pins"),
+            launcher=SubprocessLauncher(),
+            decider=StaticDecider(allow={"evil__echo"}),
+            approver=ScriptedApprover(allow=False),
+            audit=MemoryAuditSink(),
+            clock=FakeClock(),
+        )
+        t = HttpTransport(gw, host="127.0.0.1", port=port, tokens={"alice": TOKEN})
+        server = uvicorn.Server(
+            uvicorn.Config(t.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        )
+        await asyncio.wait_for(gw.start(), 20)
+        serving = asyncio.ensure_future(server.serve())
+        events: list[str] = []
+        try:
+            for _ in range(500):  # bounded wait for uvicorn to listen
+                if server.started:
+                    break
+                await asyncio.sleep(0.01)
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+                init = await c.post("/mcp", json=INIT, headers=headers())
+                h = headers(**{"mcp-session-id": init.headers["mcp-session-id"]})
+                sse = {**h, "accept": "text/event-stream"}
+                async with c.stream("GET", "/mcp", headers=sse) as stream:
+                    assert stream.status_code == 200
+                    call = {
+                        "jsonrpc": "2.0",
+                        "id": 2,
+                        "method": "tools/call",
+                        "params": {"name": "evil__echo", "arguments": {"message": "x"}},
+                    }
+                    await c.post("/mcp", json=call, headers=h)  # the server rug-pulls after it
+                    lines = stream.aiter_lines()
+                    while not any("list_changed" in e for e in events):
+                        events.append(await asyncio.wait_for(anext(lines), 10))
+                after = await c.post(
+                    "/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=h
+                )
+                tools = [x["name"] for x in after.json()["result"]["tools"]]
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(serving, 10)
+            await gw.close()
+        return events, tools
+
+    events, tools = asyncio.run(go())
+    data = [e for e in events if e.startswith("data: ")]
+    assert data == ['data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}']
+    assert "evil__echo" not in tools  # hidden until the changed definition is approved

@@ -6,6 +6,8 @@
 * Authenticates every request with ``Authorization: Bearer <token>`` mapped to a client name;
   ``Mcp-Session-Id`` is bound to that client and is never itself authentication.
 * Bounds request bodies to ``max_message_bytes`` while reading.
+* ``notifications/cancelled`` cancels an in-flight request of the same client and session (the
+  server is told too); the cancelled POST ends with 204 and no JSON-RPC answer.
 * ``GET`` opens a server-sent-event stream that carries only ``notifications/*/list_changed``
   (they name no content and go to every stream); logs and progress are per connection and reach
   stdio clients only, since a JSON response has no room for them.
@@ -105,6 +107,7 @@ class HttpTransport:
         self._origins = {f"http://{h}:{port}" for h in hosts}
         self._sessions: dict[str, str] = {}
         self._streams: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._inflight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any] | None]] = {}
         gateway.set_notifier(self._broadcast)
         self.app = Starlette(
             routes=[Route("/mcp", self._endpoint, methods=["GET", "POST", "DELETE"])]
@@ -164,6 +167,14 @@ class HttpTransport:
             del self._sessions[sid]
             return Response(status_code=204)
         return await self._post(request, client, sid)
+
+    def _cancel(self, client: str, sid: str | None, params: object) -> None:
+        """``notifications/cancelled`` reaches only a request of the same client and session."""
+        rid = params.get("requestId") if isinstance(params, dict) else None
+        if isinstance(rid, (str, int)):
+            task = self._inflight.get((client, sid or "", json.dumps(rid)))
+            if task is not None:
+                task.cancel()  # the downstream call is cancelled too
 
     async def _broadcast(self, msg: dict[str, Any]) -> None:
         method = msg.get("method")
@@ -240,11 +251,27 @@ class HttpTransport:
             return JSONResponse(
                 error_response(msg.get("id"), INVALID_REQUEST, "unknown session"), 404
             )
+        rid = msg.get("id")
+        if msg.get("method") == "notifications/cancelled":
+            self._cancel(client, sid, msg.get("params"))
+            return Response(status_code=202, headers=headers)
+        key = (client, sid or "", json.dumps(rid)) if isinstance(rid, (str, int)) else None
+        task = asyncio.ensure_future(self.gateway.handle(msg, client=client))
+        if key is not None and "method" in msg:
+            self._inflight[key] = task
         try:
-            resp = await self.gateway.handle(msg, client=client)
+            resp = await task
         except StockadeError as e:  # the transport boundary: fail closed with an error answer
-            err = error_response(msg.get("id"), INTERNAL_ERROR, safe_text(e.what, limit=300))
+            err = error_response(rid, INTERNAL_ERROR, safe_text(e.what, limit=300))
             return JSONResponse(err, 500)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request itself is going away
+            return Response(status_code=204, headers=headers)  # cancelled by the client: no answer
+        finally:
+            if key is not None and self._inflight.get(key) is task:
+                del self._inflight[key]
         if resp is None:
             return Response(status_code=202, headers=headers)
         return Response(
