@@ -203,8 +203,15 @@ class EgressProxy:
     def _plain(self, conn: socket.socket, first: bytes) -> None:
         """Serve plain-HTTP requests on one client connection until it closes or must close."""
         reader = Reader(conn, first)
+        first_request = True
         while True:
-            head = reader.head()
+            try:
+                head = reader.head()
+            except (TimeoutError, ConnectionResetError):
+                if first_request:
+                    raise
+                return  # an idle kept-alive connection ends quietly (nothing was asked)
+            first_request = False
             if head is None:
                 return
             info: dict[str, object] = {}
