@@ -54,6 +54,7 @@ from ._mrtr import INPUT_KEY, RequestStateCodec, input_required, retry_event
 from ._remember import MAX_REMEMBER_S, Remembered, covering, remember_from, url_hosts
 from ._serve import PageServer, loopback_socket
 from ._store import ApprovalStore
+from ._veto import VetoDecider, has_sensitive_rules, watch_kill
 from ._web import CSP, approval_app
 from ._wiring import policy_file_hash, store_approver
 
@@ -93,6 +94,7 @@ __all__ = [
     "Sessions",
     "State",
     "StoreApprover",
+    "VetoDecider",
     "Waiter",
     "after",
     "apply",
@@ -109,6 +111,7 @@ __all__ = [
     "expire_if_due",
     "form_answer",
     "form_request",
+    "has_sensitive_rules",
     "input_required",
     "loopback_socket",
     "metrics",
@@ -123,4 +126,5 @@ __all__ = [
     "store_approver",
     "url_hosts",
     "url_request",
+    "watch_kill",
 ]

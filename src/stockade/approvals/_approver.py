@@ -50,6 +50,7 @@ class StoreApprover:
         wait: Waiter | None = None,
         new_id: Callable[[], str] = lambda: "apr_" + secrets.token_hex(8),
         margin_s: float = 1.0,
+        run_id: Callable[[str], str | None] = lambda server: None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -60,6 +61,7 @@ class StoreApprover:
         self._wait = wait or _event_wait
         self._new_id = new_id
         self._margin = margin_s
+        self._run_id = run_id
 
     def _timeout(self, category: Category) -> float:
         # The request expires a little before the caller (the gateway's ApprovalStep, given the
@@ -69,12 +71,18 @@ class StoreApprover:
         return t - self._margin if t > 2 * self._margin else t / 2
 
     def decide(self, call: ToolCall, decision: Decision) -> Decision:
+        return self.decide_traced(call, decision, ())
+
+    def decide_traced(
+        self, call: ToolCall, decision: Decision, provenance: tuple[str, ...]
+    ) -> Decision:
+        """``decide``, recording how the call came to be flagged (taint source, flow checks)."""
         try:
-            return self._decide(call, decision)
+            return self._decide(call, decision, provenance)
         except StockadeError as e:
             return Decision.deny(f"approval failed: {e.what}", rule="approvals")
 
-    def _decide(self, call: ToolCall, decision: Decision) -> Decision:
+    def _decide(self, call: ToolCall, decision: Decision, provenance: tuple[str, ...]) -> Decision:
         kill = self._store.kill_switch()
         if kill.engaged:
             return Decision.deny(f"the kill switch is engaged ({kill.reason})", rule="approvals")
@@ -88,6 +96,8 @@ class StoreApprover:
             policy_hash=self._policy_hash(),
             now=self._clock.now(),
             timeout_s=self._timeout(decision.category),
+            run_id=self._run_id(call.server) or "",
+            provenance=provenance,
         )
         self._store.add(request)
         now = self._clock.now()

@@ -24,6 +24,8 @@ def new_request(
     policy_hash: str,
     now: datetime,
     timeout_s: float,
+    run_id: str = "",
+    provenance: tuple[str, ...] = (),
 ) -> ApprovalRequest:
     """A pending request for ``call`` that expires ``timeout_s`` seconds after ``now``."""
     if decision.kind != "require_approval" or decision.category is None:
@@ -47,6 +49,8 @@ def new_request(
         rule=decision.rule,
         created_at=now,
         expires_at=now + timedelta(seconds=timeout_s),
+        run_id=run_id,
+        provenance=provenance,
     )
 
 

@@ -102,6 +102,10 @@ class ApprovalRequest(Frozen):
     channel: str = ""
     decided_at: datetime | None = None
     note: str = ""
+    #: The downstream server's run (its trace gets every transition as ``approval`` evidence).
+    run_id: str = ""
+    #: How the call came to be flagged: the context's taint source and the flow checks.
+    provenance: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> ApprovalRequest:

@@ -46,16 +46,40 @@ class ApprovalStore:
     def __init__(self, path: Path | str, *, audit: AuditSink | None = None) -> None:
         self.path = Path(path)
         self._audit = audit
+        self._migrated = False
         with self._open():
             pass  # migrate now: fail at start, not at the first approval
 
     # -- connections ----------------------------------------------------------------------------
     # One short-lived connection per operation, opened and closed in the calling thread: the
     # gateway's approver runs in worker threads and SQLite connections are bound to their thread.
+    #
+    # Only the first open goes through ``RunStore.open`` (which creates and migrates the file):
+    # later ones connect directly. ``RunStore.open`` also opens and closes a plain descriptor on
+    # the file, and on POSIX closing *any* descriptor of a file drops every lock this process
+    # holds on it, including a SQLite lock another thread's connection holds mid-transaction
+    # (another process may then checkpoint and remove the WAL under it: a corrupt store).
     @contextmanager
     def _open(self) -> Iterator[sqlite3.Connection]:
-        with RunStore.open(self.path) as rs:
-            yield rs.connection
+        if not self._migrated:
+            with RunStore.open(self.path) as rs:
+                self._migrated = True
+                yield rs.connection
+            return
+        try:
+            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"cannot open the run store at {self.path}: {e}",
+                "check the path and its permissions",
+            ) from e
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 10000")
+            yield conn
+        finally:
+            conn.close()
 
     def close(self) -> None:
         """Nothing is held open between operations; kept for ``with`` use."""
@@ -104,6 +128,17 @@ class ApprovalStore:
                         _iso(request.expires_at),
                         request.model_dump_json(),
                     ),
+                )
+                _evidence(
+                    c,
+                    request,
+                    {
+                        "event": "approval.requested",
+                        "to": request.state.value,
+                        "at": request.created_at.isoformat(),
+                        "expires_at": request.expires_at.isoformat(),
+                        "policy_hash": request.binding.policy_hash,
+                    },
                 )
         except sqlite3.IntegrityError as e:
             raise StoreError(
@@ -240,6 +275,7 @@ class ApprovalStore:
             "INSERT INTO approval_events (request_id, ts, data) VALUES (?, ?, ?)",
             (before.id, record.data["at"], json.dumps(record.data, sort_keys=True)),
         )
+        _evidence(c, after, {**record.data, "event": record.type})
 
     # -- kill switch ----------------------------------------------------------------------------
     def kill_switch(self) -> KillSwitch:
@@ -412,6 +448,35 @@ class ApprovalStore:
                 {"session": session, "by": by, "reason": reason, "at": now.isoformat()},
                 session_id=session,
             )
+
+
+def _evidence(c: sqlite3.Connection, request: ApprovalRequest, data: dict[str, Any]) -> None:
+    """The transition as ``approval`` evidence of the downstream server's run, in the same
+    transaction (so ``stockade trace RUN`` tells the whole story whichever channel decided).
+    A request without a run (an unsandboxed gateway) or whose run is gone records nothing here;
+    the approval tables and the audit log still hold it."""
+    if not request.run_id:
+        return
+    story = {
+        "id": request.id,
+        "digest": request.digest,
+        "server": request.call.server,
+        "tool": request.call.tool,
+        "category": request.category.value,
+        "flagged": request.reason,
+        "rule": request.rule,
+        "provenance": list(request.provenance),
+        "state": request.state.value,
+        "decided_by": request.decided_by,
+        "channel": request.channel,
+        "note": request.note,
+        **data,
+    }
+    c.execute(
+        "INSERT INTO evidence (run_id, kind, ts, data) "
+        "SELECT ?, 'approval', ?, ? WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ?)",
+        (request.run_id, str(data["at"]), json.dumps(story, sort_keys=True), request.run_id),
+    )
 
 
 def _parse_remembered(raw: str) -> Remembered:

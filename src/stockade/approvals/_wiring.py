@@ -34,6 +34,7 @@ def store_approver(
     audit: AuditSink | None = None,
     image_digest: Callable[[str], str | None] = lambda server: None,
     wait: Waiter | None = None,
+    run_id: Callable[[str], str | None] = lambda server: None,
 ) -> StoreApprover:
     """The gateway approver for ``policy``: per-category timeouts from ``approvals``, the bound
     policy hash re-read from ``policy.file`` (or fixed for an in-memory policy)."""
@@ -52,4 +53,5 @@ def store_approver(
         timeout_for=policy.doc.approvals.timeout_for,
         image_digest=image_digest,
         wait=wait,
+        run_id=run_id,
     )

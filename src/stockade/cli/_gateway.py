@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +95,10 @@ _policy_option = click.option(
 @click.option(
     "--approver",
     type=click.Choice(["list", "tty", "store"]),
-    default="list",
-    show_default=True,
+    default=None,
     help="Who answers require_approval: the --auto-approve list (else deny), /dev/tty, or the "
-    "approval store (answered with 'stockade approvals' or its web page).",
+    "approval store (answered with 'stockade approvals' or its web page). Default: store when "
+    "the policy has sensitive rules, else list (which denies what is not listed).",
 )
 @click.option(
     "--auto-approve",
@@ -129,7 +131,7 @@ def gateway(
     host_token_file: Path | None,
     host_token_secret: str | None,
     client: str,
-    approver: str,
+    approver: str | None,
     auto_approve: tuple[str, ...],
 ) -> None:
     """Serve one MCP endpoint that gates every tool call of the policy's servers."""
@@ -217,6 +219,11 @@ def gateway(
                     out[s.name] = {"sandbox": "none: gateway runs with --unsafe-no-sandbox"}
             return out
 
+        if approver is None:
+            from stockade.approvals import has_sensitive_rules
+
+            sensitive = loaded is not None and has_sensitive_rules(loaded.policy)
+            approver = "store" if sensitive else "list"
         approver_obj: Approver
         if approver == "store":
             if loaded is None:
@@ -227,7 +234,11 @@ def gateway(
             from stockade.approvals import store_approver
 
             approver_obj = store_approver(
-                loaded.policy, store_path or paths.run_store(), clock, audit=sink
+                loaded.policy,
+                store_path or paths.run_store(),
+                clock,
+                audit=sink,
+                run_id=run_ids.get,
             )
         elif approver == "tty":
             approver_obj = TerminalApprover(timeout_s=cfg.approval_timeout_s)
@@ -240,6 +251,11 @@ def gateway(
             from stockade.gateway._opa_step import opa_decider_for
 
             decider = opa_decider_for(loaded.policy, decider, audit=sink)
+        watch: Callable[[], Coroutine[None, None, None]] | None = None
+        if loaded is not None:
+            from stockade.approvals import ApprovalStore, VetoDecider
+            approvals_store = ApprovalStore(store_path or paths.run_store(), audit=sink)
+            decider = VetoDecider(decider, loaded.policy, approvals_store, clock, audit=sink)
         gw = Gateway(
             cfg,
             pins=PinStore(pins_dir),
@@ -254,8 +270,17 @@ def gateway(
             sinks=None if loaded is None else loaded.sinks,
             approval_timeouts=None if loaded is None else loaded.policy.doc.approvals.timeout_for,
         )
+        if loaded is not None:
+            from stockade.approvals import watch_kill
+
+            on_kill = _stop_on_kill(gw, sink, store, run_ids)
+            kill_store = approvals_store
+
+            def watch() -> Coroutine[None, None, None]:
+                return watch_kill(kill_store, on_kill)
+
         if http is None:
-            asyncio.run(serve_stdio(gw, client=client))
+            asyncio.run(_with_watch(serve_stdio(gw, client=client), watch))
         else:
             host, port = _host_port(http)
             anonymous = client if unsafe_no_auth else None
@@ -265,7 +290,55 @@ def gateway(
                 gw, host=host, port=port, tokens=tokens, unsafe_no_auth_client=anonymous
             )
             click.echo(f"stockade: gateway listening on http://{host}:{port}/mcp", err=True)
-            asyncio.run(serve_http(gw, transport, host))
+            asyncio.run(_with_watch(serve_http(gw, transport, host), watch))
+
+
+async def _with_watch(
+    main: Awaitable[None], watch: Callable[[], Coroutine[None, None, None]] | None
+) -> None:
+    """Serve ``main``; alongside it, the kill-switch watch (cancelled when serving ends)."""
+    task = asyncio.create_task(watch()) if watch is not None else None
+    try:
+        await main
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _stop_on_kill(
+    gw: Gateway, sink: Any, store: Any, run_ids: dict[str, str]
+) -> Callable[[Any], Awaitable[None]]:
+    """``stockade kill``: stop every running downstream server, recording why in its run."""
+
+    async def stop(kill: Any) -> None:
+        stopped: list[str] = []
+        for name, session in gw.sessions.items():
+            if not session.running:
+                continue
+            if name in run_ids:
+                store.add_evidence(
+                    run_ids[name],
+                    "kill_switch",
+                    {"by": kill.by, "reason": kill.reason, "action": "server stopped"},
+                )
+            await session.close()
+            stopped.append(name)
+        sink.append(
+            "gateway.kill_switch",
+            {"by": kill.by, "reason": kill.reason, "stopped": stopped},
+        )
+        click.echo(
+            safe_text(
+                f"stockade: kill switch engaged by {kill.by}: {kill.reason}; "
+                f"stopped {len(stopped)} server(s)",
+                single_line=True,
+            ),
+            err=True,
+        )
+
+    return stop
 
 
 def _host_port(value: str) -> tuple[str, int]:

@@ -34,6 +34,7 @@ __all__ = [
     "PinCheck",
     "PolicyDecider",
     "PolicyStep",
+    "ProvenanceApprover",
     "RateLimit",
     "SinkRule",
     "redact",
@@ -51,6 +52,15 @@ class DecisionContext(Frozen):
 
 class PolicyDecider(Protocol):
     def __call__(self, call: ToolCall, context: DecisionContext) -> Decision: ...
+
+
+@runtime_checkable
+class ProvenanceApprover(Protocol):
+    """An approver that records how the call came to be flagged (taint source, flow checks)."""
+
+    def decide_traced(
+        self, call: ToolCall, decision: Decision, provenance: tuple[str, ...]
+    ) -> Decision: ...
 
 
 @runtime_checkable
@@ -130,6 +140,8 @@ class PolicyStep:
             exposed_name=ctx.exposed_name,
             annotations=annotations if isinstance(annotations, dict) else {},
         )
+        if dctx.tainted:
+            ctx.provenance.append(f"taint: {self.taint.describe(key)}")
         decision = self.decider(ctx.call, dctx)
         ctx.decision = decision
         if decision.kind == "deny":
@@ -254,10 +266,14 @@ class ApprovalStep:
         timeout = self.timeout_s
         if self.timeout_for is not None and decision.category is not None:
             timeout = self.timeout_for(decision.category)
-        try:
-            answer = await asyncio.wait_for(
-                asyncio.to_thread(self.approver.decide, ctx.call, decision), timeout
+        if isinstance(self.approver, ProvenanceApprover):
+            ask = asyncio.to_thread(
+                self.approver.decide_traced, ctx.call, decision, tuple(ctx.provenance)
             )
+        else:
+            ask = asyncio.to_thread(self.approver.decide, ctx.call, decision)
+        try:
+            answer = await asyncio.wait_for(ask, timeout)
         except TimeoutError:
             return deny_result(
                 ctx, "approval", f"no approval within {timeout:g}s ({decision.reason})"
