@@ -188,7 +188,18 @@ servers:
 async def sandboxed_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio"],
+        # --approver list: nothing auto-approved, so the sink call is denied at once (a sensitive
+        # policy would otherwise default to the approval store and wait for an operator)
+        args=[
+            "-m",
+            "stockade",
+            "gateway",
+            "--policy",
+            str(policy),
+            "--stdio",
+            "--approver",
+            "list",
+        ],
         env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
     )
     seen: dict[str, Any] = {}

@@ -126,11 +126,8 @@ def completion_result(raw: dict[str, Any]) -> dict[str, Any]:
     comp = raw.get("completion")
     comp = comp if isinstance(comp, dict) else {}
     values_in = comp.get("values")
-    values = [
-        safe_text(v, single_line=True, limit=200)
-        for v in (values_in if isinstance(values_in, list) else [])[:MAX_COMPLETIONS]
-        if isinstance(v, str)
-    ]
+    strings = [v for v in values_in if isinstance(v, str)] if isinstance(values_in, list) else []
+    values = [safe_text(v, single_line=True, limit=200) for v in strings[:MAX_COMPLETIONS]]
     out: dict[str, Any] = {"values": values}
     total = comp.get("total")
     if isinstance(total, int) and not isinstance(total, bool) and total >= 0:

@@ -27,7 +27,9 @@ from ._prompts import (
 )
 from ._resources import READ_TOOL, SCHEME, list_entry, unwrap_uri, wrap_uri
 
-__all__ = ["Surface"]
+__all__ = ["MAX_PENDING_NOTES", "Surface"]
+
+MAX_PENDING_NOTES = 256
 
 
 class Surface(ServerLifecycle):
@@ -163,7 +165,8 @@ class Surface(ServerLifecycle):
         session = self.sessions.get(server)
         if session is None or not session.running:
             return error_response(rid, INVALID_PARAMS, f"no running server {server[:40]!r}")
-        if not session.capabilities.get("resources", {}).get("subscribe"):
+        caps = session.capabilities.get("resources")
+        if not isinstance(caps, dict) or caps.get("subscribe") is not True:
             return error_response(rid, INVALID_PARAMS, f"server {server!r} has no subscriptions")
         call = ToolCall(server=server, tool=READ_TOOL, arguments={"uri": original}, client=client)
         dctx = DecisionContext(tainted=False, exposed_name=f"{server}:{READ_TOOL}")
@@ -355,6 +358,8 @@ class Surface(ServerLifecycle):
         notify = self._notify
         if out is None or notify is None:
             return
+        if len(self._tasks) >= MAX_PENDING_NOTES:
+            return  # a flooding server loses notes (not the audit log's space, not memory)
 
         async def send(msg: dict[str, Any]) -> None:
             await notify(msg)
