@@ -110,7 +110,7 @@ kids = 0
 try:
     for _ in range(200):
         if os.fork() == 0:
-            time.sleep(600); os._exit(0)
+            os.close(1); os.close(2); time.sleep(600); os._exit(0)
         kids += 1
     print("FORKED", kids)
 except OSError as e:
@@ -162,7 +162,15 @@ def test_the_runner_on_v2_ends_a_namespaces_run_with_the_right_reason(
     spec = SandboxSpec(argv=("/usr/bin/python3", "-c", code), runtime=Runtime.NAMESPACES,
                        timeout_s=int(BOUND_S), **limits)  # fmt: skip
     sandbox = launch(spec, state=tmp_path)
-    outcome = sandbox.wait()
-    assert outcome.end_reason == reason, outcome
+    assert sandbox.stdout is not None
+    assert sandbox.stderr is not None
+    out = sandbox.stdout.read().decode(errors="replace")
+    err = sandbox.stderr.read().decode(errors="replace")
+    outcome = sandbox.wait(timeout=BOUND_S)
+    sandbox.stdout.close()
+    sandbox.stderr.close()
+    assert outcome.end_reason == reason, (outcome, err[-2000:])
+    if reason == EndReason.EXITED:
+        assert (outcome.exit_code, out) == (0, "ok\n")
     assert not any((V2 / "stockade").glob(sandbox.run_id))
     assert os.path.isdir(V2 / "stockade")
