@@ -4,13 +4,22 @@ progress, resource templates and subscriptions, each decided by policy and sanit
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from stockade.gateway import Gateway, GatewayConfig, PinStore, ServerSpec, SubprocessLauncher
+from stockade.gateway import (
+    Gateway,
+    GatewayConfig,
+    HttpTransport,
+    PinStore,
+    ServerSpec,
+    SubprocessLauncher,
+)
 from stockade.testing import FakeClock, MemoryAuditSink, ScriptedApprover, StaticDecider
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
@@ -244,3 +253,57 @@ def test_subscriptions_need_a_read_rule_and_a_gateway_uri(
 
     refused, _, _ = run(tmp_path, everything_js, {"everything__echo"}, denied)
     assert refused["error"]["code"] == -32602
+
+
+@pytest.mark.guarantee("gw-server-notifications-sanitised")
+def test_over_http_a_call_asking_for_progress_gets_its_own_progress_then_its_answer_as_sse(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    token = "alice-token-0123456789abcdef"  # noqa: S105 - a test credential
+    auth = {"authorization": f"Bearer {token}", "accept": "application/json, text/event-stream"}
+
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> tuple[str, str, list[Any]]:
+        t = HttpTransport(gw, host="127.0.0.1", port=8765, tokens={"agent": token})
+
+        async def everyone(msg: dict[str, Any]) -> None:  # the channel shared by all clients
+            notes.append(msg)
+
+        gw.set_notifier(everyone)
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {}},
+        }
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=t.app), base_url="http://127.0.0.1:8765"
+        ) as c:
+            first = await c.post("/mcp", json=init, headers=auth)
+            h = {**auth, "mcp-session-id": first.headers["mcp-session-id"]}
+            params: dict[str, Any] = {
+                "name": "everything__trigger-long-running-operation",
+                "arguments": {"duration": 0.2, "steps": 2},
+                "_meta": {"progressToken": 77},
+            }
+            call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}
+            streamed = await c.post("/mcp", json=call, headers=h)
+            bare = {**call, "params": {k: v for k, v in params.items() if k != "_meta"}}
+            plain = await c.post("/mcp", json=bare, headers=h)
+        events = [
+            json.loads(line.removeprefix("data: "))
+            for line in streamed.text.splitlines()
+            if line.startswith("data: ")
+        ]
+        return streamed.headers["content-type"], plain.headers["content-type"], events
+
+    allow = {"everything__trigger-long-running-operation"}
+    (sse_type, json_type, events), notes, _ = run(tmp_path, everything_js, allow, body)
+    assert sse_type.startswith("text/event-stream")
+    assert json_type.startswith("application/json")  # no progress asked: a plain JSON answer
+    *progress, answer = events
+    assert progress
+    assert all(e["method"] == "notifications/progress" for e in progress)
+    assert all(e["params"]["progressToken"] == 77 for e in progress)
+    assert answer["id"] == 2
+    assert not answer["result"]["isError"]
+    assert not [n for n in notes if n.get("method") == "notifications/progress"]  # call's own

@@ -38,6 +38,7 @@ class CallContext:
     provenance: list[str] = field(default_factory=list)
     outcome: str = ""
     progress_token: str | int | None = None  # the agent's, when it asked for progress
+    notify: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # this call's own channel
 
 
 Next = Callable[[CallContext], Awaitable[ToolResult]]

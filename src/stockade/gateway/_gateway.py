@@ -102,7 +102,7 @@ class Gateway(Surface):
                 )
         self._prompt_names: dict[str, set[str]] = {}
         self._subscriptions: set[tuple[str, str]] = set()
-        self._progress: dict[str, tuple[str, str | int]] = {}
+        self._progress: dict[str, tuple[str, str | int, Notify | None]] = {}
         for spec in config.servers:
             self.sessions[spec.name] = self._new_session(spec)
         self._exposed: dict[str, dict[str, dict[str, Any]]] = {}
@@ -191,7 +191,9 @@ class Gateway(Surface):
     def set_notifier(self, notify: Notify) -> None:
         self._notify = notify
 
-    async def handle(self, msg: dict[str, Any], *, client: str) -> dict[str, Any] | None:
+    async def handle(
+        self, msg: dict[str, Any], *, client: str, notify: Notify | None = None
+    ) -> dict[str, Any] | None:
         """Answer one message. Requests whose ``_meta`` names protocol 2026-07-28 are answered in
         the stateless era (no initialize; results carry ``resultType`` and cache hints)."""
         raw_params = msg.get("params")
@@ -199,20 +201,25 @@ class Gateway(Surface):
         raw_meta = params.get("_meta")
         version = raw_meta.get(VERSION_META) if isinstance(raw_meta, dict) else None
         if version is None and msg.get("method") != "server/discover":
-            return await self._handle(msg, client=client)
+            return await self._handle(msg, client=client, notify=notify)
         if "id" not in msg:
             return None
         if version is not None and version != MODERN_VERSION:
             return error_response(
                 msg["id"], INVALID_PARAMS, f"unsupported protocol version {str(version)[:40]!r}"
             )
-        resp = await self._handle(msg, client=client, modern=True)
+        resp = await self._handle(msg, client=client, modern=True, notify=notify)
         if resp is not None and isinstance(resp.get("result"), dict):
             resp["result"].setdefault("resultType", "complete")
         return resp
 
     async def _handle(
-        self, msg: dict[str, Any], *, client: str, modern: bool = False
+        self,
+        msg: dict[str, Any],
+        *,
+        client: str,
+        modern: bool = False,
+        notify: Notify | None = None,
     ) -> dict[str, Any] | None:
         method = msg.get("method")
         if method is None:
@@ -261,7 +268,7 @@ class Gateway(Surface):
                 listing.update({"cacheScope": "private", "ttlMs": 0})
             return result_response(rid, listing)
         if method == "tools/call":
-            return await self._tools_call(rid, params, client)
+            return await self._tools_call(rid, params, client, notify)
         if method == "resources/list":
             return result_response(rid, await self._resources_list(client, modern))
         if method == "resources/read":
@@ -282,7 +289,9 @@ class Gateway(Surface):
             rid, METHOD_NOT_FOUND, f"method not allowed by stockade gateway: {str(method)[:100]}"
         )
 
-    async def _tools_call(self, rid: Any, params: dict[str, Any], client: str) -> dict[str, Any]:
+    async def _tools_call(
+        self, rid: Any, params: dict[str, Any], client: str, notify: Notify | None = None
+    ) -> dict[str, Any]:
         name = params.get("name")
         args = params.get("arguments", {})
         meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
@@ -314,6 +323,7 @@ class Gateway(Surface):
         ctx = CallContext(call=call, exposed_name=name)
         if isinstance(token, (str, int)) and not isinstance(token, bool):
             ctx.progress_token = token
+            ctx.notify = notify
         return result_response(rid, await self._chain(ctx))
 
     def _trace(self, client: str) -> ToolResult:

@@ -9,8 +9,10 @@
 * ``notifications/cancelled`` cancels an in-flight request of the same client and session (the
   server is told too); the cancelled POST ends with 204 and no JSON-RPC answer.
 * ``GET`` opens a server-sent-event stream that carries only ``notifications/*/list_changed``
-  (they name no content and go to every stream); logs and progress are per connection and reach
-  stdio clients only, since a JSON response has no room for them.
+  (they name no content and go to every stream).
+* A ``tools/call`` that names a ``progressToken`` from a client accepting ``text/event-stream`` is
+  answered as an SSE stream carrying that call's own progress and then its response; every other
+  answer is JSON. Server log messages reach stdio clients only.
 * ``unsafe_no_auth_client`` (``--unsafe-no-auth``, for conformance testing only): a request with no
   ``Authorization`` header is taken as that client; a wrong token is still refused. Recorded in
   the audit log when the transport is made, and on every unauthenticated request.
@@ -176,6 +178,55 @@ class HttpTransport:
             if task is not None:
                 task.cancel()  # the downstream call is cancelled too
 
+    def _progress_stream(
+        self,
+        msg: dict[str, Any],
+        client: str,
+        key: tuple[str, str, str] | None,
+        headers: dict[str, str],
+    ) -> Response:
+        """Answer a call that asked for progress as an SSE stream: its own progress, then the
+        response. Nothing else travels on it, so no other call's notes can reach this client."""
+        notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_STREAM_QUEUE)
+
+        async def note(m: dict[str, Any]) -> None:
+            if not notes.full():  # a client that does not read loses progress, not memory
+                notes.put_nowait(m)
+
+        task = asyncio.ensure_future(self.gateway.handle(msg, client=client, notify=note))
+        if key is not None:
+            self._inflight[key] = task
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    getter = asyncio.ensure_future(notes.get())
+                    await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                    if getter.done():
+                        yield _sse(getter.result())
+                        continue
+                    getter.cancel()
+                    break
+                while not notes.empty():
+                    yield _sse(notes.get_nowait())
+                if task.cancelled():
+                    return  # cancelled by the client: no answer
+                try:
+                    resp = task.result()
+                except StockadeError as e:  # the transport boundary: fail closed
+                    resp = error_response(
+                        msg.get("id"), INTERNAL_ERROR, safe_text(e.what, limit=300)
+                    )
+                if resp is not None:
+                    yield _sse(resp)
+            finally:
+                if not task.done():
+                    task.cancel()  # the client went away: so does its call
+                if key is not None and self._inflight.get(key) is task:
+                    del self._inflight[key]
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
     async def _broadcast(self, msg: dict[str, Any]) -> None:
         method = msg.get("method")
         if not isinstance(method, str) or not method.endswith("/list_changed"):
@@ -203,8 +254,7 @@ class HttpTransport:
                     except TimeoutError:
                         yield b": keepalive\n\n"
                         continue
-                    data = json.dumps(msg, separators=(",", ":"))
-                    yield f"event: message\ndata: {data}\n\n".encode()
+                    yield _sse(msg)
             finally:
                 self._streams.discard(queue)
 
@@ -256,6 +306,8 @@ class HttpTransport:
             self._cancel(client, sid, msg.get("params"))
             return Response(status_code=202, headers=headers)
         key = (client, sid or "", json.dumps(rid)) if isinstance(rid, (str, int)) else None
+        if _wants_progress(request, msg):
+            return self._progress_stream(msg, client, key, headers)
         task = asyncio.ensure_future(self.gateway.handle(msg, client=client))
         if key is not None and "method" in msg:
             self._inflight[key] = task
@@ -280,6 +332,22 @@ class HttpTransport:
             media_type="application/json",
             headers=headers,
         )
+
+
+def _sse(msg: dict[str, Any]) -> bytes:
+    data = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+    return f"event: message\ndata: {data}\n\n".encode()
+
+
+def _wants_progress(request: Request, msg: dict[str, Any]) -> bool:
+    params = msg.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return (
+        msg.get("method") == "tools/call"
+        and isinstance(meta, dict)
+        and meta.get("progressToken") is not None
+        and "text/event-stream" in request.headers.get("accept", "")
+    )
 
 
 async def serve_http(gateway: Gateway, transport: HttpTransport, host: str) -> None:

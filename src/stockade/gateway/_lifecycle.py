@@ -178,7 +178,7 @@ class ServerLifecycle(GatewayState):
             if ctx.progress_token is None:
                 return await session.call_tool(ctx.call.tool, ctx.call.arguments)
             token = f"stockade-progress-{secrets.token_hex(8)}"  # the agent's never goes down
-            self._progress[token] = (server, ctx.progress_token)
+            self._progress[token] = (server, ctx.progress_token, ctx.notify)
             try:
                 meta = {"progressToken": token}
                 return await session.call_tool(ctx.call.tool, ctx.call.arguments, meta=meta)

@@ -55,7 +55,8 @@ class GatewayState:
     _prompt_chain: Next
     _prompt_names: dict[str, set[str]]
     _subscriptions: set[tuple[str, str]]
-    _progress: dict[str, tuple[str, str | int]]  # downstream token -> (server, agent's token)
+    # downstream progress token -> (server, the agent's token, the call's own channel if any)
+    _progress: dict[str, tuple[str, str | int, Notify | None]]
 
     def _server_notification(self, server: str, method: str, params: dict[str, Any]) -> None:
         """A notification a server sent (overridden where the agent-facing surface lives)."""

@@ -26,6 +26,7 @@ from ._prompts import (
     prompt_entry,
 )
 from ._resources import READ_TOOL, SCHEME, list_entry, unwrap_uri, wrap_uri
+from ._state import Notify
 
 __all__ = ["MAX_PENDING_NOTES", "Surface"]
 
@@ -335,6 +336,7 @@ class Surface(ServerLifecycle):
         """What a server may tell the agent: sanitised logs, its progress on the agent's own
         calls, updates of resources the agent subscribed to, and list changes. Nothing else."""
         out: dict[str, Any] | None = None
+        channel: Notify | None = None  # a call's own channel (an HTTP SSE answer), else the agent's
         if method == "notifications/message":
             out = log_notification(server, params)
         elif method == "notifications/progress":
@@ -342,6 +344,7 @@ class Surface(ServerLifecycle):
             owner = self._progress.get(token) if isinstance(token, str) else None
             if owner is not None and owner[0] == server:
                 out = progress_notification(owner[1], params)
+                channel = owner[2]
         elif method == "notifications/resources/updated":
             uri = params.get("uri")
             if isinstance(uri, str) and (server, uri) in self._subscriptions:
@@ -355,7 +358,7 @@ class Surface(ServerLifecycle):
             "notifications/resources/list_changed",
         ):
             out = {"jsonrpc": "2.0", "method": method}
-        notify = self._notify
+        notify = channel or self._notify
         if out is None or notify is None:
             return
         if len(self._tasks) >= MAX_PENDING_NOTES:
