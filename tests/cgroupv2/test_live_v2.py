@@ -20,7 +20,7 @@ import pytest
 
 from stockade.errors import SandboxError
 from stockade.models import EndReason, Runtime, SandboxSpec
-from stockade.sandbox import cgroup_root, cgroup_v1_root, find_bwrap, launch
+from stockade.sandbox import cgroup_root, cgroup_v1_root, find_bwrap, find_gvisor, launch
 from stockade.sandbox._cgroup import Cgroup, open_cgroup
 from stockade.sandbox._cgroup_v2 import CgroupV2
 
@@ -133,14 +133,20 @@ def test_remove_kills_the_tree_and_deletes_nested_groups(cg: CgroupV2) -> None:
     assert not cg.dir.exists()
 
 
-def _bwrap_or_skip() -> None:
+def _backend_or_skip(runtime: Runtime) -> None:
     try:
-        find_bwrap()
+        find_gvisor() if runtime == Runtime.GVISOR else find_bwrap()
     except SandboxError as e:
-        pytest.skip(f"BWRAP UNAVAILABLE IN THE VM: {e.what}")
+        pytest.skip(f"{runtime.value.upper()} UNAVAILABLE IN THE VM: {e.what}")
 
 
-@pytest.mark.bwrap
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        pytest.param(Runtime.NAMESPACES, marks=pytest.mark.bwrap, id="namespaces"),
+        pytest.param(Runtime.GVISOR, marks=pytest.mark.gvisor, id="gvisor"),
+    ],
+)
 @pytest.mark.guarantee("sandbox-cgroup-v2-limits", "sandbox-cpu-limit", "sandbox-memory-limit")
 @pytest.mark.parametrize(
     ("code", "limits", "reason"),
@@ -155,11 +161,11 @@ def _bwrap_or_skip() -> None:
     ],
     ids=["cpu", "memory", "exits"],
 )
-def test_the_runner_on_v2_ends_a_namespaces_run_with_the_right_reason(
-    tmp_path: Path, code: str, limits: dict[str, Any], reason: EndReason
+def test_the_runner_on_v2_ends_a_run_with_the_right_reason(
+    tmp_path: Path, runtime: Runtime, code: str, limits: dict[str, Any], reason: EndReason
 ) -> None:
-    _bwrap_or_skip()
-    spec = SandboxSpec(argv=("/usr/bin/python3", "-c", code), runtime=Runtime.NAMESPACES,
+    _backend_or_skip(runtime)
+    spec = SandboxSpec(argv=("/usr/bin/python3", "-c", code), runtime=runtime,
                        timeout_s=int(BOUND_S), **limits)  # fmt: skip
     sandbox = launch(spec, state=tmp_path)
     assert sandbox.stdout is not None
