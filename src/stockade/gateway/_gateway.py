@@ -7,7 +7,6 @@ response (or None); transports (stdio, HTTP) frame bytes around it.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -17,11 +16,12 @@ from stockade.models import Approver, AuditSink, Category, Clock, ToolCall
 from stockade.textsafe import safe_text
 
 from ._backoff import Backoff
-from ._chain import CallContext, Interceptor, ToolResult, compose
+from ._chain import CallContext, Interceptor, compose
 from ._config import GatewayConfig
 from ._decider import sink_rules
 from ._downstream import DownstreamSession
 from ._errors import NamespaceError
+from ._hosttools import HostTools
 from ._interceptors import (
     ApprovalStep,
     ArgumentValidation,
@@ -43,13 +43,12 @@ from ._prompts import PromptOutput
 from ._resources import ResourceOutput
 from ._state import Notify
 from ._surface import Surface
-from ._taint import ContextKey, TaintTracker
+from ._taint import TaintTracker
 
 __all__ = ["MODERN_VERSION", "SUPPORTED_VERSIONS", "TRACE_TOOL", "Gateway"]
 
 SUPPORTED_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 MODERN_VERSION = "2026-07-28"
-MAX_REGISTER_FAILURES = 10  # per client, then registration is refused until restart
 VERSION_META = "io.modelcontextprotocol/protocolVersion"
 RESERVED_SERVER = "stockade"
 CAPABILITIES: dict[str, Any] = {
@@ -69,7 +68,7 @@ TRACE_TOOL: dict[str, Any] = {
 }
 
 
-class Gateway(Surface):
+class Gateway(Surface, HostTools):
     def __init__(
         self,
         config: GatewayConfig,
@@ -325,38 +324,3 @@ class Gateway(Surface):
             ctx.progress_token = token
             ctx.notify = notify
         return result_response(rid, await self._chain(ctx))
-
-    def _trace(self, client: str) -> ToolResult:
-        assert self._traces is not None  # noqa: S101 - checked by the caller
-        traces = self._traces()
-        self._audit.append("gateway.trace", {"client": client, "servers": sorted(traces)})
-        body = json.dumps(traces, indent=1, sort_keys=True, ensure_ascii=True, default=str)
-        return {
-            "content": [{"type": "text", "text": safe_text(body)}],
-            "structuredContent": {"servers": traces},
-            "isError": False,
-        }
-
-    def _register(self, client: str, args: dict[str, Any]) -> ToolResult:
-        conv, instr, cred = (
-            args.get("conversation"),
-            args.get("instruction"),
-            args.get("credential"),
-        )
-        locked = self._register_failures.get(client, 0) >= MAX_REGISTER_FAILURES
-        ok = (
-            not locked
-            and isinstance(conv, str)
-            and isinstance(instr, str)
-            and isinstance(cred, str)
-            and self.taint.register(ContextKey(client=client, conversation=conv), instr, cred)
-        )
-        if not ok:
-            self._register_failures[client] = self._register_failures.get(client, 0) + 1
-        self._audit.append(
-            "gateway.register_context",
-            {"client": client, "conversation": str(conv)[:128], "ok": ok, "locked": locked},
-        )
-        if not ok:
-            return {"content": [{"type": "text", "text": "registration refused"}], "isError": True}
-        return {"content": [{"type": "text", "text": "registered"}], "isError": False}
