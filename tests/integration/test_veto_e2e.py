@@ -29,13 +29,13 @@ pytestmark = [pytest.mark.gvisor, pytest.mark.slow]
 
 EVIL = Path(__file__).parents[1] / "gateway" / "servers" / "evil_server.py"
 ATTACKER = "attacker@evil.example"
-HOST_TOKEN = "host-application-credential-0123456789"
+HOST_TOKEN = "host-application-credential-0123456789"  # noqa: S105 - a test value
 CONVERSATION = "conv-weather"
 INSTRUCTION = "What is the weather today?"
 
 # A sink server: it appends each message it receives to OUTBOX/received.jsonl (the file the test
 # reads to prove the denied call never reached it) and writes one line when it starts.
-MAIL_SERVER = '''\
+MAIL_SERVER = """\
 import json, sys
 from pathlib import Path
 log = Path(sys.argv[1]) / "received.jsonl"
@@ -64,7 +64,7 @@ for raw in sys.stdin:
               "result": {"content": [{"type": "text", "text": f"sent to {to}"}]}})
     elif rid is not None:
         send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no"}})
-'''
+"""
 
 POLICY = """\
 version: 1

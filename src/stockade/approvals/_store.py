@@ -1,6 +1,6 @@
 """Approval requests, their transitions and the kill switch in the run store's SQLite file.
 
-Each operation opens its own short-lived connection (the gateway's approver waits in a worker
+Each thread uses its own connection (the gateway's approver waits in a worker
 thread; the CLI and the web page write decisions from other processes). Every write is one
 ``BEGIN IMMEDIATE`` transaction with a compare-and-set on the state, so two channels deciding at
 once cannot both win.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from stockade.errors import StoreError
 from stockade.models import AuditSink
-from stockade.store import RunStore
+from stockade.store import SCHEMA_VERSION, RunStore
 
 from ._errors import ApprovalNotFound, IllegalTransition
 from ._escalate import EscalationRules, escalation
@@ -47,42 +48,56 @@ class ApprovalStore:
         self.path = Path(path)
         self._audit = audit
         self._migrated = False
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: builtins.list[sqlite3.Connection] = []
         with self._open():
             pass  # migrate now: fail at start, not at the first approval
 
     # -- connections ----------------------------------------------------------------------------
-    # One short-lived connection per operation, opened and closed in the calling thread: the
-    # gateway's approver runs in worker threads and SQLite connections are bound to their thread.
-    #
-    # Only the first open goes through ``RunStore.open`` (which creates and migrates the file):
-    # later ones connect directly. ``RunStore.open`` also opens and closes a plain descriptor on
-    # the file, and on POSIX closing *any* descriptor of a file drops every lock this process
-    # holds on it, including a SQLite lock another thread's connection holds mid-transaction
-    # (another process may then checkpoint and remove the WAL under it: a corrupt store).
+    # Each thread keeps one connection for the store's life (the gateway's approver waits in
+    # worker threads; SQLite connections are bound to their thread). Connections are never
+    # closed mid-run: a connection closing in a process where another one is idle may find itself
+    # "last", checkpoint and remove the WAL under the others (seen as "disk I/O error" or a
+    # malformed store when a second process, e.g. ``stockade approvals deny``, also writes).
+    # ``RunStore.open`` (which creates and migrates the file) is used only when the file is
+    # missing or older than this stockade: it opens and closes a plain descriptor on the file,
+    # and on POSIX closing any descriptor drops every lock this process holds on the file,
+    # including the locks of connections already open in this process (the gateway's own run
+    # store) -- another process may then remove the WAL under them.
     @contextmanager
     def _open(self) -> Iterator[sqlite3.Connection]:
-        if not self._migrated:
-            with RunStore.open(self.path) as rs:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if not self._migrated:
+                if not _current(self.path):
+                    with RunStore.open(self.path):
+                        pass
                 self._migrated = True
-                yield rs.connection
-            return
-        try:
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        except sqlite3.Error as e:
-            raise StoreError(
-                f"cannot open the run store at {self.path}: {e}",
-                "check the path and its permissions",
-            ) from e
-        try:
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.Error as e:
+                raise StoreError(
+                    f"cannot open the run store at {self.path}: {e}",
+                    "check the path and its permissions",
+                ) from e
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 10000")
-            yield conn
-        finally:
-            conn.close()
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        yield conn
 
     def close(self) -> None:
-        """Nothing is held open between operations; kept for ``with`` use."""
+        """Close every thread's connection (call once no operation is running)."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
     def __enter__(self) -> ApprovalStore:
         return self
@@ -477,6 +492,23 @@ def _evidence(c: sqlite3.Connection, request: ApprovalRequest, data: dict[str, A
         "SELECT ?, 'approval', ?, ? WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ?)",
         (request.run_id, str(data["at"]), json.dumps(story, sort_keys=True), request.run_id),
     )
+
+
+def _current(path: Path) -> bool:
+    """Whether ``path`` is a run store already at this stockade's schema (read directly)."""
+    if not path.is_file():
+        return False
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    except sqlite3.Error:
+        return False
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.close()
+    return version == SCHEMA_VERSION
 
 
 def _parse_remembered(raw: str) -> Remembered:
