@@ -108,7 +108,7 @@ def test_a_keyless_identity_from_the_policy_verifies_and_its_evidence_names_the_
     pol = _policy(tmp_path / "p", registry, f"{{subject: dev@acme.example, issuer: '{ISSUER}'}}")
     (tmp_path / "p" / "trusted_root.json").write_bytes(ca.trusted_root(log))
     prepared = _prepare(registry, pol, str(ref), tmp_path)
-    ((_, verification), (_, image)) = image_evidence(prepared, str(ref), "t")  # type: ignore[arg-type]
+    ((_, verification), (_, image), _) = image_evidence(prepared, str(ref), "t")  # type: ignore[arg-type]
     assert verification["subject"] == "dev@acme.example"
     assert verification["issuer"] == ISSUER
     assert isinstance(verification["log_index"], int)

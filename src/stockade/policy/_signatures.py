@@ -22,6 +22,7 @@ from ._normalise import Finding
 __all__ = [
     "ApprovedBaseSpec",
     "IdentitySpec",
+    "ProvenanceSpec",
     "SignatureRuleSpec",
     "SignaturesPolicy",
     "read_signature_material",
@@ -84,12 +85,45 @@ class IdentitySpec(_M):
         return self
 
 
+class ProvenanceSpec(_M):
+    """The SLSA provenance a rule requires: builder id and source repository, exact or regex."""
+
+    builder: str | None = None
+    builder_regex: str | None = None
+    source: str | None = None
+    source_regex: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> ProvenanceSpec:
+        if (self.builder is None) == (self.builder_regex is None):
+            raise _bad(
+                "provenance needs exactly one of builder / builder_regex",
+                "add builder: https://github.com/slsa-framework/... (the builder id)",
+            )
+        if (self.source is None) == (self.source_regex is None):
+            raise _bad(
+                "provenance needs exactly one of source / source_regex",
+                "add source: https://github.com/acme/tool (the source repository)",
+            )
+        for value, what in ((self.builder, "builder"), (self.source, "source")):
+            if value is not None and (not value or not value.isprintable()):
+                raise _bad(f"provenance {what} is empty or has control characters", "write it")
+        _regex(self.builder_regex, "provenance builder")
+        _regex(self.source_regex, "provenance source")
+        return self
+
+
 class SignatureRuleSpec(_M):
-    """One way an image may be signed: by one of ``keys``, or keyless by one of ``identities``."""
+    """One way an image may be signed: by one of ``keys``, or keyless by one of ``identities``.
+
+    With ``provenance``, an image verified under the rule also needs a SLSA provenance
+    attestation signed by the same keys/identities that names this builder and source.
+    """
 
     name: str
     keys: tuple[str, ...] = ()
     identities: tuple[IdentitySpec, ...] = ()
+    provenance: ProvenanceSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -129,6 +163,7 @@ class SignaturesPolicy(_M):
     """Defaults are the safe ones: a digest is required and no rule means nothing verifies."""
 
     require_digest: bool = True
+    require_sbom: bool = False
     trusted_root: str | None = None
     rules: tuple[SignatureRuleSpec, ...] = ()
     approved_bases: tuple[ApprovedBaseSpec, ...] = ()

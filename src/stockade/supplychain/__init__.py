@@ -1,6 +1,16 @@
 """Supply chain: image references, registry allowlist, signature verification, registry client."""
 
 from ._allowlist import AllowlistDecision, RegistryAllowlist, RegistryRule
+from ._attest import (
+    DSSE_MEDIA_TYPE,
+    SBOM_MEDIA_TYPES,
+    ProvenanceEvidence,
+    SbomEvidence,
+    dsse_pae,
+    fetch_attestations,
+    find_sbom,
+    verify_provenance,
+)
 from ._bases import BASE_DIGEST, BASE_NAME, ApprovedBase, BaseImageError, check_base
 from ._bundle import (
     BundleEvidence,
@@ -39,7 +49,12 @@ from ._record import (
     seal_record,
 )
 from ._reference import DEFAULT_REGISTRY, ImageReference, parse_reference
-from ._referrers import BUNDLE_ARTIFACT_TYPES, fetch_referrer_bundles, verify_referrer_bundles
+from ._referrers import (
+    BUNDLE_ARTIFACT_TYPES,
+    fetch_referrer_bundles,
+    referrers_index,
+    verify_referrer_bundles,
+)
 from ._registry import RegistryClient
 from ._runimage import ImageGate, PreparedImage, image_evidence, image_gate, prepare_image
 from ._sign import PrivateKey, load_private_key, sign_bytes, sign_image
@@ -58,7 +73,9 @@ __all__ = [
     "BASE_NAME",
     "BUNDLE_ARTIFACT_TYPES",
     "DEFAULT_REGISTRY",
+    "DSSE_MEDIA_TYPE",
     "LAYER_MEDIA_TYPES",
+    "SBOM_MEDIA_TYPES",
     "SIMPLESIGNING_MEDIA_TYPE",
     "AllowlistDecision",
     "ApprovedBase",
@@ -76,6 +93,7 @@ __all__ = [
     "PreparedImage",
     "PrivateKey",
     "ProvenanceError",
+    "ProvenanceEvidence",
     "ProvenancePolicy",
     "ProvenanceResult",
     "ReferenceMatch",
@@ -84,6 +102,7 @@ __all__ = [
     "RegistryDeniedError",
     "RegistryError",
     "RegistryRule",
+    "SbomEvidence",
     "SealedRecord",
     "SignatureEvidence",
     "SignatureLayer",
@@ -97,8 +116,11 @@ __all__ = [
     "VerifiedImage",
     "check_base",
     "check_provenance",
+    "dsse_pae",
+    "fetch_attestations",
     "fetch_referrer_bundles",
     "fetch_signatures",
+    "find_sbom",
     "image_evidence",
     "image_gate",
     "load_private_key",
@@ -115,6 +137,7 @@ __all__ = [
     "push_signature",
     "read_dir_image",
     "read_trusted_root",
+    "referrers_index",
     "require_pinned",
     "seal_record",
     "select_platform",
@@ -127,6 +150,7 @@ __all__ = [
     "verify_bundle",
     "verify_bundle_with_key",
     "verify_image_signatures",
+    "verify_provenance",
     "verify_referrer_bundles",
     "verify_remote_image",
     "verify_signature_layer",

@@ -83,6 +83,7 @@ class SignatureEvidence(Frozen):
     integrated_time: int | None = None
     signed_reference: str
     signature_index: int
+    found_via: Literal["sig-tag", "referrer"] = "sig-tag"
 
 
 def _fail(step: str, got: str, expected: str) -> SignatureVerificationError:

@@ -15,6 +15,7 @@ from stockade.models import Frozen
 
 from ._crypto import load_certificates, load_public_key
 from ._errors import TrustMaterialError
+from ._provenance import ProvenancePolicy
 from ._reference import parse_reference
 
 __all__ = ["IdentityMatcher", "ReferenceMatch", "SignatureRule", "VerificationPolicy"]
@@ -119,6 +120,10 @@ class SignatureRule(Frozen):
     rekor_keys: tuple[str, ...] = ()
     require_tlog: bool = False  # always on for Fulcio certificates
     reference: ReferenceMatch = ReferenceMatch()
+    # Sigstore trusted root (JSON) for bundles attached as OCI referrers; none: referrers unused
+    trusted_root_json: str | None = None
+    # when set, a SLSA provenance attestation by this rule's signer must match it
+    provenance: ProvenancePolicy | None = None
 
     @field_validator("public_keys", "rekor_keys")
     @classmethod

@@ -11,7 +11,10 @@ when comparing sources; everything else must be equal.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+from pydantic import model_validator
 
 from stockade.errors import SupplyChainError
 from stockade.models import Frozen
@@ -29,8 +32,50 @@ class ProvenanceError(SupplyChainError):
 
 
 class ProvenancePolicy(Frozen):
-    builder_id: str
-    source_repository: str
+    """The builder and source repository a provenance must name: exact, or a whole-value regex."""
+
+    builder_id: str | None = None
+    builder_regex: str | None = None
+    source_repository: str | None = None
+    source_regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_each(self) -> ProvenancePolicy:
+        if (self.builder_id is None) == (self.builder_regex is None):
+            raise ValueError("set exactly one of builder_id / builder_regex")
+        if (self.source_repository is None) == (self.source_regex is None):
+            raise ValueError("set exactly one of source_repository / source_regex")
+        for pattern in (self.builder_regex, self.source_regex):
+            if pattern is not None:
+                if len(pattern) > 1024:
+                    raise ValueError("provenance regex longer than 1024 characters")
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise ValueError(
+                        f"provenance regex {pattern!r} does not compile: {e}"
+                    ) from None
+        return self
+
+    def builder_matches(self, builder: str) -> bool:
+        if self.builder_id is not None:
+            return builder == self.builder_id
+        assert self.builder_regex is not None  # noqa: S101  (validator guarantees one)
+        return re.fullmatch(self.builder_regex, builder) is not None
+
+    def source_matches(self, source: str) -> bool:
+        if self.source_repository is not None:
+            return _source(source) == _source(self.source_repository)
+        assert self.source_regex is not None  # noqa: S101
+        return re.fullmatch(self.source_regex, _source(source)) is not None
+
+    def describe_builder(self) -> str:
+        return repr(self.builder_id) if self.builder_id is not None else f"/{self.builder_regex}/"
+
+    def describe_source(self) -> str:
+        if self.source_repository is not None:
+            return repr(self.source_repository)
+        return f"/{self.source_regex}/"
 
 
 class ProvenanceResult(Frozen):
@@ -39,9 +84,9 @@ class ProvenanceResult(Frozen):
     source: str
 
 
-def _fail(got: str, expected: str) -> ProvenanceError:
+def _fail(got: str, expected: str, step: str = "provenance") -> ProvenanceError:
     return ProvenanceError(
-        f"provenance: got {got}, expected {expected}",
+        f"{step}: got {got}, expected {expected}",
         "build the image with the approved builder from the approved repository",
     )
 
@@ -68,16 +113,22 @@ def check_provenance(
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise _fail("a statement that is not JSON", "an in-toto statement") from None
     if _get(doc, "_type") not in STATEMENT_TYPES:
-        raise _fail(f"_type {str(_get(doc, '_type'))[:80]!r}", "an in-toto statement")
+        raise _fail(
+            f"_type {str(_get(doc, '_type'))[:80]!r}",
+            "an in-toto statement",
+            "provenance statement",
+        )
     ptype = _get(doc, "predicateType")
     if ptype not in (SLSA_V1, SLSA_V02):
-        raise _fail(f"predicateType {str(ptype)[:80]!r}", f"{SLSA_V1} or {SLSA_V02}")
+        raise _fail(
+            f"predicateType {str(ptype)[:80]!r}", f"{SLSA_V1} or {SLSA_V02}", "provenance type"
+        )
     subjects = _get(doc, "subject")
     names = [
         "sha256:" + str(_get(s, "digest", "sha256")) for s in subjects or [] if isinstance(s, dict)
     ]
     if digest not in names:
-        raise _fail(f"subjects {names[:5]}", f"the image digest {digest}")
+        raise _fail(f"subjects {names[:5]}", f"the image digest {digest}", "provenance subject")
     predicate = _get(doc, "predicate")
     if ptype == SLSA_V1:
         builder = _get(predicate, "runDetails", "builder", "id")
@@ -88,8 +139,10 @@ def check_provenance(
     else:
         builder = _get(predicate, "builder", "id")
         repo = _get(predicate, "invocation", "configSource", "uri")
-    if builder != policy.builder_id:
-        raise _fail(f"builder {str(builder)[:120]!r}", repr(policy.builder_id))
-    if not isinstance(repo, str) or _source(repo) != _source(policy.source_repository):
-        raise _fail(f"source {str(repo)[:120]!r}", repr(policy.source_repository))
+    if not isinstance(builder, str) or not policy.builder_matches(builder):
+        raise _fail(
+            f"builder {str(builder)[:120]!r}", policy.describe_builder(), "provenance builder"
+        )
+    if not isinstance(repo, str) or not policy.source_matches(repo):
+        raise _fail(f"source {str(repo)[:120]!r}", policy.describe_source(), "provenance source")
     return ProvenanceResult(predicate_type=str(ptype), builder_id=builder, source=repo)

@@ -16,7 +16,12 @@ from ._policy import IdentityMatcher
 from ._reference import ImageReference
 from ._registry import RegistryClient
 
-__all__ = ["BUNDLE_ARTIFACT_TYPES", "fetch_referrer_bundles", "verify_referrer_bundles"]
+__all__ = [
+    "BUNDLE_ARTIFACT_TYPES",
+    "fetch_referrer_bundles",
+    "referrers_index",
+    "verify_referrer_bundles",
+]
 
 BUNDLE_ARTIFACT_TYPES = (
     "application/vnd.dev.sigstore.bundle.v0.3+json",
@@ -26,7 +31,8 @@ MAX_REFERRERS = 64
 MAX_BUNDLE = 1024 * 1024
 
 
-def _referrers_index(client: RegistryClient, image: ImageReference) -> bytes | None:
+def referrers_index(client: RegistryClient, image: ImageReference) -> bytes | None:
+    """The referrers index of ``image`` (pinned): the API, else the fallback tag; none: None."""
     assert image.digest is not None  # noqa: S101  (callers pass pinned references)
     raw = client.get_referrers(image)
     if raw is not None:
@@ -48,7 +54,7 @@ def fetch_referrer_bundles(client: RegistryClient, image: ImageReference) -> tup
     """The Sigstore bundles attached to ``image`` (pinned); none gives ``()``."""
     if image.digest is None:
         raise RegistryError(f"{image}: no digest to look referrers up by", "resolve it first")
-    raw = _referrers_index(client, image)
+    raw = referrers_index(client, image)
     if raw is None:
         return ()
     index = parse_manifest(raw, OCI_INDEX)

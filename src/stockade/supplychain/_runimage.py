@@ -16,11 +16,13 @@ from stockade.models import Clock, Frozen
 from stockade.policy import Policy
 
 from ._allowlist import RegistryAllowlist
+from ._attest import SbomEvidence
 from ._bases import ApprovedBase
 from ._errors import RegistryError, SignatureVerificationError, TrustMaterialError
 from ._layout import OciLayoutStore
 from ._manifest import parse_manifest
 from ._policy import IdentityMatcher, SignatureRule, VerificationPolicy
+from ._provenance import ProvenancePolicy
 from ._reference import parse_reference
 from ._registry import RegistryClient
 from ._trustroot import read_trusted_root
@@ -36,6 +38,7 @@ class ImageGate(Frozen):
     allowlist: RegistryAllowlist
     verification: VerificationPolicy
     require_digest: bool = True
+    require_sbom: bool = False
     approved_bases: tuple[ApprovedBase, ...] = ()
 
 
@@ -55,13 +58,30 @@ def _rule(policy: Policy, name: str) -> SignatureRule:
             f"signature rule {name!r} is not defined in {policy.file}", "define it"
         )
     material = policy.signature_material
+    prov = None
+    if spec.provenance is not None:
+        p = spec.provenance
+        prov = ProvenancePolicy(
+            builder_id=p.builder,
+            builder_regex=p.builder_regex,
+            source_repository=p.source,
+            source_regex=p.source_regex,
+        )
     try:
+        root_json = material[sig.trusted_root] if sig.trusted_root is not None else None
         if spec.keys:
-            return SignatureRule(name=name, public_keys=tuple(material[k] for k in spec.keys))
-        assert sig.trusted_root is not None  # noqa: S101  (the schema requires it for identities)
-        root = read_trusted_root(material[sig.trusted_root].encode())
+            return SignatureRule(
+                name=name,
+                public_keys=tuple(material[k] for k in spec.keys),
+                trusted_root_json=root_json,
+                provenance=prov,
+            )
+        assert root_json is not None  # noqa: S101  (the schema requires it for identities)
+        root = read_trusted_root(root_json.encode())
         return SignatureRule(
             name=name,
+            trusted_root_json=root_json,
+            provenance=prov,
             certificate_roots=root.fulcio_roots,
             certificate_intermediates=root.fulcio_intermediates,
             identities=tuple(IdentityMatcher(**i.model_dump()) for i in spec.identities),
@@ -101,6 +121,7 @@ def image_gate(policy: Policy, server: str | None) -> ImageGate:
         allowlist=allowlist,
         verification=VerificationPolicy(rules=tuple(_rule(policy, n) for n in names)),
         require_digest=sig.require_digest,
+        require_sbom=sig.require_sbom,
         approved_bases=bases,
     )
 
@@ -147,6 +168,7 @@ def prepare_image(
         policy=gate.verification,
         clock=clock,
         approved_bases=gate.approved_bases,
+        require_sbom=gate.require_sbom,
     )
     store = OciLayoutStore(store_root)
     digest = pull_image(client, verified, store)
@@ -173,7 +195,7 @@ def prepare_image(
 def image_evidence(
     prepared: PreparedImage, requested: str, verified_at: str
 ) -> tuple[tuple[str, dict[str, Any]], ...]:
-    """The ``verification`` and ``image`` evidence recorded with the run."""
+    """The ``verification`` (with provenance), ``image`` and ``sbom`` evidence of the run."""
     v = prepared.verified
     ev = v.evidence
     verification: dict[str, Any] = {
@@ -186,7 +208,9 @@ def image_evidence(
         "integrated_time": ev.integrated_time,
         "registry_rule": v.allowed_by,
         "signed_reference": ev.signed_reference,
+        "found_via": ev.found_via,
         "verified_at": verified_at,
+        "provenance": None if v.provenance is None else v.provenance.model_dump(mode="json"),
     }
     if v.base is not None:
         verification["approved_base"] = v.base.model_dump(mode="json")
@@ -197,4 +221,5 @@ def image_evidence(
         "platform_manifest": prepared.manifest_digest,
         "rootfs": prepared.rootfs,
     }
-    return (("verification", verification), ("image", image))
+    sbom = (v.sbom or SbomEvidence(present=False)).model_dump(mode="json")
+    return (("verification", verification), ("image", image), ("sbom", sbom))

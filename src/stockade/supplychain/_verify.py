@@ -9,13 +9,23 @@ from __future__ import annotations
 from stockade.models import Clock, Frozen, PinnedImage
 
 from ._allowlist import RegistryAllowlist
+from ._attest import (
+    ProvenanceEvidence,
+    SbomEvidence,
+    fetch_attestations,
+    find_sbom,
+    verify_provenance,
+)
 from ._bases import ApprovedBase, check_base, declared_base
+from ._bundle import verify_attestation_bundle
 from ._cosign import SignatureEvidence, verify_image_signatures
-from ._errors import ImageReferenceError, RegistryError
+from ._errors import ImageReferenceError, RegistryError, SignatureVerificationError
+from ._keybundle import verify_bundle_with_key
 from ._layout import OciLayoutStore
 from ._manifest import INDEX_TYPES, Platform, parse_manifest, select_platform
 from ._policy import VerificationPolicy
 from ._reference import ImageReference, parse_reference
+from ._referrers import fetch_referrer_bundles
 from ._registry import RegistryClient
 from ._sigstore_oci import fetch_signatures
 
@@ -30,6 +40,8 @@ class VerifiedImage(Frozen):
     media_type: str
     size: int
     evidence: SignatureEvidence
+    provenance: ProvenanceEvidence | None = None
+    sbom: SbomEvidence | None = None
 
 
 def require_pinned(text: str) -> PinnedImage:
@@ -52,15 +64,36 @@ def verify_remote_image(
     policy: VerificationPolicy,
     clock: Clock,
     approved_bases: tuple[ApprovedBase, ...] = (),
+    require_sbom: bool = False,
 ) -> VerifiedImage:
-    """Allowlist, fetch (digest checked), signatures; approved base when the policy lists any."""
+    """Allowlist, fetch (digest checked), signatures (``.sig`` tag, else referrer bundles when a
+    rule has a trusted root), provenance when a rule requires it, SBOM recorded; approved base
+    when the policy lists any."""
     allowed_by = allowlist.check(ref)
     raw, manifest, digest = client.get_manifest(ref)
     pinned_ref = ref.with_digest(digest)
     signatures = fetch_signatures(client, pinned_ref)
-    evidence = verify_image_signatures(
-        signatures, manifest_digest=digest, image=ref, policy=policy, clock=clock
-    )
+    try:
+        evidence = verify_image_signatures(
+            signatures, manifest_digest=digest, image=ref, policy=policy, clock=clock
+        )
+    except SignatureVerificationError as e:
+        if not any(r.trusted_root_json is not None for r in policy.rules):
+            raise
+        evidence = _verify_referrers(client, pinned_ref, digest, policy, e)
+    provenance = None
+    if any(r.provenance is not None for r in policy.rules):
+        provenance = verify_provenance(
+            fetch_attestations(client, pinned_ref), digest=digest, rules=policy.rules
+        )
+    sbom = find_sbom(client, pinned_ref)
+    if require_sbom and not sbom.present:
+        raise RegistryError(
+            f"no SBOM attached to {pinned_ref}: got none (no SPDX/CycloneDX referrer, no .sbom "
+            "tag), expected one because the policy sets require_sbom",
+            "attach an SBOM to the image digest (cosign attach sbom, oras attach), or unset "
+            "require_sbom",
+        )
     base = None
     if approved_bases:
         if manifest.is_index:
@@ -82,6 +115,61 @@ def verify_remote_image(
         media_type=manifest.media_type,
         size=len(raw),
         evidence=evidence,
+        provenance=provenance,
+        sbom=sbom,
+    )
+
+
+def _verify_referrers(
+    client: RegistryClient,
+    image: ImageReference,
+    digest: str,
+    policy: VerificationPolicy,
+    tag_error: SignatureVerificationError,
+) -> SignatureEvidence:
+    """A Sigstore bundle referrer accepted by a rule with a trusted root (keys or identities).
+
+    Identities: a DSSE in-toto bundle whose statement names ``digest``. Keys: a key-signed
+    message-signature bundle over the manifest itself (its sha256 is ``digest``).
+    """
+    bundles = fetch_referrer_bundles(client, image)
+    failures = [f"sig tag: {tag_error.what}"]
+    for i, bundle in enumerate(bundles):
+        for rule in policy.rules:
+            if rule.trusted_root_json is None:
+                continue
+            root = rule.trusted_root_json.encode()
+            for signer in rule.public_keys or (None,):
+                try:
+                    if signer is None:
+                        ev, _ = verify_attestation_bundle(
+                            bundle, digest, identities=rule.identities, trusted_root=root
+                        )
+                    else:
+                        ev = verify_bundle_with_key(
+                            bundle, digest, key_pem=signer.encode(), trusted_root=root
+                        )
+                except SignatureVerificationError as e:
+                    failures.append(f"referrer {i + 1}, rule {rule.name!r}: {e.what}")
+                    continue
+                return SignatureEvidence(
+                    manifest_digest=digest,
+                    rule=rule.name,
+                    signer_kind="key" if signer is not None else "certificate",
+                    key_id=ev.subject if signer is not None else "",
+                    subject=None if signer is not None else ev.subject,
+                    issuer=ev.issuer,
+                    log_index=ev.log_index,
+                    integrated_time=ev.integrated_time,
+                    signed_reference=image.name,
+                    signature_index=i,
+                    found_via="referrer",
+                )
+    raise SignatureVerificationError(
+        f"no valid signature for {image.name}@{digest}: {len(bundles)} referrer bundle(s) and the "
+        "sig tag checked, none satisfies the policy; " + "; ".join(failures),
+        "sign the image (sig tag or a Sigstore bundle referrer) by a trusted key or identity",
+        failures=tuple(failures),
     )
 
 
