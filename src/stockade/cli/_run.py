@@ -207,6 +207,11 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
             evidence=evidence,
         )
         click.echo(f"stockade: run {handle.run_id} ({spec.runtime.value})", err=True)
+        # a stop requested through the control API (`stop_requested` evidence) ends the run
+        from stockade.api import StoreStopCheck
+
+        db = store_path or paths.run_store()
+        handle.sandbox.watch_stop(StoreStopCheck(lambda: RunStore.open(db), handle.run_id))
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             handle.kill()
