@@ -85,6 +85,9 @@ def _request(r: ApprovalRequest, now: datetime, csrf: str) -> str:
         f"({e(r.expires_at.isoformat())}) &middot; client {e(r.call.client, 80)} &middot; "
         f"session {e(r.call.session or '-', 80)}</p>"
         f"<p>why flagged: {e(r.reason, 600)} <small>(rule {e(r.rule or '-')})</small></p>"
+        "<div class=label>taint provenance</div><ul class=provenance>"
+        + ("".join(f"<li>{e(p, 300)}</li>" for p in r.provenance[:20]) or "<li>none recorded</li>")
+        + "</ul>"
         "<div class=label>arguments &mdash; untrusted, supplied by the agent</div>"
         f"<pre class=untrusted>{e(args, 20000)}</pre>"
         f"<p><small>request {rid} &middot; digest {e(r.digest)}</small></p>"

@@ -102,6 +102,8 @@ def _detail(r: ApprovalRequest) -> str:
         f"category    {r.category.value}",
         f"why         {s(r.reason, 500)}",
         f"rule        {s(r.rule or '-')}",
+        f"provenance  {s('; '.join(r.provenance) or 'none recorded', 600)}",
+        f"run         {s(r.run_id or '-')}",
         f"server      {s(r.call.server)}",
         f"tool        {s(r.call.tool)}",
         f"client      {s(r.call.client)}   session {s(r.call.session or '-')}",
