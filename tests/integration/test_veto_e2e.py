@@ -8,7 +8,8 @@ injection and calls ``mail__send_email``; the call waits as a pending request; a
 it with ``stockade approvals deny`` (one test) or nobody answers and it expires (another). The
 agent gets an error result, the sink never receives the call, and ``stockade trace`` of the mail
 server's run tells the story: the request, its category, why it was flagged, the taint provenance,
-the decision and who decided through which channel.
+the decision and who decided through which channel. A third test engages ``stockade kill`` under
+a running gateway: its servers stop (each run records why) and every new call is denied.
 """
 
 from __future__ import annotations
@@ -264,3 +265,47 @@ def test_an_injected_sink_call_nobody_answers_expires_denied_with_the_story_trac
     story = _check_story(tmp_path, seen, outbox, "expired")
     assert story[-1]["decided_by"] == "stockade"
     assert story[-1]["channel"] == "system"
+
+
+async def killed(tmp_path: Path, policy: Path) -> dict[str, Any]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio"],
+        env=_env(tmp_path),
+    )
+    seen: dict[str, Any] = {}
+    async with Client(params, read_timeout_seconds=90) as client:
+        seen["read"] = await client.call_tool("web__echo", {"message": "weather?"})
+        before = await client.call_tool("stockade__get_run_trace", {})
+        run_id = before.structured_content["servers"]["web"]["run"]["run_id"]
+        kill = await asyncio.to_thread(
+            stockade, tmp_path, "kill", "--by", "ops", "--reason", "incident 42"
+        )
+        assert kill.returncode == 0, kill.stderr
+        for _ in range(300):  # bounded: the gateway polls the switch and stops its servers
+            out = await asyncio.to_thread(stockade, tmp_path, "trace", run_id, "--json")
+            trace = json.loads(out.stdout)
+            if trace["run"]["status"] != "running" and any(
+                e["kind"] == "kill_switch" for e in trace["events"]
+            ):
+                break
+            await asyncio.sleep(0.1)
+        seen["trace"] = trace
+        seen["after"] = await client.call_tool("web__echo", {"message": "again"})
+    return seen
+
+
+@pytest.mark.guarantee("apr-kill-stops-gateway")
+def test_the_kill_switch_stops_the_gateways_sandboxes_and_denies_every_new_call(
+    tmp_path: Path,
+) -> None:
+    _need_gvisor()
+    policy, _ = _setup(tmp_path, timeout_s=60)
+    seen = asyncio.run(asyncio.wait_for(killed(tmp_path, policy), 180))
+    assert not seen["read"].is_error
+    trace = seen["trace"]
+    assert trace["run"]["status"] != "running"
+    (event,) = [e["data"] for e in trace["events"] if e["kind"] == "kill_switch"]
+    assert event == {"by": "ops", "reason": "incident 42", "action": "server stopped"}
+    assert seen["after"].is_error
+    assert "kill switch" in seen["after"].content[0].text
