@@ -1,0 +1,92 @@
+"""``signatures.rules[].provenance`` and ``signatures.require_sbom``: typed, strict, located."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _policy_helpers import Writer, messages, valid
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+BUILDER = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/g.yml@v2"
+
+
+def _doc(provenance: str, extra: str = "") -> str:
+    return (
+        "version: 1\n"
+        "default: deny\n"
+        "registries: [registry.example.com/team/*]\n"
+        "signatures:\n"
+        f"{extra}"
+        "  rules:\n"
+        "    - name: team\n"
+        "      keys: [keys/team.pub]\n"
+        f"{provenance}"
+        "servers:\n"
+        "  - name: s\n"
+        "    image: registry.example.com/team/app@sha256:" + "a" * 64 + "\n"
+        "    verify: [team]\n"
+    )
+
+
+@pytest.fixture
+def keydir(tmp_path: Path) -> Path:
+    (tmp_path / "keys").mkdir()
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "keys" / "team.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return tmp_path
+
+
+@pytest.mark.guarantee("image-provenance-run-gate")
+def test_a_rule_with_exact_provenance_and_require_sbom_loads_typed(
+    check: Writer, keydir: Path
+) -> None:
+    prov = f"      provenance:\n        builder: '{BUILDER}'\n        source: https://github.com/acme/tool\n"
+    policy = valid(check(_doc(prov, "  require_sbom: true\n")))
+    sig = policy.doc.signatures
+    assert sig.require_sbom is True
+    assert sig.rules[0].provenance is not None
+    assert sig.rules[0].provenance.builder == BUILDER
+    assert sig.rules[0].provenance.source_regex is None
+
+
+def test_require_sbom_defaults_to_false_and_provenance_to_none(check: Writer, keydir: Path) -> None:
+    policy = valid(check(_doc("")))
+    assert policy.doc.signatures.require_sbom is False
+    assert policy.doc.signatures.rules[0].provenance is None
+
+
+@pytest.mark.guarantee("image-provenance-run-gate")
+@pytest.mark.parametrize(
+    ("body", "expect"),
+    [
+        ("        source: https://x\n", "exactly one of builder"),
+        (f"        builder: '{BUILDER}'\n", "exactly one of source"),
+        (
+            f"        builder: '{BUILDER}'\n        builder_regex: '.*'\n        source: s\n",
+            "exactly one of builder",
+        ),
+        ("        builder_regex: '(unclosed'\n        source: s\n", "does not compile"),
+        ("        builder: ''\n        source: s\n", "empty or has control"),
+        ("        builder: b\n        source: s\n        sauce: t\n", "sauce"),
+    ],
+)
+def test_a_malformed_provenance_is_an_error_at_its_line(
+    check: Writer, keydir: Path, body: str, expect: str
+) -> None:
+    result = check(_doc("      provenance:\n" + body))
+    assert not result.ok
+    hits = [p for p in result.errors if expect in p.message]
+    assert hits, messages(result)
+    assert all(p.line is not None and p.line >= 9 for p in hits)  # at/under provenance:
+
+
+def test_require_sbom_must_be_a_boolean(check: Writer, keydir: Path) -> None:
+    result = check(_doc("", "  require_sbom: maybe\n"))
+    assert not result.ok
+    assert any("require_sbom" in m or "bool" in m for m in messages(result)), messages(result)
