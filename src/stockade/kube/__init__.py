@@ -3,6 +3,16 @@ SandboxSpec, check them, export cluster policies, and plan/apply/roll back (dry-
 See docs/kubernetes.md."""
 
 from ._apply import ApplyResult, RollbackResult, apply_run, rollback_run
+from ._attach import (
+    ATTACH_POLL_S,
+    STDERR_LIMIT_BYTES,
+    AttachApi,
+    AttachStream,
+    BoundedLog,
+    Pumped,
+    pump,
+)
+from ._attached import STDERR_KILL_BYTES, AttachedPod
 from ._check import ADMISSION_KINDS, check_rendered, rules_for, verify_rendered
 from ._cluster import ClusterApi, ObjRef, ref_of
 from ._errors import KubeError, PreflightError
@@ -10,6 +20,7 @@ from ._from_policy import RunParams, render_server
 from ._gatekeeper import DEFAULT_SECRET_PATTERNS, ExportParams, gatekeeper
 from ._kuberun import KubeRun, run_pod
 from ._kyverno import KYVERNO_COVERAGE, kyverno
+from ._launcher import KubeLauncher, Render, policy_renderer
 from ._names import check_namespace, check_run_id, namespace_for, run_fs_group, slug
 from ._outcome import PodOutcome, pod_outcome
 from ._plan import Action, Change, Plan, diff_text, make_plan, project
@@ -33,6 +44,7 @@ from ._yaml import REDACTED, dump_all, redact
 
 __all__ = [
     "ADMISSION_KINDS",
+    "ATTACH_POLL_S",
     "DEFAULT_SECRET_PATTERNS",
     "EGRESS_PROXY_LABELS",
     "KYVERNO_COVERAGE",
@@ -43,13 +55,20 @@ __all__ = [
     "REGO_PACKAGE",
     "RUNTIME_CLASS",
     "SECRETS_DIR",
+    "STDERR_KILL_BYTES",
+    "STDERR_LIMIT_BYTES",
     "Action",
     "ApplyResult",
+    "AttachApi",
+    "AttachStream",
+    "AttachedPod",
+    "BoundedLog",
     "Change",
     "ClusterApi",
     "ExportParams",
     "Facts",
     "KubeError",
+    "KubeLauncher",
     "KubeRun",
     "Manifest",
     "ObjRef",
@@ -57,8 +76,10 @@ __all__ = [
     "PodApi",
     "PodOutcome",
     "PreflightError",
+    "Pumped",
     "RecordStore",
     "RecordedChange",
+    "Render",
     "RenderInput",
     "RollbackRecord",
     "RollbackResult",
@@ -81,9 +102,11 @@ __all__ = [
     "networkpolicy_enforced",
     "pod_outcome",
     "pod_resources",
+    "policy_renderer",
     "preflight",
     "problems",
     "project",
+    "pump",
     "record_for",
     "redact",
     "ref_of",

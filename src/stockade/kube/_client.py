@@ -13,7 +13,7 @@ from ._errors import KubeError
 from ._names import LABEL_RUN
 from ._render import Manifest
 
-__all__ = ["KubernetesCluster", "connect"]
+__all__ = ["KubernetesCluster", "WsAttach", "connect"]
 
 TIMEOUT_S = 30
 
@@ -125,6 +125,65 @@ class KubernetesCluster:
         return frozenset(
             p.metadata.labels[LABEL_RUN] for p in pods.items if p.metadata and p.metadata.labels
         )
+
+    def attach(self, namespace: str, pod: str) -> WsAttach:
+        from kubernetes import client
+        from kubernetes.stream import stream
+
+        core = client.CoreV1Api(self._api)
+        try:
+            ws = stream(
+                core.connect_get_namespaced_pod_attach,
+                pod,
+                namespace,
+                container="server",
+                stdin=True,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                binary=True,
+                _preload_content=False,
+            )
+        except (client.ApiException, OSError, ValueError) as e:
+            raise _fail("attaching to", f"Pod {namespace}/{pod}", e) from None
+        return WsAttach(ws)
+
+
+class WsAttach:
+    """An :class:`AttachStream` over the client's ``WSClient`` (binary channels)."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    def _guard(self, op: str, fn: Any, *args: Any) -> Any:
+        from websocket import WebSocketException
+
+        try:
+            return fn(*args)
+        except (WebSocketException, OSError, ValueError) as e:
+            raise KubeError(
+                f"attach {op} failed: {type(e).__name__}", "see the Pod's status"
+            ) from None
+
+    def write(self, data: bytes) -> None:
+        self._guard("write", self._ws.write_stdin, data)
+
+    def read_stdout(self, timeout_s: float) -> bytes:
+        if not self._ws.is_open() and not self._ws.peek_stdout():
+            return b""
+        return bytes(self._guard("read", self._ws.read_stdout, timeout_s) or b"")
+
+    def read_stderr(self, timeout_s: float) -> bytes:
+        if not self._ws.is_open() and not self._ws.peek_stderr():
+            return b""
+        return bytes(self._guard("read", self._ws.read_stderr, timeout_s) or b"")
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._ws.is_open())
+
+    def close(self) -> None:
+        self._guard("close", self._ws.close)
 
 
 def connect(kubeconfig: str | None, context: str | None) -> KubernetesCluster:

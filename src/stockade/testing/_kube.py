@@ -8,11 +8,15 @@ and records every call. It does not admit, default or schedule anything.
 from __future__ import annotations
 
 import copy
+import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from stockade.kube import KubeError, Manifest, ObjRef, ref_of
 
-__all__ = ["FakeCluster"]
+__all__ = ["FakeAttach", "FakeCluster"]
 
 
 @dataclass
@@ -26,6 +30,8 @@ class FakeCluster:
     script: dict[ObjRef, list[Manifest]] = field(default_factory=dict)
     #: Per Pod: the server container's log as ``pod_log`` returns it.
     logs: dict[ObjRef, str] = field(default_factory=dict)
+    #: Per Pod: the attach stream :meth:`attach` hands out (default: a new MCP echo server).
+    attachments: dict[ObjRef, FakeAttach] = field(default_factory=dict)
     _version: int = 0
 
     def put(self, obj: Manifest) -> None:
@@ -89,6 +95,14 @@ class FakeCluster:
             raise KubeError(f"{ref} not found (404)", "read the log before deleting the Pod")
         return self.logs.get(ref, "")[-limit_bytes:]
 
+    def attach(self, namespace: str, pod: str) -> FakeAttach:
+        ref = ObjRef("v1", "Pod", namespace, pod)
+        self._check("attach", ref)
+        obj = self.objects.get(ref)
+        if obj is None or obj.get("status", {}).get("phase") != "Running":
+            raise KubeError(f"{ref} is not running: cannot attach", "wait until it runs")
+        return self.attachments.setdefault(ref, FakeAttach())
+
     def daemonset_names(self, namespace: str) -> tuple[str, ...]:
         return self.daemonsets.get(namespace, ())
 
@@ -100,3 +114,109 @@ class FakeCluster:
             and r.namespace == namespace
             and "stockade.dev/run-id" in o["metadata"].get("labels", {})
         )
+
+
+def _mcp_answer(msg: dict[str, Any]) -> dict[str, Any] | None:
+    """A tiny MCP server: initialize, tools/list (one ``echo`` tool), tools/call echo."""
+    if "id" not in msg:
+        return None
+    rid, method = msg["id"], msg.get("method")
+    if method == "initialize":
+        result: dict[str, Any] = {
+            "protocolVersion": msg.get("params", {}).get("protocolVersion", "2025-11-25"),
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "fake-pod-echo", "version": "1"},
+        }
+    elif method == "tools/list":
+        schema = {"type": "object", "properties": {"text": {"type": "string"}}}
+        result = {"tools": [{"name": "echo", "description": "Echo text.", "inputSchema": schema}]}
+    elif method == "tools/call" and msg.get("params", {}).get("name") == "echo":
+        text = str(msg["params"].get("arguments", {}).get("text", ""))
+        result = {"content": [{"type": "text", "text": text}], "isError": False}
+    else:
+        return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no such"}}
+    return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+
+class FakeAttach:
+    """A scripted attach stream: each complete stdin line goes to ``answer`` (default: a tiny
+    MCP echo server), whose reply becomes stdout. ``stderr`` is emitted once at the first read;
+    ``flood_stdout``/``flood_stderr`` bytes are offered (in 64 KiB reads) to test the bounds."""
+
+    def __init__(
+        self,
+        *,
+        answer: Callable[[dict[str, Any]], dict[str, Any] | None] = _mcp_answer,
+        stderr: bytes = b"",
+        flood_stdout: int = 0,
+        flood_stderr: int = 0,
+    ) -> None:
+        self._answer = answer
+        self._cond = threading.Condition()
+        self._out = bytearray()
+        self._err = bytearray(stderr)
+        self._in = bytearray()
+        self.flood_stdout = flood_stdout
+        self.flood_stderr = flood_stderr
+        self.stdout_offered = 0
+        self.written = bytearray()
+        self._open = True
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        with self._cond:
+            if not self._open:
+                raise KubeError("attach write failed: closed", "see the Pod's status")
+            self.written += data
+            self._in += data
+            while b"\n" in self._in:
+                line, _, rest = bytes(self._in).partition(b"\n")
+                self._in = bytearray(rest)
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                reply = self._answer(msg) if isinstance(msg, dict) else None
+                if reply is not None:
+                    self._out += json.dumps(reply).encode() + b"\n"
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """The server exits: its output ends once read."""
+        with self._cond:
+            self._open = False
+            self._cond.notify_all()
+
+    def read_stdout(self, timeout_s: float) -> bytes:
+        with self._cond:
+            if self.flood_stdout > 0:
+                n = min(self.flood_stdout, 65536)
+                self.flood_stdout -= n
+                self.stdout_offered += n
+                return b"x" * n
+            if self.flood_stderr > 0:
+                return b""
+            self._cond.wait_for(lambda: self._out or not self._open, timeout=timeout_s)
+            data = bytes(self._out)
+            self._out.clear()
+            return data
+
+    def read_stderr(self, timeout_s: float) -> bytes:
+        with self._cond:
+            if self.flood_stderr > 0:
+                n = min(self.flood_stderr, 65536)
+                self.flood_stderr -= n
+                return b"e" * n
+            data = bytes(self._err)
+            self._err.clear()
+            return data
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def close(self) -> None:
+        with self._cond:
+            self._open = False
+            self.closed = True
+            self._cond.notify_all()
