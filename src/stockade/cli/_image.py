@@ -266,6 +266,17 @@ _verify_options: list[Callable[[Any], Any]] = [
     click.option(
         "--allow", "allow", multiple=True, help="Registry allowlist rule registry/namespace/*."
     ),
+    click.option(
+        "--policy",
+        "policy_path",
+        default=None,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Take registries, keys/identities, trusted root, provenance and SBOM rules from "
+        "this policy (instead of the ad-hoc trust options).",
+    ),
+    click.option(
+        "--server", "server", default=None, help="With --policy: use this server's verify: rules."
+    ),
     _plain_http,
 ]
 
@@ -286,28 +297,68 @@ def _verify(
     issuer_regex: str | None,
     root_path: Path | None,
     allow: tuple[str, ...],
+    policy_path: Path | None,
+    server: str | None,
     plain_http: tuple[str, ...],
 ) -> tuple[RegistryClient, VerifiedImage]:
     from stockade.models import SystemClock
-    from stockade.supplychain import RegistryClient, parse_reference, verify_remote_image
+    from stockade.supplychain import (
+        ImageGate,
+        RegistryClient,
+        image_gate,
+        parse_reference,
+        verify_remote_image,
+    )
 
-    allowlist, policy = _policy(
-        keys=keys,
-        identity=identity,
-        identity_regex=identity_regex,
-        issuer=issuer,
-        issuer_regex=issuer_regex,
-        root_path=root_path,
-        allow=allow,
-    )
+    adhoc = [
+        name
+        for name, given in (
+            ("--key", bool(keys)),
+            ("--certificate-identity", identity is not None),
+            ("--certificate-identity-regexp", identity_regex is not None),
+            ("--certificate-oidc-issuer", issuer is not None),
+            ("--certificate-oidc-issuer-regexp", issuer_regex is not None),
+            ("--trusted-root", root_path is not None),
+            ("--allow", bool(allow)),
+        )
+        if given
+    ]
+    if policy_path is not None:
+        if adhoc:
+            raise UsageError(
+                f"--policy takes trust from the policy file: got also {', '.join(adhoc)}",
+                "use either --policy FILE [--server NAME], or the ad-hoc trust options",
+            )
+        from stockade.policy import load_policy
+
+        gate = image_gate(load_policy(policy_path), server)
+    else:
+        if server is not None:
+            raise UsageError("--server needs --policy", "pass --policy FILE --server NAME")
+        allowlist, policy = _policy(
+            keys=keys,
+            identity=identity,
+            identity_regex=identity_regex,
+            issuer=issuer,
+            issuer_regex=issuer_regex,
+            root_path=root_path,
+            allow=allow,
+        )
+        gate = ImageGate(allowlist=allowlist, verification=policy)
     client = RegistryClient(plain_http=plain_http)
-    verified = verify_remote_image(
-        client,
-        parse_reference(ref),
-        allowlist=allowlist,
-        policy=policy,
-        clock=SystemClock(),
-    )
+    try:
+        verified = verify_remote_image(
+            client,
+            parse_reference(ref),
+            allowlist=gate.allowlist,
+            policy=gate.verification,
+            clock=SystemClock(),
+            approved_bases=gate.approved_bases,
+            require_sbom=gate.require_sbom,
+        )
+    except BaseException:
+        client.close()
+        raise
     return client, verified
 
 
@@ -326,6 +377,17 @@ def verify_cmd(ref: str, as_json: bool, **opts: Any) -> None:
     who = ev.subject or ev.key_id
     click.echo(f"verified {safe_text(verified.reference, single_line=True)}")
     click.echo(f"  signer: {safe_text(who, single_line=True)} (rule {safe_text(ev.rule)})")
+    if verified.provenance is not None:
+        p = verified.provenance
+        click.echo(
+            f"  provenance: builder {safe_text(p.builder_id, single_line=True)}, "
+            f"source {safe_text(p.source_repository, single_line=True)}"
+        )
+    if verified.sbom is not None and verified.sbom.present:
+        s = verified.sbom
+        click.echo(
+            f"  sbom: {safe_text(str(s.media_type))} {safe_text(str(s.digest))} ({s.size} B)"
+        )
 
 
 @image.command(name="pull")
