@@ -329,3 +329,51 @@ def test_stockade_run_backend_kubernetes_refuses_local_only_options(
     assert run_cli([*argv, "--server", "docs-search", *extra]) != 0
     assert "--backend kubernetes" in capsys.readouterr().err
     assert fake.calls == []
+
+
+@pytest.mark.guarantee("k8s-attach-mcp")
+def test_run_interactive_passes_stdin_and_stdout_through_the_pods_attached_stdio(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import json
+
+    from stockade.kube import ObjRef
+    from stockade.testing._kube import FakeAttach
+
+    pod = ObjRef("v1", "Pod", "stockade-docs-search", "stockade-r8")
+    done = {"containerStatuses": [{"name": "server", "state": {"terminated": {"exitCode": 0}}}]}
+    fake.script[pod] = [{"phase": "Running"}, {"phase": "Succeeded", **done}]
+    fake.attachments[pod] = FakeAttach(stderr=b"srv \x1b[31mlog\n", exit_after=1)
+    steps: list[float] = []
+
+    def wait(seconds: float) -> None:
+        assert len(steps) < 100
+        steps.append(seconds)
+        fake.step()
+
+    call = {"name": "echo", "arguments": {"text": "via pod"}}
+    req = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": call}).encode()
+    req += b"\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(req)))
+    monkeypatch.setattr("stockade.cli._k8s._connect_run", lambda kubeconfig, context: fake)
+    monkeypatch.setattr("stockade.cli._k8s._wait", wait)
+    ok = (DOCS_DIGEST, {"reference": "ghcr.io/acme/docs-search@x", "digest": "d"})
+    monkeypatch.setattr("stockade.cli._k8s._verify_image", lambda *a: ok)
+    argv = ["k8s", "run", "-i", "--policy", str(EXAMPLE_POLICY), "--server", "docs-search"]
+    code = run_cli([*argv, "--run-id", "r8", "--timeout", "30"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert '"id": 7' in out
+    assert "via pod" in out
+    assert "srv" in err
+    assert "\x1b" not in err
+    assert [r.kind for r in fake.objects] == ["RuntimeClass"]
+    assert bytes(fake.attachments[pod].written) == req
+    from stockade import paths
+    from stockade.store import RunStore
+
+    with RunStore.open(paths.run_store()) as runs:
+        ev = next(e.data for e in runs.evidence("r8") if e.kind == "k8s")
+    assert ev["attach"]["stdin_bytes"] == len(req)
+    assert ev["attach"]["stderr_dropped"] == 0

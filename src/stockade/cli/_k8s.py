@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets as _secrets
+import sys
 import threading
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,11 +17,12 @@ from stockade.errors import StockadeError, UsageError
 from stockade.kube import (
     Action,
     ApplyResult,
+    AttachApi,
     ClusterApi,
     ExportParams,
     ObjRef,
-    PodApi,
     PreflightError,
+    Pumped,
     RecordStore,
     RunParams,
     apply_run,
@@ -36,6 +38,7 @@ from stockade.kube import (
     render_server,
     rollback_run,
     run_pod,
+    run_pod_attached,
 )
 from stockade.models import EndReason, SystemClock
 from stockade.policy import Policy, load_policy
@@ -286,11 +289,25 @@ def status_cmd(  # noqa: PLR0917 - click passes every option positionally by nam
     return 0 if not out.ended or (out.end_reason == EndReason.EXITED and out.exit_code == 0) else 1
 
 
-def _connect_run(kubeconfig: str | None, context: str | None) -> PodApi:
+def _connect_run(kubeconfig: str | None, context: str | None) -> AttachApi:
     """The cluster adapter with log access (tests replace this with FakeCluster)."""
     from stockade.kube._client import connect
 
     return connect(kubeconfig, context)
+
+
+def _attach_evidence(pumped: Pumped | None) -> dict[str, Any]:
+    if pumped is None:
+        return {}
+    return {
+        "attach": {
+            "stdin_bytes": pumped.stdin_bytes,
+            "stdout_bytes": pumped.stdout_bytes,
+            "stderr_tail": pumped.stderr[-4096:],
+            "stderr_dropped": pumped.stderr_dropped,
+            "ended_by": pumped.ended_by,
+        }
+    }
 
 
 def _wait(seconds: float) -> None:
@@ -362,6 +379,7 @@ def _verify_image(
 @click.option("--unsafe-assume-networkpolicy", is_flag=True)
 @click.option("--kubeconfig", default=None, type=click.Path(dir_okay=False))
 @click.option("--context", default=None)
+@click.option("-i", "--interactive", is_flag=True, help="Attach this stdin/stdout to the Pod's.")
 def run_cmd(  # noqa: PLR0917 - click passes every option positionally by name
     policy_file: str,
     server: str,
@@ -376,9 +394,11 @@ def run_cmd(  # noqa: PLR0917 - click passes every option positionally by name
     unsafe_assume_networkpolicy: bool,
     kubeconfig: str | None,
     context: str | None,
+    interactive: bool,
 ) -> int:
     """Verify the image, apply one run, watch its Pod to its end or the deadline, print its
-    log, delete what the run created, and record it all in the run store."""
+    log, delete what the run created, and record it all in the run store. With -i, this
+    stdin/stdout are attached to the server's (an MCP server's JSON-RPC passes through)."""
     return run_on_kubernetes(
         policy_file,
         server,
@@ -393,6 +413,7 @@ def run_cmd(  # noqa: PLR0917 - click passes every option positionally by name
         unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
         kubeconfig=kubeconfig,
         context=context,
+        interactive=interactive,
     )
 
 
@@ -411,8 +432,10 @@ def run_on_kubernetes(
     unsafe_assume_networkpolicy: bool = False,
     kubeconfig: str | None = None,
     context: str | None = None,
+    interactive: bool = False,
 ) -> int:
-    """``stockade k8s run`` and ``stockade run --backend kubernetes``; returns the exit code."""
+    """``stockade k8s run`` and ``stockade run --backend kubernetes``; returns the exit code.
+    ``interactive``: the caller's stdin/stdout pass through the Pod's attached stdio."""
     store_path = store
     from stockade.models import RunRecord, RunStatus
     from stockade.sandbox import policy_limits, record_refused
@@ -458,19 +481,25 @@ def run_on_kubernetes(
             )
         )
         runs.add_evidence(rid, "verification", verification)
+        pumped: Pumped | None = None
         try:
-            got = run_pod(
-                _connect_run(kubeconfig, context),
-                objs,
-                store=RecordStore(default_record_dir()),
-                clock=clock,
-                wait=_wait,
-                server=server,
-                run_id=rid,
-                timeout_s=limit,
-                audit=audit,
-                unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
-            )
+            api = _connect_run(kubeconfig, context)
+            common: dict[str, Any] = {
+                "store": RecordStore(default_record_dir()),
+                "clock": clock,
+                "wait": _wait,
+                "server": server,
+                "run_id": rid,
+                "timeout_s": limit,
+                "audit": audit,
+                "unsafe_assume_networkpolicy": unsafe_assume_networkpolicy,
+            }
+            if interactive:
+                got, pumped = run_pod_attached(
+                    api, objs, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, **common
+                )
+            else:
+                got = run_pod(api, objs, **common)
         except (StockadeError, KeyboardInterrupt) as e:
             what = e.what if isinstance(e, StockadeError) else "interrupted (Ctrl-C)"
             runs.update(
@@ -496,9 +525,13 @@ def run_on_kubernetes(
                 "detail": out.detail,
                 "cleanup": [st.describe().strip() for st in got.cleanup.steps],
                 "log_tail": got.supervised.log[-4096:],
+                **_attach_evidence(pumped),
             },
         )
-    click.echo(safe_text(got.supervised.log), nl=False)
+    if pumped is not None:  # stdout already went to the caller; stderr is sanitised
+        click.echo(pumped.stderr, nl=False, err=True)
+    elif not interactive:
+        click.echo(safe_text(got.supervised.log), nl=False)
     reason = out.end_reason.value if out.end_reason else "-"
     click.echo(f"run {rid}: {out.status.value} ({reason}): {safe_text(out.detail)}", err=True)
     for step in got.cleanup.steps:

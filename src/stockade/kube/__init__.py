@@ -18,7 +18,7 @@ from ._cluster import ClusterApi, ObjRef, ref_of
 from ._errors import KubeError, PreflightError
 from ._from_policy import RunParams, render_server
 from ._gatekeeper import DEFAULT_SECRET_PATTERNS, ExportParams, gatekeeper
-from ._kuberun import KubeRun, run_pod
+from ._kuberun import KubeRun, run_pod, run_pod_attached, wait_running
 from ._kyverno import KYVERNO_COVERAGE, kyverno
 from ._launcher import KubeLauncher, Render, policy_renderer
 from ._names import check_namespace, check_run_id, namespace_for, run_fs_group, slug
@@ -117,9 +117,11 @@ __all__ = [
     "rules_for",
     "run_fs_group",
     "run_pod",
+    "run_pod_attached",
     "runtime_class",
     "slug",
     "steps",
     "supervise",
     "verify_rendered",
+    "wait_running",
 ]

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import BinaryIO
 
-from stockade.models import AuditSink, Clock
+from stockade.models import AuditSink, Clock, RunStatus
 
 from ._apply import ApplyResult, RollbackResult, apply_run, rollback_run
+from ._attach import AttachApi, Pumped, pump
 from ._cluster import ObjRef, ref_of
 from ._errors import KubeError
+from ._outcome import PodOutcome, pod_outcome
 from ._records import RecordStore
 from ._render import Manifest
 from ._supervise import PodApi, Supervised, supervise
 
-__all__ = ["KubeRun", "run_pod"]
+__all__ = ["KubeRun", "run_pod", "run_pod_attached", "wait_running"]
+
+_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,3 +83,73 @@ def run_pod(
     finally:
         cleanup = rollback_run(api, record, execute=True, audit=audit)
     return KubeRun(applied, supervised, cleanup)
+
+
+def wait_running(
+    api: PodApi,
+    pod: ObjRef,
+    *,
+    deadline: datetime,
+    clock: Clock,
+    wait: Callable[[float], None],
+) -> PodOutcome:
+    """Poll until the Pod is Running, has ended, or ``deadline`` passed; the last observation."""
+    while True:
+        out = pod_outcome(api.get(pod))
+        now = clock.now()
+        if out.status == RunStatus.RUNNING or out.ended or now >= deadline:
+            return out
+        wait(min(_POLL_S, (deadline - now) / timedelta(seconds=1)))
+
+
+def run_pod_attached(
+    api: AttachApi,
+    desired: tuple[Manifest, ...],
+    *,
+    stdin: BinaryIO | None,
+    stdout: BinaryIO,
+    store: RecordStore,
+    clock: Clock,
+    wait: Callable[[float], None],
+    server: str,
+    run_id: str,
+    timeout_s: float,
+    audit: AuditSink | None = None,
+    unsafe_assume_networkpolicy: bool = False,
+) -> tuple[KubeRun, Pumped | None]:
+    """:func:`run_pod` with the caller's stdin/stdout attached to the Pod's while it runs
+    (``stockade run --backend kubernetes -i``). The pump stops at the run's deadline; the watch
+    then ends the run (deleting a Pod still alive at the deadline) and the rollback record
+    undoes the apply, on every exit path. ``None`` for the pump when the Pod never ran."""
+    if not timeout_s > 0:
+        raise KubeError(f"run timeout {timeout_s!r} s, expected > 0", "set a timeout")
+    pod = _pod_ref(desired)
+    applied = apply_run(
+        api,
+        desired,
+        execute=True,
+        store=store,
+        clock=clock,
+        server=server,
+        run_id=run_id,
+        unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+        audit=audit,
+    )
+    record = applied.record
+    if record is None:
+        raise KubeError("the apply returned no rollback record", "report this as a bug")
+    deadline = clock.now() + timedelta(seconds=timeout_s)
+    pumped: Pumped | None = None
+    try:
+        first = wait_running(api, pod, deadline=deadline, clock=clock, wait=wait)
+        if first.status == RunStatus.RUNNING:
+            stream = api.attach(pod.namespace, pod.name)
+            pumped = pump(
+                stream, stdin=stdin, stdout=stdout, expired=lambda: clock.now() >= deadline
+            )
+        supervised = supervise(
+            api, pod, created=(), deadline=deadline, clock=clock, wait=wait, keep=True
+        )
+    finally:
+        cleanup = rollback_run(api, record, execute=True, audit=audit)
+    return KubeRun(applied, supervised, cleanup), pumped

@@ -24,6 +24,7 @@ from ._attached import STDERR_KILL_BYTES, AttachedPod
 from ._cluster import ObjRef, ref_of
 from ._errors import KubeError, PreflightError
 from ._from_policy import RunParams, render_server
+from ._kuberun import wait_running
 from ._outcome import PodOutcome, pod_outcome
 from ._records import RecordStore
 from ._render import Manifest
@@ -37,7 +38,6 @@ __all__ = ["KubeLauncher", "Render", "policy_renderer"]
 
 #: (server, run id) -> the run's verified manifests (exactly one Pod).
 Render = Callable[["ServerSpec", str], tuple[Manifest, ...]]
-_POLL_S = 1.0
 _Ops = list[Callable[[], None]]
 
 
@@ -221,22 +221,18 @@ class KubeLauncher:
 
     def _until_running(self, pod: ObjRef) -> None:
         deadline = self._clock.now() + timedelta(seconds=self._start_timeout)
-        while True:
-            out = pod_outcome(self._api.get(pod))
-            if out.status == RunStatus.RUNNING:
-                return
-            if out.ended:
-                raise KubeError(
-                    f"the Pod ended before it could be attached: {out.detail}",
-                    "see the run's evidence and the server's image",
-                )
-            now = self._clock.now()
-            if now >= deadline:
-                raise KubeError(
-                    f"the Pod is not Running after {self._start_timeout:g}s: {out.detail}",
-                    "check the cluster's capacity and the image pull, or raise the start timeout",
-                )
-            self._wait(min(_POLL_S, (deadline - now) / timedelta(seconds=1)))
+        out = wait_running(self._api, pod, deadline=deadline, clock=self._clock, wait=self._wait)
+        if out.status == RunStatus.RUNNING:
+            return
+        if out.ended:
+            raise KubeError(
+                f"the Pod ended before it could be attached: {out.detail}",
+                "see the run's evidence and the server's image",
+            )
+        raise KubeError(
+            f"the Pod is not Running after {self._start_timeout:g}s: {out.detail}",
+            "check the cluster's capacity and the image pull, or raise the start timeout",
+        )
 
     def _stop(
         self, rid: str, record: RollbackRecord, pod: ObjRef, handle: AttachedPod

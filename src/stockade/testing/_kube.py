@@ -141,7 +141,8 @@ def _mcp_answer(msg: dict[str, Any]) -> dict[str, Any] | None:
 class FakeAttach:
     """A scripted attach stream: each complete stdin line goes to ``answer`` (default: a tiny
     MCP echo server), whose reply becomes stdout. ``stderr`` is emitted once at the first read;
-    ``flood_stdout``/``flood_stderr`` bytes are offered (in 64 KiB reads) to test the bounds."""
+    ``flood_stdout``/``flood_stderr`` bytes are offered (in 64 KiB reads) to test the bounds;
+    with ``exit_after`` the server ends its output after that many answers."""
 
     def __init__(
         self,
@@ -150,6 +151,7 @@ class FakeAttach:
         stderr: bytes = b"",
         flood_stdout: int = 0,
         flood_stderr: int = 0,
+        exit_after: int | None = None,
     ) -> None:
         self._answer = answer
         self._cond = threading.Condition()
@@ -162,6 +164,7 @@ class FakeAttach:
         self.written = bytearray()
         self._open = True
         self.closed = False
+        self.exit_after = exit_after
 
     def write(self, data: bytes) -> None:
         with self._cond:
@@ -179,6 +182,10 @@ class FakeAttach:
                 reply = self._answer(msg) if isinstance(msg, dict) else None
                 if reply is not None:
                     self._out += json.dumps(reply).encode() + b"\n"
+                    if self.exit_after is not None:
+                        self.exit_after -= 1
+                        if self.exit_after <= 0:  # the server exits after this answer
+                            self._open = False
             self._cond.notify_all()
 
     def end(self) -> None:
