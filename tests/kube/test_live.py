@@ -134,3 +134,61 @@ def test_run_one_pod_to_its_end_and_leave_nothing_behind(cluster, tmp_path: Path
     pod = next(ref_of(o) for o in objs if o["kind"] == "Pod")
     assert cluster.get(pod) is None
     print("live run:", got.supervised.outcome, "log tail:", got.supervised.log[-500:])
+
+
+MCP_IMAGE = os.environ.get("STOCKADE_K8S_LIVE_MCP_IMAGE")
+
+
+@pytest.mark.skipif(
+    os.environ.get("STOCKADE_K8S_LIVE_APPLY") != "1" or not MCP_IMAGE,
+    reason="set STOCKADE_K8S_LIVE_APPLY=1 and STOCKADE_K8S_LIVE_MCP_IMAGE=<an MCP stdio server "
+    "image pinned by digest> to attach the gateway's downstream session to a real Pod",
+)
+def test_the_gateway_launcher_attaches_to_a_real_pod_and_speaks_mcp(  # type: ignore[no-untyped-def]
+    cluster, tmp_path: Path
+) -> None:
+    import asyncio
+    import threading
+
+    from stockade.gateway import DownstreamError, DownstreamSession, ServerSpec
+    from stockade.kube import KubeLauncher, ref_of
+    from stockade.supplychain import parse_reference
+
+    from ._helpers import objs_of
+
+    assert MCP_IMAGE is not None
+    run_id = "live-" + secrets.token_hex(4)
+    objs = objs_of(image=parse_reference(MCP_IMAGE).pinned(), run_id=run_id)
+    stop = threading.Event()
+    launcher = KubeLauncher(
+        cluster,
+        lambda server, rid: objs,
+        records=RecordStore(tmp_path),
+        clock=SystemClock(),
+        wait=lambda s: stop.wait(min(s, 1.0)),
+        start_timeout_s=180,
+        new_run_id=lambda: run_id,
+    )
+    session = DownstreamSession(
+        ServerSpec(name="tool", command=("in-the-image",)),
+        launcher,
+        max_message_bytes=1 << 20,
+        start_timeout_s=60,
+    )
+
+    async def go() -> list[dict[str, object]]:
+        try:
+            await session.start()
+            return await session.list_tools()
+        finally:
+            await asyncio.wait_for(session.close(), 120)
+
+    try:
+        tools = asyncio.run(go())
+    except DownstreamError as e:
+        if isinstance(e.__cause__, PreflightError):
+            pytest.skip(f"the cluster lacks a control stockade requires: {e.__cause__.what}")
+        raise
+    pod = next(ref_of(o) for o in objs if o["kind"] == "Pod")
+    assert cluster.get(pod) is None
+    print("live attach: tools", [t.get("name") for t in tools])
