@@ -254,6 +254,7 @@ def gateway(
         watch: Callable[[], Coroutine[None, None, None]] | None = None
         if loaded is not None:
             from stockade.approvals import ApprovalStore, VetoDecider
+
             approvals_store = ApprovalStore(store_path or paths.run_store(), audit=sink)
             decider = VetoDecider(decider, loaded.policy, approvals_store, clock, audit=sink)
         gw = Gateway(
