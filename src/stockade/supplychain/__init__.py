@@ -4,6 +4,7 @@ from ._allowlist import AllowlistDecision, RegistryAllowlist, RegistryRule
 from ._attest import (
     DSSE_MEDIA_TYPE,
     SBOM_MEDIA_TYPES,
+    Attestations,
     ProvenanceEvidence,
     SbomEvidence,
     dsse_pae,
@@ -79,6 +80,7 @@ __all__ = [
     "SIMPLESIGNING_MEDIA_TYPE",
     "AllowlistDecision",
     "ApprovedBase",
+    "Attestations",
     "BaseImageError",
     "BundleEvidence",
     "Descriptor",

@@ -35,6 +35,7 @@ from ._registry import RegistryClient
 __all__ = [
     "DSSE_MEDIA_TYPE",
     "SBOM_MEDIA_TYPES",
+    "Attestations",
     "ProvenanceEvidence",
     "SbomEvidence",
     "dsse_pae",
@@ -73,7 +74,9 @@ class SbomEvidence(Frozen):
     found_via: str | None = None  # "referrer" or "sbom-tag"
 
 
-class _Attestations(Frozen):
+class Attestations(Frozen):
+    """Unverified attestations found for one digest: ``.att`` DSSE envelopes, referrer bundles."""
+
     envelopes: tuple[bytes, ...] = ()
     bundles: tuple[bytes, ...] = ()
 
@@ -112,7 +115,7 @@ def _tag_manifest(client: RegistryClient, ref: ImageReference) -> Any:
     return manifest
 
 
-def fetch_attestations(client: RegistryClient, image: ImageReference) -> _Attestations:
+def fetch_attestations(client: RegistryClient, image: ImageReference) -> Attestations:
     """DSSE envelopes of the ``.att`` tag and Sigstore bundles among the referrers (unverified)."""
     envelopes: list[bytes] = []
     att = _tag(image, "att")
@@ -126,7 +129,7 @@ def fetch_attestations(client: RegistryClient, image: ImageReference) -> _Attest
             envelopes.append(client.get_blob(att, d.digest, d.size))
     from ._referrers import fetch_referrer_bundles
 
-    return _Attestations(envelopes=tuple(envelopes), bundles=fetch_referrer_bundles(client, image))
+    return Attestations(envelopes=tuple(envelopes), bundles=fetch_referrer_bundles(client, image))
 
 
 def _envelope_statement(envelope: bytes, rule: SignatureRule) -> tuple[bytes, str]:
@@ -165,7 +168,7 @@ def _envelope_statement(envelope: bytes, rule: SignatureRule) -> tuple[bytes, st
 
 
 def verify_provenance(
-    found: _Attestations, *, digest: str, rules: tuple[SignatureRule, ...]
+    found: Attestations, *, digest: str, rules: tuple[SignatureRule, ...]
 ) -> ProvenanceEvidence:
     """The first attestation that passes every step under a rule with ``provenance``; else deny."""
     wanting = tuple(r for r in rules if r.provenance is not None)

@@ -177,3 +177,4 @@ class SignatureRule(Frozen):
 
 class VerificationPolicy(Frozen):
     rules: tuple[SignatureRule, ...] = ()
+    require_sbom: bool = False  # an image with no attached SBOM is refused

@@ -119,7 +119,9 @@ def image_gate(policy: Policy, server: str | None) -> ImageGate:
         raise TrustMaterialError(f"policy registries/bases: {e}", "fix the policy") from None
     return ImageGate(
         allowlist=allowlist,
-        verification=VerificationPolicy(rules=tuple(_rule(policy, n) for n in names)),
+        verification=VerificationPolicy(
+            rules=tuple(_rule(policy, n) for n in names), require_sbom=sig.require_sbom
+        ),
         require_digest=sig.require_digest,
         require_sbom=sig.require_sbom,
         approved_bases=bases,

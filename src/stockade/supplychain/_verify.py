@@ -87,7 +87,7 @@ def verify_remote_image(
             fetch_attestations(client, pinned_ref), digest=digest, rules=policy.rules
         )
     sbom = find_sbom(client, pinned_ref)
-    if require_sbom and not sbom.present:
+    if (require_sbom or policy.require_sbom) and not sbom.present:
         raise RegistryError(
             f"no SBOM attached to {pinned_ref}: got none (no SPDX/CycloneDX referrer, no .sbom "
             "tag), expected one because the policy sets require_sbom",
