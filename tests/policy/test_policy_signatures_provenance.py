@@ -90,3 +90,19 @@ def test_require_sbom_must_be_a_boolean(check: Writer, keydir: Path) -> None:
     result = check(_doc("", "  require_sbom: maybe\n"))
     assert not result.ok
     assert any("require_sbom" in m or "bool" in m for m in messages(result)), messages(result)
+
+
+def test_the_provenance_example_loads_with_its_regex_builder_and_sbom_rule() -> None:
+    from stockade.policy import load_policy
+
+    example = (
+        Path(__file__).parents[2] / "examples" / "policies" / "signed-image" / "provenance.yaml"
+    )
+    policy = load_policy(example)
+    sig = policy.doc.signatures
+    assert sig.require_sbom is True
+    prov = sig.rules[0].provenance
+    assert prov is not None
+    assert prov.builder_regex is not None
+    assert prov.source == "https://github.com/acme/hello"
+    assert policy.server("hello").verify == ("team",)
