@@ -163,3 +163,54 @@ def test_a_server_flooding_stdout_is_held_back_while_the_gateway_does_not_read(
 
     asyncio.run(go())
     assert set(h.cluster.objects) == h.before
+
+
+@pytest.mark.guarantee("k8s-run-cleanup")
+def test_a_launch_cancelled_while_the_pod_starts_is_rolled_back_when_its_thread_ends(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    h = Harness(tmp_path, pending(), running())
+    entered, gate = threading.Event(), threading.Event()
+
+    def held_wait(seconds: float) -> None:
+        entered.set()
+        assert gate.wait(10), "the test never released the launch"
+        h.wait(seconds)
+
+    h.launcher._wait = held_wait
+
+    async def go() -> None:
+        task = asyncio.create_task(h.launcher.launch(ServerSpec(name="tool", command=("x",))))
+        assert await asyncio.to_thread(entered.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gate.set()
+        for _ in range(1000):  # bounded: until the abandoned launch is undone and recorded
+            if set(h.cluster.objects) == h.before and h.runs.evidence("r1"):
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    assert set(h.cluster.objects) == h.before
+    assert h.runs.get("r1").status == RunStatus.KILLED
+    assert "cancelled" in h.evidence()["detail"]
+
+
+def test_writing_to_a_pod_whose_server_exited_is_a_downstream_error(tmp_path: Path) -> None:
+    h = Harness(tmp_path, running())
+    h.cluster.attachments[h.pod] = FakeAttach(exit_after=1)
+
+    async def go() -> None:
+        proc = await _bounded(h.launcher.launch(ServerSpec(name="tool", command=("x",))))
+        await proc.write(b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}\n')
+        assert b'"echo"' in await _bounded(proc.reader.readline())
+        assert await _bounded(proc.reader.read()) == b""
+        with pytest.raises(DownstreamError, match="stdin is closed"):
+            await proc.write(b"{}\n")
+        await _bounded(proc.close())
+
+    asyncio.run(go())
+    assert set(h.cluster.objects) == h.before

@@ -116,12 +116,16 @@ class KubeLauncher:
     async def launch(self, server: ServerSpec) -> AttachedPod:
         loop = asyncio.get_running_loop()
         ops: _Ops = []
+        work = asyncio.ensure_future(asyncio.to_thread(self._start, server, ops))
         try:
-            rid, record, pod, stream = await asyncio.to_thread(self._start, server, ops)
+            rid, record, pod, stream = await asyncio.shield(work)
+        except asyncio.CancelledError:  # the thread goes on: undo whatever it creates
+            work.add_done_callback(lambda done: self._abandon(done, ops, loop))
+            raise
         except StockadeError as e:
-            raise _fail(server.name, e) from e
-        finally:
             _flush(ops)
+            raise _fail(server.name, e) from e
+        _flush(ops)
         self.run_ids[server.name] = rid
 
         def on_close(handle: AttachedPod) -> tuple[int | None, Callable[[], None]]:
@@ -134,6 +138,32 @@ class KubeLauncher:
             stderr_cap=self._stderr_cap,
             stderr_kill_bytes=self._stderr_kill,
         )
+
+    def _abandon(
+        self, done: asyncio.Future[Any], ops: _Ops, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """A launch cancelled while its thread ran: close and roll back what it started."""
+        if done.cancelled() or done.exception() is not None:
+            _flush(ops)
+            return
+        rid, record, _, stream = done.result()
+        end: _Ops = []
+
+        def undo() -> None:
+            stream.close()
+            steps = self._rollback_steps(rid, record)
+            why = "the launch was cancelled; the Pod was deleted"
+            out = PodOutcome(RunStatus.KILLED, EndReason.KILLED_BY_OPERATOR, None, why)
+            self._end(end, rid, out, {"detail": why, "cleanup": steps})
+
+        loop.run_in_executor(None, undo).add_done_callback(lambda _: _flush([*ops, *end]))
+
+    def _rollback_steps(self, rid: str, record: RollbackRecord) -> list[str]:
+        try:
+            res = rollback_run(self._api, record, execute=True, audit=self._audit)
+        except KubeError as e:  # recorded: the objects named in the record are left over
+            return [f"cleanup failed: {e.what} (stockade k8s rollback --run-id {rid})"]
+        return [st.describe().strip() for st in res.steps]
 
     def _record(self, ops: _Ops, rid: str, server: str, image: str, status: RunStatus) -> None:
         if self._store is None:
@@ -212,9 +242,8 @@ class KubeLauncher:
             stream = self._api.attach(pod.namespace, pod.name)
         except (StockadeError, KeyboardInterrupt) as e:
             what = e.what if isinstance(e, StockadeError) else "interrupted"
-            cleanup = rollback_run(self._api, record, execute=True, audit=self._audit)
+            steps = self._rollback_steps(rid, record)
             out = PodOutcome(RunStatus.FAILED, EndReason.ERROR, None, what)
-            steps = [st.describe().strip() for st in cleanup.steps]
             self._end(ops, rid, out, {"error": what, "cleanup": steps})
             raise
         return rid, record, pod, stream
@@ -249,13 +278,7 @@ class KubeLauncher:
                 None,
                 f"stopped by the gateway ({handle.ended_by or 'closed'}); the Pod was deleted",
             )
-        try:
-            steps = [
-                st.describe().strip()
-                for st in rollback_run(self._api, record, execute=True, audit=self._audit).steps
-            ]
-        except KubeError as e:  # recorded: the objects named in the record are left over
-            steps = [f"cleanup failed: {e.what} (stockade k8s rollback --run-id {rid})"]
+        steps = self._rollback_steps(rid, record)
         self._end(
             ops,
             rid,
