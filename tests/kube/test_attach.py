@@ -69,6 +69,22 @@ def test_pump_passes_the_callers_stdin_to_the_pod_and_the_pods_stdout_back() -> 
     assert fake.closed
 
 
+def test_pump_turns_the_callers_eof_into_the_pods_and_ends_when_the_server_exits() -> None:
+    fake = FakeAttach()
+    req = _line('{"jsonrpc":"2.0","id":2,"method":"initialize","params":{}}')
+    out = io.BytesIO()
+    n = [0]
+
+    def expired() -> bool:
+        n[0] += 1
+        return n[0] > 1000  # bounded; the server's exit on EOF ends the pump first
+
+    got = pump(fake, stdin=io.BufferedReader(io.BytesIO(req)), stdout=out, expired=expired)
+    assert fake.stdin_closed
+    assert got.ended_by == "stream closed"
+    assert b"fake-pod-echo" in out.getvalue()
+
+
 @pytest.mark.guarantee("k8s-attach-bounded")
 def test_pump_keeps_only_a_bounded_stderr_tail_of_a_flooding_pod() -> None:
     fake = FakeAttach(flood_stderr=4 << 20)
@@ -98,8 +114,12 @@ class _WS:
 
     def __init__(self, fail: bool = False) -> None:
         self.sent: list[bytes] = []
+        self.closed_channels: list[int] = []
         self.fail = fail
         self.open = True
+
+    def close_channel(self, channel: int) -> None:
+        self.closed_channels.append(channel)
 
     def write_stdin(self, data: bytes) -> None:
         if self.fail:
@@ -137,6 +157,8 @@ def test_the_websocket_adapter_reads_nothing_once_the_stream_is_closed() -> None
     assert ws.sent == [b"{}\n"]
     assert a.read_stdout(0.1) == b"out"
     assert a.read_stderr(0) == b"err"
+    a.close_stdin()
+    assert ws.closed_channels == [0]
     a.close()
     assert not a.is_open
     assert a.read_stdout(0.1) == b""

@@ -43,6 +43,10 @@ class AttachStream(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
+    def close_stdin(self) -> None:
+        """Signal end of input (the server sees EOF); output can still be read."""
+        ...
+
     def read_stdout(self, timeout_s: float) -> bytes: ...
 
     def read_stderr(self, timeout_s: float) -> bytes: ...
@@ -106,9 +110,10 @@ def _copy_stdin(source: BinaryIO, stream: AttachStream, stop: threading.Event) -
     def run() -> None:
         while not stop.is_set():
             data = source.read1(_CHUNK) if hasattr(source, "read1") else source.read(_CHUNK)
-            if not data:
-                return
             try:
+                if not data:
+                    stream.close_stdin()  # the caller's EOF becomes the server's
+                    return
                 stream.write(data)
             except KubeError:  # the Pod went away: the read side reports the end
                 return
@@ -128,8 +133,9 @@ def pump(
     stderr_cap: int = STDERR_LIMIT_BYTES,
     poll_s: float = ATTACH_POLL_S,
 ) -> Pumped:
-    """Copy ``stdin`` to the Pod (in a daemon thread) and the Pod's stdout to ``stdout`` until
-    the stream ends or ``expired()`` (the run's deadline); stderr goes to a :class:`BoundedLog`.
+    """Copy ``stdin`` to the Pod (in a daemon thread; its EOF closes the Pod's stdin) and the
+    Pod's stdout to ``stdout`` until the stream ends or ``expired()`` (the run's deadline);
+    stderr goes to a :class:`BoundedLog`.
     Writing to ``stdout`` blocks when the reader is slow, so the Pod's output is never
     buffered here beyond one read. The stream is closed on every exit path."""
     err = BoundedLog(stderr_cap)

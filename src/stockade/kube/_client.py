@@ -168,6 +168,11 @@ class WsAttach:
     def write(self, data: bytes) -> None:
         self._guard("write", self._ws.write_stdin, data)
 
+    def close_stdin(self) -> None:
+        # The v5.channel.k8s.io close signal; with an older subprotocol the client does nothing
+        # and the server sees EOF only when the attach closes.
+        self._guard("stdin close", self._ws.close_channel, 0)
+
     def read_stdout(self, timeout_s: float) -> bytes:
         if not self._ws.is_open() and not self._ws.peek_stdout():
             return b""

@@ -165,6 +165,7 @@ class FakeAttach:
         self._open = True
         self.closed = False
         self.exit_after = exit_after
+        self.stdin_closed = False
 
     def write(self, data: bytes) -> None:
         with self._cond:
@@ -186,6 +187,13 @@ class FakeAttach:
                         self.exit_after -= 1
                         if self.exit_after <= 0:  # the server exits after this answer
                             self._open = False
+            self._cond.notify_all()
+
+    def close_stdin(self) -> None:
+        """Like a stdio MCP server: input EOF ends it (pending output stays readable)."""
+        with self._cond:
+            self.stdin_closed = True
+            self._open = False
             self._cond.notify_all()
 
     def end(self) -> None:
