@@ -145,3 +145,35 @@ def test_a_symlinked_store_path_is_refused(tmp_path: Path) -> None:
     link.symlink_to(target)
     with pytest.raises(StoreError, match="cannot open the run store"):
         RunStore.open(link)
+
+
+@pytest.mark.guarantee("store-open-keeps-locks")
+def test_opening_the_store_again_keeps_the_locks_of_an_open_connection(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    p = tmp_path / "runs.db"
+    first = RunStore.open(p)
+    first.list()  # the connection is live and holds SQLite's locks on the file
+    probe = (
+        "import fcntl,os,sys\n"
+        "fd=os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 0, 0)\n"
+        "except OSError:\n    print('locked')\nelse:\n    print('GOT THE LOCK')\n"
+    )
+
+    def probe_lock() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", probe, str(p)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+
+    try:
+        before = probe_lock()
+        RunStore.open(p).close()  # the same process opens (and closes) the store again
+        assert probe_lock() == before == "locked"
+    finally:
+        first.close()

@@ -62,8 +62,8 @@ def trace(run_id: str, store_path: Path | None, as_json: bool) -> None:
     click.echo(render_trace(t))
 
 
-def _kv(data: dict[str, object]) -> str:
-    return safe_text(json.dumps(data, sort_keys=True, default=str), single_line=True, limit=400)
+def _kv(data: dict[str, object], limit: int = 2000) -> str:
+    return safe_text(json.dumps(data, sort_keys=True, default=str), single_line=True, limit=limit)
 
 
 def s(value: object) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import errno
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +40,27 @@ def _ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
+def _create_private(p: Path) -> None:
+    """Create the store file (0600) if missing; refuse a symlink or a non-regular file.
+
+    An existing file is only ``lstat``-ed, never opened here: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, including SQLite's locks of a connection
+    the process already has open (which can corrupt the database under concurrent writers).
+    """
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        try:
+            fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            st = os.lstat(p)  # created by another process meanwhile: check it below
+        else:
+            os.close(fd)
+            return
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.ELOOP, "not a regular file (a symlink or special file)")
+
+
 def _missing(run_id: str) -> NotFoundError:
     return NotFoundError(
         f"no run {run_id!r} in the run store", "list the runs it has with: stockade runs"
@@ -68,8 +91,7 @@ class RunStore:
         p = Path(path)
         try:
             p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            os.close(fd)
+            _create_private(p)
             conn = sqlite3.connect(p, timeout=10.0, isolation_level=None)
         except OSError as e:
             raise StoreError(
