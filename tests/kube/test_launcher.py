@@ -129,6 +129,11 @@ def test_a_server_flooding_stderr_is_stopped_with_the_reason_recorded(tmp_path: 
     async def go() -> None:
         proc = await _bounded(h.launcher.launch(ServerSpec(name="tool", command=("x",))))
         assert await _bounded(proc.reader.read()) == b""  # the stream was ended
+        for _ in range(1000):  # bounded: the flood deletes the Pod without waiting for close
+            if proc.returncode is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert set(h.cluster.objects) == h.before
         await _bounded(proc.close())
 
     asyncio.run(go())

@@ -9,6 +9,7 @@ server's stderr as evidence without letting a flooding server exhaust memory: it
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,5 +160,6 @@ def pump(
                 break
     finally:
         stop.set()
-        stream.close()
+        with contextlib.suppress(KubeError):
+            stream.close()
     return Pumped(moved_in[0], out_bytes, err.text(), err.dropped, ended_by)

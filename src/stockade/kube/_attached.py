@@ -71,6 +71,7 @@ class AttachedPod:
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
         self._code: int | None = None
         self.ended_by = ""
         self._thread = threading.Thread(target=self._pump, name="stockade-attach", daemon=True)
@@ -99,6 +100,7 @@ class AttachedPod:
 
     def _pump(self) -> None:
         why = "the stream closed"
+        kill = False
         try:
             while not self._stop.is_set():
                 if not self._flow.may_read.wait(ATTACH_POLL_S):
@@ -110,6 +112,7 @@ class AttachedPod:
                 self.stderr.add(self._stream.read_stderr(0))
                 if self.stderr.total > self._kill_at:
                     why = f"stderr flood: more than {self._kill_at} bytes; the server was stopped"
+                    kill = True
                     break
                 if not data and not self._stream.is_open:
                     break
@@ -118,9 +121,17 @@ class AttachedPod:
         except KubeError as e:
             why = f"attach failed: {e.what}"
         self.ended_by = why
-        self._stream.close()
+        with contextlib.suppress(KubeError):
+            self._stream.close()
         with contextlib.suppress(RuntimeError):  # no loop left to tell
             self._loop.call_soon_threadsafe(self._reader.feed_eof)
+            if kill:  # delete the Pod now, not when the gateway gets round to closing it
+                self._loop.call_soon_threadsafe(self._kill)
+
+    def _kill(self) -> None:
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.ensure_future(self._close_once(), loop=self._loop)
 
     async def write(self, data: bytes) -> None:
         from stockade.gateway import DownstreamError
@@ -138,14 +149,19 @@ class AttachedPod:
 
     def _finish(self) -> tuple[int | None, Callable[[], None]]:
         self._stop.set()
-        self._stream.close()
+        with contextlib.suppress(KubeError):  # the rollback below runs regardless
+            self._stream.close()
         self._thread.join(timeout=ATTACH_POLL_S * 10 + _HANDOVER_S)
         return self._on_close(self)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        """Idempotent; a second caller waits for the first close to finish."""
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._closing)
+
+    async def _close_once(self) -> None:
         code, record = await asyncio.to_thread(self._finish)
         record()  # in the loop's thread: the run store's connection lives here
         self._code = code if code is not None else -1

@@ -31,7 +31,7 @@ from ._render import Manifest
 from ._rollback import RollbackRecord
 
 if TYPE_CHECKING:
-    from stockade.gateway import ServerSpec
+    from stockade.gateway import Launcher, ServerSpec
     from stockade.policy import Policy
 
 __all__ = ["KubeLauncher", "Render", "policy_renderer"]
@@ -292,3 +292,9 @@ class KubeLauncher:
             },
         )
         return out.exit_code, lambda: _flush(ops)
+
+
+if TYPE_CHECKING:  # mypy checks that this is a gateway Launcher
+
+    def _is_a_launcher(x: KubeLauncher) -> Launcher:
+        return x
