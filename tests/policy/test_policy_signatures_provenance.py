@@ -106,3 +106,19 @@ def test_the_provenance_example_loads_with_its_regex_builder_and_sbom_rule() -> 
     assert prov.builder_regex is not None
     assert prov.source == "https://github.com/acme/hello"
     assert policy.server("hello").verify == ("team",)
+
+
+def test_the_new_fields_at_their_defaults_leave_the_effective_hash_unchanged(
+    check: Writer, keydir: Path
+) -> None:
+    import json
+
+    policy = valid(check(_doc("")))
+    doc = json.loads(policy.canonical_json())
+    assert "require_sbom" not in doc["signatures"]
+    assert "provenance" not in doc["signatures"]["rules"][0]
+    with_prov = valid(
+        check(_doc("      provenance: {builder: b, source: s}\n", "  require_sbom: true\n"))
+    )
+    assert with_prov.effective_hash != policy.effective_hash
+    assert json.loads(with_prov.canonical_json())["signatures"]["require_sbom"] is True

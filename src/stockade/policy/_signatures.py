@@ -13,7 +13,13 @@ import posixpath
 import re
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import (
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ._base import StrictModel as _M
 from ._base import bad as _bad
@@ -125,6 +131,13 @@ class SignatureRuleSpec(_M):
     identities: tuple[IdentitySpec, ...] = ()
     provenance: ProvenanceSpec | None = None
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and out.get("provenance") is None:
+            out.pop("provenance", None)  # no provenance: the effective hash is as it was
+        return out
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
@@ -167,6 +180,13 @@ class SignaturesPolicy(_M):
     trusted_root: str | None = None
     rules: tuple[SignatureRuleSpec, ...] = ()
     approved_bases: tuple[ApprovedBaseSpec, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and out.get("require_sbom") is False:
+            out.pop("require_sbom", None)  # the default leaves the effective hash as it was
+        return out
 
     @field_validator("trusted_root")
     @classmethod
