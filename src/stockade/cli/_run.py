@@ -81,14 +81,20 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
     if backend == "kubernetes":
         from ._k8s import run_on_kubernetes
 
-        local = (runtime, network, domains, memory_mb, cpu_seconds, pids, ro, rw, interactive)
+        local = (runtime, network, domains, memory_mb, cpu_seconds, pids, ro, rw)
         if policy_file is None or server is None or command or image_ref or any(local):
             raise UsageError(
                 "--backend kubernetes runs a policy server's image with the policy's limits",
-                "pass only --policy FILE --server NAME [--timeout S] [--store F] [--plain-http]",
+                "pass only --policy FILE --server NAME [-i] [--timeout S] [--store F] "
+                "[--plain-http]",
             )
         code = run_on_kubernetes(
-            str(policy_file), server, timeout_s=timeout_s, plain_http=plain_http, store=store_path
+            str(policy_file),
+            server,
+            timeout_s=timeout_s,
+            plain_http=plain_http,
+            store=store_path,
+            interactive=interactive,
         )
         sys.exit(code)
     from stockade.audit import AuditLog
