@@ -32,6 +32,7 @@ from .attach import (
     attach_attestation,
     attach_referrer,
     envelope,
+    push_artifact_tag,
     statement,
 )
 from .fakelog import FakeLog, new_p256, public_pem
@@ -274,3 +275,18 @@ def test_a_referrer_bundle_is_refused_without_a_root_by_another_key_or_for_other
     assert "step 4" in info.value.what  # the other key
     assert "step 3" in info.value.what  # the other bytes
     assert not (tmp_path / "rootfs").exists()
+
+
+@pytest.mark.guarantee("image-sbom-recorded")
+def test_a_cosign_sbom_tag_is_recorded_when_no_referrer_names_one(
+    registry: str, key: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    ref = _signed(registry, key, "sbomtag")
+    bom = b'{"bomFormat": "CycloneDX", "specVersion": "1.5"}'
+    with RegistryClient(plain_http=(registry,)) as client:
+        push_artifact_tag(client, ref, ".sbom", [("application/vnd.cyclonedx+json", bom)])
+    pol = _policy(tmp_path / "p", registry, key, provenance=None, require_sbom=True)
+    sbom = dict(image_evidence(_prepare(registry, pol, ref, tmp_path), str(ref), "t"))["sbom"]
+    assert sbom["found_via"] == "sbom-tag"
+    assert sbom["digest"] == "sha256:" + hashlib.sha256(bom).hexdigest()
+    assert sbom["size"] == len(bom)

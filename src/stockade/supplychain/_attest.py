@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 from stockade.models import Frozen
 
 from ._bundle import IN_TOTO_PAYLOAD_TYPE, verify_attestation_bundle
 from ._crypto import b64decode_strict, key_id, load_public_key, signature_valid
 from ._errors import RegistryError, SignatureVerificationError, TrustMaterialError
-from ._manifest import OCI_INDEX, parse_manifest
+from ._manifest import OCI_INDEX, ImageManifest, parse_manifest
 from ._policy import SignatureRule
 from ._provenance import ProvenanceError, check_provenance
 from ._reference import ImageReference
-from ._referrers import BUNDLE_ARTIFACT_TYPES, MAX_REFERRERS, referrers_index
+from ._referrers import MAX_REFERRERS, fetch_referrer_bundles, referrers_index
 from ._registry import RegistryClient
 
 __all__ = [
@@ -103,7 +102,7 @@ def _tag(image: ImageReference, suffix: str) -> ImageReference:
     )
 
 
-def _tag_manifest(client: RegistryClient, ref: ImageReference) -> Any:
+def _tag_manifest(client: RegistryClient, ref: ImageReference) -> ImageManifest | None:
     try:
         _, manifest, _ = client.get_manifest(ref)
     except RegistryError as e:
@@ -127,8 +126,6 @@ def fetch_attestations(client: RegistryClient, image: ImageReference) -> Attesta
             if d.size > MAX_ENVELOPE:
                 raise RegistryError(f"{att}: attestation of {d.size} bytes", "")
             envelopes.append(client.get_blob(att, d.digest, d.size))
-    from ._referrers import fetch_referrer_bundles
-
     return Attestations(envelopes=tuple(envelopes), bundles=fetch_referrer_bundles(client, image))
 
 
@@ -230,7 +227,7 @@ def verify_provenance(
     )
 
 
-def _sbom_layer(manifest: Any) -> tuple[str, str, int] | None:
+def _sbom_layer(manifest: ImageManifest) -> tuple[str, str, int] | None:
     for d in manifest.layers:
         if d.media_type.split(";")[0].strip() in SBOM_MEDIA_TYPES:
             return d.media_type, d.digest, d.size
@@ -244,7 +241,7 @@ def find_sbom(client: RegistryClient, image: ImageReference) -> SbomEvidence:
         index = parse_manifest(raw, OCI_INDEX)
         for entry in index.manifests[:MAX_REFERRERS]:
             atype = (entry.artifact_type or "").split(";")[0].strip()
-            if atype not in SBOM_MEDIA_TYPES or entry.artifact_type in BUNDLE_ARTIFACT_TYPES:
+            if atype not in SBOM_MEDIA_TYPES:
                 continue
             _, manifest, _ = client.get_manifest(image.with_digest(entry.digest))
             layer = None if manifest.is_index else _sbom_layer(manifest)
@@ -256,8 +253,8 @@ def find_sbom(client: RegistryClient, image: ImageReference) -> SbomEvidence:
                     size=layer[2],
                     found_via="referrer",
                 )
-    manifest = _tag_manifest(client, _tag(image, "sbom"))
-    layer = None if manifest is None else _sbom_layer(manifest)
+    tagged = _tag_manifest(client, _tag(image, "sbom"))
+    layer = None if tagged is None else _sbom_layer(tagged)
     if layer is not None:
         return SbomEvidence(
             present=True, media_type=layer[0], digest=layer[1], size=layer[2], found_via="sbom-tag"
