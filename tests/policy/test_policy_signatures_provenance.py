@@ -122,3 +122,47 @@ def test_the_new_fields_at_their_defaults_leave_the_effective_hash_unchanged(
     )
     assert with_prov.effective_hash != policy.effective_hash
     assert json.loads(with_prov.canonical_json())["signatures"]["require_sbom"] is True
+
+
+def _server_doc(server_extra: str, verify: str = "    verify: [team]\n") -> str:
+    return (
+        "version: 1\n"
+        "default: deny\n"
+        "registries: [registry.example.com/team/*]\n"
+        "signatures:\n"
+        "  rules:\n"
+        "    - name: team\n"
+        "      keys: [keys/team.pub]\n"
+        "servers:\n"
+        "  - name: s\n"
+        "    image: registry.example.com/team/app@sha256:" + "a" * 64 + "\n"
+        f"{verify}"
+        f"{server_extra}"
+    )
+
+
+@pytest.mark.guarantee("image-provenance-run-gate")
+def test_a_server_may_require_provenance_for_its_own_image(check: Writer, keydir: Path) -> None:
+    policy = valid(
+        check(_server_doc("    provenance: {builder_regex: 'https://ci/.*', source: s}\n"))
+    )
+    prov = policy.server("s").provenance
+    assert prov is not None
+    assert prov.builder_regex == "https://ci/.*"
+    plain = valid(check(_server_doc("")))
+    assert "provenance" not in plain.canonical_json().decode()
+
+
+@pytest.mark.guarantee("image-provenance-run-gate")
+def test_a_server_provenance_without_a_verify_rule_is_an_error_at_its_line(
+    check: Writer, keydir: Path
+) -> None:
+    result = check(_server_doc("    provenance: {builder: b, source: s}\n", verify=""))
+    assert not result.ok
+    (problem,) = [p for p in result.errors if "provenance: but no verify" in p.message]
+    assert problem.line == 11
+
+
+def test_a_malformed_server_provenance_is_an_error(check: Writer, keydir: Path) -> None:
+    result = check(_server_doc("    provenance: {builder: b}\n"))
+    assert any("exactly one of source" in m for m in messages(result)), messages(result)

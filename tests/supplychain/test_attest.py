@@ -290,3 +290,22 @@ def test_a_cosign_sbom_tag_is_recorded_when_no_referrer_names_one(
     assert sbom["found_via"] == "sbom-tag"
     assert sbom["digest"] == "sha256:" + hashlib.sha256(bom).hexdigest()
     assert sbom["size"] == len(bom)
+
+
+@pytest.mark.guarantee("image-provenance-run-gate")
+def test_a_server_level_provenance_applies_to_its_rules(
+    registry: str, key: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    ref = _signed(registry, key, "server-prov")
+    assert ref.digest is not None
+    pol = _policy(tmp_path / "p", registry, key, provenance=None)
+    text = pol.read_text() + f"    provenance: {{builder: '{BUILDER}', source: '{SOURCE}'}}\n"
+    pol.write_text(text)
+    with pytest.raises(ProvenanceError, match=r"step 1 \(find\)"):
+        _prepare(registry, pol, ref, tmp_path)
+    with RegistryClient(plain_http=(registry,)) as client:
+        attach_attestation(client, ref, envelope(statement(ref.digest), key))
+    prepared = _prepare(registry, pol, ref, tmp_path)
+    assert (
+        dict(image_evidence(prepared, str(ref), "t"))["verification"]["provenance"]["rule"] == "ci"
+    )

@@ -32,7 +32,7 @@ from ._patterns import (
     validate_domain_pattern,
     validate_registry_pattern,
 )
-from ._signatures import SignaturesPolicy
+from ._signatures import ProvenanceSpec, SignaturesPolicy
 from ._tools import ToolsPolicy
 
 __all__ = [
@@ -144,8 +144,17 @@ class ServerPolicy(_M):
     tofu: bool = False
     tools: ToolsPolicy = ToolsPolicy()
     verify: tuple[str, ...] = ()
+    #: SLSA provenance this server's image must carry (applies to its verify: rules without one).
+    provenance: ProvenanceSpec | None = None
     #: Booted single-use gVisor sandboxes kept ready for this server (0: cold starts only).
     warm_pool: int = Field(default=0, ge=0, le=64)
+
+    @model_serializer(mode="wrap")
+    def _dump_server(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and out.get("provenance") is None:
+            out.pop("provenance", None)  # no provenance: the effective hash is as it was
+        return out
 
     @field_validator("name")
     @classmethod
@@ -326,6 +335,14 @@ def cross_checks(doc: PolicyDoc) -> list[tuple[tuple[str | int, ...], str, str]]
                         "define it under signatures.rules, or correct the name",
                     )
                 )
+        if s.provenance is not None and not s.verify:
+            out.append(
+                (
+                    ("servers", i, "provenance"),
+                    f"server {s.name!r} has provenance: but no verify: rule to sign it",
+                    "name the signature rule whose signer signs the provenance under verify:",
+                )
+            )
         if s.verify and s.image is None:
             out.append(
                 (

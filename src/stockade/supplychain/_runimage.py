@@ -50,7 +50,7 @@ class PreparedImage(Frozen):
     workdir: str
 
 
-def _rule(policy: Policy, name: str) -> SignatureRule:
+def _rule(policy: Policy, name: str, server: str | None) -> SignatureRule:
     sig = policy.doc.signatures
     spec = sig.rule(name)
     if spec is None:
@@ -58,9 +58,11 @@ def _rule(policy: Policy, name: str) -> SignatureRule:
             f"signature rule {name!r} is not defined in {policy.file}", "define it"
         )
     material = policy.signature_material
+    if spec.provenance is None and server is not None:  # the rule's own wins over the server's
+        spec = spec.model_copy(update={"provenance": policy.server(server).provenance})
     prov = None
-    if spec.provenance is not None:
-        p = spec.provenance
+    p = spec.provenance
+    if p is not None:
         prov = ProvenancePolicy(
             builder_id=p.builder,
             builder_regex=p.builder_regex,
@@ -120,7 +122,8 @@ def image_gate(policy: Policy, server: str | None) -> ImageGate:
     return ImageGate(
         allowlist=allowlist,
         verification=VerificationPolicy(
-            rules=tuple(_rule(policy, n) for n in names), require_sbom=sig.require_sbom
+            rules=tuple(_rule(policy, n, server) for n in names),
+            require_sbom=sig.require_sbom,
         ),
         require_digest=sig.require_digest,
         require_sbom=sig.require_sbom,
