@@ -22,7 +22,21 @@ from pathlib import Path
 from typing import Any
 
 WAIVERS = Path(__file__).with_name("audit-waivers.txt")
-PYPI = "https://pypi.org/pypi/{name}/json"
+
+
+def _project_json_url() -> str:
+    """The package index's project JSON endpoint, as pip itself knows it (override: env)."""
+    import os
+
+    base = os.environ.get("STOCKADE_PYPI_JSON")
+    if base:
+        return base
+    from pip._internal.models.index import PyPI  # pip's own record of the default index
+
+    return PyPI.pypi_url.rstrip("/") + "/{name}/json"
+
+
+PYPI = _project_json_url()
 
 
 def waivers() -> set[str]:
