@@ -33,6 +33,8 @@ EXPECTED = {
     "LoadedPolicy",
     "Namespace",
     "NamespaceError",
+    "RawUriError",
+    "ResourceOffer",
     "Next",
     "OutputHandling",
     "Oversized",
@@ -86,6 +88,8 @@ EXPECTED = {
     "sink_rules",
     "split",
     "tag_result",
+    "route_raw",
+    "template_matches",
     "unwrap_uri",
     "wrap_uri",
 }

@@ -40,6 +40,7 @@ from ._launcher import DownstreamProcess, Launcher, SubprocessLauncher
 from ._names import SEPARATOR, Namespace, qualify, split
 from ._pins import Pending, Pin, PinSet, Reconciled, approve, reconcile
 from ._pinstore import PinStore
+from ._rawroute import RawUriError, ResourceOffer, route_raw, template_matches
 from ._resources import ResourceOutput, unwrap_uri, wrap_uri
 from ._sandboxed import SandboxLauncher, sandbox_spec_for
 from ._scan import Finding, scan_tool
@@ -92,7 +93,9 @@ __all__ = [
     "PolicyStep",
     "ProtocolError",
     "RateLimit",
+    "RawUriError",
     "Reconciled",
+    "ResourceOffer",
     "ResourceOutput",
     "RuleDecider",
     "SandboxLauncher",
@@ -121,6 +124,7 @@ __all__ = [
     "qualify",
     "reconcile",
     "redact",
+    "route_raw",
     "sandbox_spec_for",
     "scan_tool",
     "serve_http",
@@ -129,6 +133,7 @@ __all__ = [
     "sink_rules",
     "split",
     "tag_result",
+    "template_matches",
     "unwrap_uri",
     "wrap_uri",
 ]

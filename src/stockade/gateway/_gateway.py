@@ -100,7 +100,7 @@ class Gateway(Surface, HostTools):
                     f"server name {RESERVED_SERVER!r} is reserved", "rename the server"
                 )
         self._prompt_names: dict[str, set[str]] = {}
-        self._subscriptions: set[tuple[str, str]] = set()
+        self._subscriptions: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._progress: dict[str, tuple[str, str | int, Notify | None]] = {}
         for spec in config.servers:
             self.sessions[spec.name] = self._new_session(spec)

@@ -13,6 +13,7 @@ from ._errors import DownstreamError, NamespaceError
 from ._interceptors import DecisionContext
 from ._jsonrpc import INVALID_PARAMS, error_response, result_response
 from ._lifecycle import ServerLifecycle
+from ._rawroute import RawUriError, ResourceOffer, route_raw
 from ._resources import READ_TOOL, SCHEME, list_entry, unwrap_uri
 
 __all__ = ["ResourceSurface"]
@@ -52,7 +53,7 @@ class ResourceSurface(ServerLifecycle):
         if not isinstance(uri, str):
             return error_response(rid, INVALID_PARAMS, "resources/read needs a string uri")
         try:
-            server, original = unwrap_uri(uri)
+            server, original = await self._resolve_uri(uri, client, "resources/read")
         except NamespaceError as e:
             return error_response(rid, INVALID_PARAMS, e.what)
         if server not in self.sessions:
@@ -145,7 +146,7 @@ class ResourceSurface(ServerLifecycle):
         if not isinstance(uri, str):
             return error_response(rid, INVALID_PARAMS, f"{method} needs a string uri")
         try:
-            server, original = unwrap_uri(uri)
+            server, original = await self._resolve_uri(uri, client, method)
         except NamespaceError as e:
             return error_response(rid, INVALID_PARAMS, e.what)
         session = self.sessions.get(server)
@@ -168,12 +169,73 @@ class ResourceSurface(ServerLifecycle):
                 INVALID_PARAMS,
                 f"stockade denied {method}: {safe_text(decision.reason, limit=300)}",
             )
+        key = (server, original)
+        holders = self._subscriptions.get(key, set())
+        if method == "resources/unsubscribe":
+            mine = {h for h in holders if h[0] == client}
+            if not mine:
+                return result_response(rid, {})  # never another client's subscription
+            if holders - mine:  # others still watch it: keep the server's subscription
+                self._subscriptions[key] = holders - mine
+                return result_response(rid, {})
+        if method == "resources/subscribe":  # held before asking: an update may follow at once
+            self._subscriptions[key] = {*holders, (client, uri)}
         try:
             await session.request(method, {"uri": original}, timeout_s=session.spec.call_timeout_s)
         except DownstreamError as e:
+            if method == "resources/subscribe":
+                self._subscriptions[key] = self._subscriptions.get(key, set()) - {(client, uri)}
+                if not self._subscriptions[key]:
+                    del self._subscriptions[key]
             return error_response(rid, INVALID_PARAMS, f"stockade: {e.what}")
-        if method == "resources/subscribe":
-            self._subscriptions.add((server, original))
-        else:
-            self._subscriptions.discard((server, original))
+        if method == "resources/unsubscribe":
+            self._subscriptions.pop(key, None)
         return result_response(rid, {})
+
+    # -- raw (non-gateway) uris ------------------------------------------------------------
+
+    async def _resolve_uri(self, uri: str, client: str, method: str) -> tuple[str, str]:
+        """(server, original uri) of a gateway uri, or of a raw uri that exactly one server
+        offered this client (listed, or matching one of its templates); audited either way."""
+        if uri.startswith(f"{SCHEME}://"):
+            return unwrap_uri(uri)
+        offers = await self._raw_offers(client)
+        shown = uri[:200]
+        try:
+            server = route_raw(uri, offers)
+        except RawUriError as e:
+            self._audit.append(
+                "gateway.raw_uri_refused",
+                {"client": client, "uri": shown, "method": method, "reason": e.what},
+            )
+            raise
+        self._audit.append(
+            "gateway.raw_uri_routed",
+            {"client": client, "uri": shown, "method": method, "server": server},
+        )
+        return server, uri
+
+    async def _raw_offers(self, client: str) -> dict[str, ResourceOffer]:
+        """What each server whose policy could allow the read offers this client right now."""
+        uris: dict[str, set[str]] = {}
+        for name, page in await self._each_server(client, "resources", READ_TOOL, "resources/list"):
+            items = page.get("resources")
+            uris[name] = {
+                r["uri"]
+                for r in (items if isinstance(items, list) else [])[:1000]
+                if isinstance(r, dict) and isinstance(r.get("uri"), str)
+            }
+        templates: dict[str, list[str]] = {}
+        for name, page in await self._each_server(
+            client, "resources", READ_TOOL, "resources/templates/list"
+        ):
+            items = page.get("resourceTemplates")
+            templates[name] = [
+                t["uriTemplate"]
+                for t in (items if isinstance(items, list) else [])[:1000]
+                if isinstance(t, dict) and isinstance(t.get("uriTemplate"), str)
+            ]
+        return {
+            name: ResourceOffer(frozenset(uris.get(name, set())), tuple(templates.get(name, [])))
+            for name in sorted(set(uris) | set(templates))
+        }

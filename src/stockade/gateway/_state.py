@@ -54,7 +54,8 @@ class GatewayState:
     _resource_chain: Next
     _prompt_chain: Next
     _prompt_names: dict[str, set[str]]
-    _subscriptions: set[tuple[str, str]]
+    # (server, original uri) -> {(client, the uri as that client subscribed to it)}
+    _subscriptions: dict[tuple[str, str], set[tuple[str, str]]]
     # downstream progress token -> (server, the agent's token, the call's own channel if any)
     _progress: dict[str, tuple[str, str | int, Notify | None]]
 

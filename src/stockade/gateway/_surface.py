@@ -22,7 +22,7 @@ from ._prompts import (
     progress_notification,
     prompt_entry,
 )
-from ._resources import READ_TOOL, unwrap_uri, wrap_uri
+from ._resources import READ_TOOL, unwrap_uri
 from ._ressurface import ResourceSurface
 from ._state import Notify
 
@@ -186,19 +186,27 @@ class Surface(ResourceSurface):
                 channel = owner[2]
         elif method == "notifications/resources/updated":
             uri = params.get("uri")
-            if isinstance(uri, str) and (server, uri) in self._subscriptions:
-                out = {
-                    "jsonrpc": "2.0",
-                    "method": method,
-                    "params": {"uri": wrap_uri(server, uri)},
-                }
+            held = self._subscriptions.get((server, uri), set()) if isinstance(uri, str) else set()
+            for form in sorted({f for _, f in held}):  # the uri as each subscriber named it
+                self._send_note(self._notify, self._updated(form))
         elif method in (
             "notifications/prompts/list_changed",
             "notifications/resources/list_changed",
         ):
             out = {"jsonrpc": "2.0", "method": method}
-        notify = channel or self._notify
-        if out is None or notify is None:
+        if out is not None:
+            self._send_note(channel or self._notify, out)
+
+    @staticmethod
+    def _updated(uri: str) -> dict[str, Any]:
+        return {
+            "jsonrpc": "2.0",
+            "method": "notifications/resources/updated",
+            "params": {"uri": uri},
+        }
+
+    def _send_note(self, notify: Notify | None, out: dict[str, Any]) -> None:
+        if notify is None:
             return
         if len(self._tasks) >= MAX_PENDING_NOTES:
             return  # a flooding server loses notes (not the audit log's space, not memory)

@@ -1,0 +1,201 @@
+"""Raw (non-gateway) resource uris through the gateway: routed to the one server that offered
+them to this client, refused when unknown, ambiguous or denied; per-client subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockade.gateway import Gateway, GatewayConfig, PinStore, ServerSpec, SubprocessLauncher
+from stockade.models import Decision, ToolCall
+from stockade.testing import FakeClock, MemoryAuditSink, ScriptedApprover
+
+WATCH = Path(__file__).parent / "servers" / "watch_server.py"
+URI = "test://watched-resource"
+SECRET = "test://secret"  # noqa: S105 - a uri, not a password
+
+
+class ReadDecider:
+    """Allows resources/read on every server except of the uri ``SECRET`` (listing probes, which
+    carry no uri, are allowed), so a uri can be listable yet denied outright."""
+
+    def __call__(self, call: ToolCall, context: Any) -> Decision:
+        if call.tool == "resources/read" and call.arguments.get("uri") != SECRET:
+            return Decision.allow(rule="test.read")
+        return Decision.deny("that uri is not readable", rule="test.deny")
+
+
+def watch(tmp_path: Path, name: str, uri: str, template: str = "") -> ServerSpec:
+    log = tmp_path / f"{name}.log"
+    return ServerSpec(
+        name=name, command=(sys.executable, str(WATCH), uri, template, str(log)), call_timeout_s=10
+    )
+
+
+Body = Callable[[Gateway, list[dict[str, Any]]], Awaitable[Any]]
+
+
+def run(tmp_path: Path, servers: list[ServerSpec], body: Body) -> tuple[Any, MemoryAuditSink]:
+    sink = MemoryAuditSink()
+    notes: list[dict[str, Any]] = []
+
+    async def notify(msg: dict[str, Any]) -> None:
+        notes.append(msg)
+
+    async def go() -> Any:
+        gw = Gateway(
+            GatewayConfig(servers=tuple(servers), clients=("agent", "other")),
+            pins=PinStore(tmp_path / "pins"),
+            launcher=SubprocessLauncher(),
+            decider=ReadDecider(),
+            approver=ScriptedApprover(allow=False),
+            audit=sink,
+            clock=FakeClock(),
+        )
+        gw.set_notifier(notify)
+        await asyncio.wait_for(gw.start(), 20)
+        try:
+            return await asyncio.wait_for(body(gw, notes), 30)
+        finally:
+            await gw.close()
+
+    return asyncio.run(go()), sink
+
+
+async def ask(gw: Gateway, method: str, uri: str, client: str = "agent") -> dict[str, Any]:
+    msg = {"jsonrpc": "2.0", "id": 3, "method": method, "params": {"uri": uri}}
+    resp = await gw.handle(msg, client=client)
+    assert resp is not None
+    return resp
+
+
+async def settle(notes: list[dict[str, Any]], count: int) -> None:
+    for _ in range(200):  # bounded wait for notifications already sent
+        if len(notes) >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
+def downstream(tmp_path: Path, name: str) -> list[str]:
+    log = tmp_path / f"{name}.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.guarantee("gw-raw-uri-one-server")
+def test_a_raw_uri_one_server_listed_is_read_and_subscribed_there_only(tmp_path: Path) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        seen = {
+            "read": await ask(gw, "resources/read", URI),
+            "sub": await ask(gw, "resources/subscribe", URI),
+        }
+        await settle(notes, 1)
+        seen["notes"] = list(notes)
+        seen["unsub"] = await ask(gw, "resources/unsubscribe", URI)
+        return seen
+
+    spec = [watch(tmp_path, "watch", URI), watch(tmp_path, "else", "test://elsewhere")]
+    seen, sink = run(tmp_path, spec, body)
+    assert seen["read"]["result"]["contents"][0]["uri"].startswith("stockade+resource://watch/")
+    assert seen["sub"]["result"] == {}
+    assert seen["unsub"]["result"] == {}
+    updates = [n for n in seen["notes"] if n["method"] == "notifications/resources/updated"]
+    assert updates == [
+        {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": URI}}
+    ]
+    assert downstream(tmp_path, "watch") == [
+        f"resources/subscribe {URI}",
+        f"resources/unsubscribe {URI}",
+    ]
+    assert downstream(tmp_path, "else") == []  # never another server's uri
+    routed = sink.of_type("gateway.raw_uri_routed")
+    assert {e.data["server"] for e in routed} == {"watch"}
+    assert [e.data["method"] for e in routed] == [
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+    ]
+
+
+@pytest.mark.guarantee("gw-raw-uri-one-server")
+def test_a_raw_uri_two_servers_offer_is_refused_and_reaches_neither(tmp_path: Path) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            await ask(gw, "resources/subscribe", URI),
+            await ask(gw, "resources/read", URI),
+            await ask(gw, "resources/subscribe", "test://templated/7"),
+        ]
+
+    spec = [watch(tmp_path, "a", URI), watch(tmp_path, "b", URI, "test://templated/{id}")]
+    spec.append(watch(tmp_path, "c", "test://c", "test://templated/{n}"))
+    answers, sink = run(tmp_path, spec, body)
+    for resp in answers:
+        assert resp["error"]["code"] == -32602
+        assert "several servers" in resp["error"]["message"]
+    assert all(downstream(tmp_path, n) == [] for n in "abc")
+    refused = sink.of_type("gateway.raw_uri_refused")
+    assert len(refused) == 3
+    assert "several servers (a, b)" in refused[0].data["reason"]
+
+
+@pytest.mark.guarantee("gw-raw-uri-one-server")
+def test_an_unknown_raw_uri_is_refused_and_audited(tmp_path: Path) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            await ask(gw, "resources/subscribe", "test://nobody-offered-this"),
+            await ask(gw, "resources/read", "file:///etc/passwd"),
+        ]
+
+    answers, sink = run(tmp_path, [watch(tmp_path, "watch", URI)], body)
+    for resp in answers:
+        assert resp["error"]["code"] == -32602
+        assert "unknown resource uri" in resp["error"]["message"]
+    assert downstream(tmp_path, "watch") == []
+    assert len(sink.of_type("gateway.raw_uri_refused")) == 2
+
+
+@pytest.mark.guarantee("gw-raw-uri-one-server")
+def test_a_raw_uri_the_policy_denies_is_refused_like_its_gateway_uri(tmp_path: Path) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            await ask(gw, "resources/subscribe", SECRET),
+            await ask(gw, "resources/read", SECRET),
+        ]
+
+    answers, sink = run(tmp_path, [watch(tmp_path, "watch", SECRET)], body)
+    assert "stockade denied resources/subscribe" in answers[0]["error"]["message"]
+    assert "not readable" in answers[1]["error"]["message"]
+    assert downstream(tmp_path, "watch") == []
+    assert [e.data["decision"] for e in sink.of_type("gateway.subscribe")] == ["deny"]
+
+
+@pytest.mark.guarantee("gw-server-notifications-sanitised")
+def test_subscriptions_are_per_client_one_cannot_drop_anothers(tmp_path: Path) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {"sub": await ask(gw, "resources/subscribe", URI)}
+        await settle(notes, 1)
+        notes.clear()
+        seen["other_unsub"] = await ask(gw, "resources/unsubscribe", URI, client="other")
+        gw._server_notification("watch", "notifications/resources/updated", {"uri": URI})
+        gw._server_notification("watch", "notifications/resources/updated", {"uri": "test://x"})
+        await settle(notes, 1)
+        seen["kept"] = list(notes)
+        notes.clear()
+        seen["unsub"] = await ask(gw, "resources/unsubscribe", URI)
+        gw._server_notification("watch", "notifications/resources/updated", {"uri": URI})
+        await asyncio.sleep(0)
+        seen["after"] = list(notes)
+        return seen
+
+    seen, _ = run(tmp_path, [watch(tmp_path, "watch", URI)], body)
+    assert seen["other_unsub"]["result"] == {}
+    assert [n["params"]["uri"] for n in seen["kept"]] == [URI]  # still the agent's subscription
+    assert seen["after"] == []
+    assert downstream(tmp_path, "watch") == [
+        f"resources/subscribe {URI}",
+        f"resources/unsubscribe {URI}",
+    ]
