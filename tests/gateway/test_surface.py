@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -228,7 +229,7 @@ def test_resource_templates_are_offered_under_gateway_uris_that_read_back(
 
 
 @pytest.mark.guarantee("gw-server-notifications-sanitised")
-def test_subscriptions_need_a_read_rule_and_a_gateway_uri(
+def test_subscriptions_need_a_read_rule_and_a_uri_the_server_offered(
     tmp_path: Path, everything_js: Path
 ) -> None:
     async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -243,7 +244,7 @@ def test_subscriptions_need_a_read_rule_and_a_gateway_uri(
     seen, _, sink = run(tmp_path, everything_js, {READ}, body)
     assert seen["sub"]["result"] == {}
     assert seen["unsub"]["result"] == {}
-    assert seen["raw"]["error"]["code"] == -32602  # only the gateway's own uris are known
+    assert seen["raw"]["error"]["code"] == -32602  # server-everything never offered it
     decisions = [e.data["decision"] for e in sink.events if e.type == "gateway.subscribe"]
     assert decisions == ["allow", "allow"]
 
@@ -253,6 +254,42 @@ def test_subscriptions_need_a_read_rule_and_a_gateway_uri(
 
     refused, _, _ = run(tmp_path, everything_js, {"everything__echo"}, denied)
     assert refused["error"]["code"] == -32602
+
+
+@pytest.mark.guarantee("gw-raw-uri-one-server")
+def test_raw_uris_server_everything_offered_are_read_and_subscribed_and_others_refused(
+    tmp_path: Path, everything_js: Path
+) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        listing = await ask(gw, "resources/list")
+        wrapped = listing["result"]["resources"][0]["uri"]
+        raw = unquote(wrapped.removeprefix("stockade+resource://everything/"))
+        return {
+            "raw": raw,
+            "read": await ask(gw, "resources/read", {"uri": raw}),
+            "templated": await ask(gw, "resources/read", {"uri": "demo://resource/dynamic/text/1"}),
+            "sub": await ask(gw, "resources/subscribe", {"uri": raw}),
+            "unsub": await ask(gw, "resources/unsubscribe", {"uri": raw}),
+            "unknown": await ask(gw, "resources/subscribe", {"uri": "test://watched-resource"}),
+        }
+
+    seen, _, sink = run(tmp_path, everything_js, {READ}, body)
+    assert seen["raw"].startswith("demo://resource/")
+    assert seen["read"]["result"]["contents"][0]["uri"].startswith(
+        "stockade+resource://everything/"
+    )
+    assert seen["templated"]["result"]["contents"]
+    assert seen["sub"]["result"] == {}
+    assert seen["unsub"]["result"] == {}
+    assert "unknown resource uri" in seen["unknown"]["error"]["message"]
+    routed = [e.data for e in sink.events if e.type == "gateway.raw_uri_routed"]
+    assert [(e["method"], e["server"]) for e in routed] == [
+        ("resources/read", "everything"),
+        ("resources/read", "everything"),
+        ("resources/subscribe", "everything"),
+        ("resources/unsubscribe", "everything"),
+    ]
+    assert [e.type for e in sink.events].count("gateway.raw_uri_refused") == 1
 
 
 @pytest.mark.guarantee("gw-server-notifications-sanitised")
