@@ -199,3 +199,25 @@ def test_subscriptions_are_per_client_one_cannot_drop_anothers(tmp_path: Path) -
         f"resources/subscribe {URI}",
         f"resources/unsubscribe {URI}",
     ]
+
+
+def test_a_clients_own_raw_subscription_can_be_dropped_after_the_server_stops_listing_it(
+    tmp_path: Path,
+) -> None:
+    gone = "test://no-longer-listed"
+
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        # as a subscription made while the server still listed the uri leaves it
+        gw._subscriptions[("watch", gone)] = {("agent", gone)}
+        return {
+            "others": await ask(gw, "resources/unsubscribe", gone, client="other"),
+            "unsub": await ask(gw, "resources/unsubscribe", gone),
+            "left": dict(gw._subscriptions),
+        }
+
+    seen, sink = run(tmp_path, [watch(tmp_path, "watch", URI)], body)
+    assert "unknown resource uri" in seen["others"]["error"]["message"]  # not its subscription
+    assert seen["unsub"]["result"] == {}
+    assert seen["left"] == {}
+    assert downstream(tmp_path, "watch") == [f"resources/unsubscribe {gone}"]
+    assert [e.data["server"] for e in sink.of_type("gateway.raw_uri_routed")] == ["watch"]

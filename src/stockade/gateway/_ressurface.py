@@ -199,21 +199,24 @@ class ResourceSurface(ServerLifecycle):
         offered this client (listed, or matching one of its templates); audited either way."""
         if uri.startswith(f"{SCHEME}://"):
             return unwrap_uri(uri)
-        offers = await self._raw_offers(client)
         shown = uri[:200]
-        try:
-            server = route_raw(uri, offers)
-        except RawUriError as e:
-            self._audit.append(
-                "gateway.raw_uri_refused",
-                {"client": client, "uri": shown, "method": method, "reason": e.what},
-            )
-            raise
+        held = [k for k, holders in self._subscriptions.items() if (client, uri) in holders]
+        if method == "resources/unsubscribe" and len(held) == 1:
+            server = held[0][0]  # the client's own subscription, routed when it was made
+        else:
+            try:
+                server = route_raw(uri, await self._raw_offers(client))
+            except RawUriError as e:
+                self._audit.append(
+                    "gateway.raw_uri_refused",
+                    {"client": client, "uri": shown, "method": method, "reason": e.what},
+                )
+                raise
         self._audit.append(
             "gateway.raw_uri_routed",
             {"client": client, "uri": shown, "method": method, "server": server},
         )
-        return server, uri
+        return server, uri  # a raw uri is the server's own uri
 
     async def _raw_offers(self, client: str) -> dict[str, ResourceOffer]:
         """What each server whose policy could allow the read offers this client right now."""
