@@ -110,6 +110,7 @@ def test_a_policy_secret_in_the_audit_log_fails_both_gates(world: World) -> None
 @pytest.mark.guarantee("cp-gate-secrets")
 def test_a_secret_in_the_trace_fails_postflight(world: World) -> None:
     with world.inputs.open_store() as s:
+        # pragma: allowlist nextline secret
         s.add_evidence("r1", "tool_call", {"result": "AKIAIOSFODNN7EXAMPLE"})
     post = results(postflight_checks("r1", world.inputs))
     assert not post["secret rescan of the trace"].ok
@@ -119,6 +120,7 @@ def test_a_secret_in_the_trace_fails_postflight(world: World) -> None:
 @pytest.mark.guarantee("cp-gate-secrets")
 def test_a_detector_finding_in_a_scanned_log_fails_preflight(world: World, tmp_path: Path) -> None:
     extra = tmp_path / "gateway.log"
+    # pragma: allowlist nextline secret
     extra.write_text("ok\nGITHUB_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345\n")
     inputs = dataclasses.replace(world.inputs, scan_paths=(extra,))
     bad = results(preflight_checks(world.policy, inputs))["no secrets in logs"]

@@ -19,9 +19,10 @@ CONFIG = {
             "command": "npx",
             "args": ["-y", "@modelcontextprotocol/server-github"],
             "env": {
+                # pragma: allowlist nextline secret
                 "GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
                 "LOG_LEVEL": "info",
-                "OPAQUE": "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6",
+                "OPAQUE": "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6",  # pragma: allowlist secret
             },
         },
         "fs": {"command": "node", "args": ["fs.js", "/data"]},
@@ -35,7 +36,7 @@ def test_credentials_move_to_the_secret_store_and_never_into_the_policy() -> Non
     result = import_mcp_servers(CONFIG)
     text = json.dumps(result.doc)
     assert "ghp_" not in text
-    assert "a1b2c3d4e5f6" not in text
+    assert "a1b2c3d4e5f6" not in text  # pragma: allowlist secret
     gh = result.doc["servers"][0]
     assert gh["name"] == "github-server"
     assert gh["env"] == {"LOG_LEVEL": "info"}

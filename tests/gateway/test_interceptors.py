@@ -243,6 +243,7 @@ def test_output_handling_tags_the_result_and_taints_the_context() -> None:
 def test_audit_records_denials_and_successes_with_redacted_arguments() -> None:
     sink = MemoryAuditSink()
     chain: list[Interceptor] = [AuditStep(sink), Authenticate(frozenset({"alice"}))]
+    # pragma: allowlist nextline secret
     run(chain, ctx_for(args={"message": "hi", "api_key": "sk-abcdefghijklmnopqrstuvwxyz"}))
     run(chain, ctx_for(client="mallory"))
     first, second = sink.of_type("gateway.call")
@@ -256,6 +257,7 @@ def test_audit_records_denials_and_successes_with_redacted_arguments() -> None:
     [
         ({"password": "x"}, {"password": "[redacted]"}),
         ({"note": "token ghp_abcdefghijklmnopqrstuvwxyz0123"}, {"note": "token [redacted]"}),
+        # pragma: allowlist nextline secret
         ({"n": 5, "l": ["AKIAABCDEFGHIJKLMNOP"]}, {"n": 5, "l": ["[redacted]"]}),
     ],
 )

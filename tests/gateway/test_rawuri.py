@@ -17,7 +17,7 @@ from stockade.testing import FakeClock, MemoryAuditSink, ScriptedApprover
 
 WATCH = Path(__file__).parent / "servers" / "watch_server.py"
 URI = "test://watched-resource"
-SECRET = "test://secret"  # noqa: S105 - a uri, not a password
+SECRET = "test://secret"  # noqa: S105 - a uri, not a password  # pragma: allowlist secret
 
 
 class ReadDecider:

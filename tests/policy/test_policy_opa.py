@@ -95,7 +95,7 @@ def test_an_unknown_key_in_opa_is_an_error_at_its_line(check: Writer) -> None:
     [
         "http://opa.example",
         "http://127.0.0.1.evil.example",
-        "https://user:pw@opa.example",
+        "https://user:pw@opa.example",  # pragma: allowlist secret
         "ftp://127.0.0.1",
         "file:///opa",
     ],

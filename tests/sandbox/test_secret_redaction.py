@@ -19,7 +19,7 @@ from stockade.store import RunStore
 
 from .test_refusal import ListSink
 
-SECRET = "s3cr3t-Value-9f2c1e7d"  # noqa: S105
+SECRET = "s3cr3t-Value-9f2c1e7d"  # noqa: S105  # pragma: allowlist secret
 
 
 class FixedClock:

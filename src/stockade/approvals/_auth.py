@@ -18,6 +18,7 @@ from ._errors import LoginRefused
 __all__ = ["MAX_FAILURES", "OPERATOR_SECRET_PREFIX", "Session", "Sessions", "operator_secret_name"]
 
 #: An operator ``alice`` logs in with the value of secret ``approvals.operator.alice``.
+# pragma: allowlist nextline secret
 OPERATOR_SECRET_PREFIX = "approvals.operator."  # noqa: S105 - a name prefix  # nosec B105
 _OPERATOR = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _MAX_SESSIONS = 1000

@@ -25,7 +25,7 @@ KYVERNO_COVERAGE = {
     "stockade_ephemeralStorage": "resources-and-ephemeral-storage",
     "stockade_readOnlyRootFilesystem": "read-only-root",
     "stockade_serviceAccountToken": "no-service-account-token",
-    "stockade_secrets": "granted-secrets-only",
+    "stockade_secrets": "granted-secrets-only",  # pragma: allowlist secret
     "stockade_activeDeadline": "active-deadline",
     "stockade_appArmorRequired": "apparmor-required",
 }
