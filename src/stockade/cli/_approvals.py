@@ -40,6 +40,7 @@ from stockade.approvals import (
     remember_from,
 )
 from stockade.audit import AuditLog
+from stockade.cli._gateway import alert_options
 from stockade.errors import StockadeError
 from stockade.models import Decision, SystemClock, ToolCall
 from stockade.policy import DecisionContext, decide, load_policy
@@ -67,9 +68,14 @@ def s(value: object, limit: int = 200) -> str:
 
 
 @contextmanager
-def _audit_log() -> Iterator[AuditLog | None]:
+def _audit_log(*, create: bool = False) -> Iterator[AuditLog | None]:
     """The audit log when one exists (decisions are always recorded in the store as well)."""
     log_path = paths.audit_log()
+    if create and not log_path.exists():
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with AuditLog.open(log_path, paths.key_dir()) as created:
+            yield created
+        return
     if not log_path.exists():
         yield None
         return
@@ -255,11 +261,30 @@ def watch(store_path: Path | None, timeout_s: float, interval: float) -> None:
 @_by_option
 @click.option("--lift", is_flag=True, help="Lift the kill switch (an explicit operator action).")
 @click.option("--reason", required=True, help="Why (recorded with the switch).")
-def kill(store_path: Path | None, by: str | None, lift: bool, reason: str) -> None:
+@alert_options
+def kill(
+    *,
+    store_path: Path | None,
+    by: str | None,
+    lift: bool,
+    reason: str,
+    alert_command: str | None,
+    alert_webhook: str | None,
+) -> None:
     """Kill switch: deny every pending and new sensitive call until lifted with --lift."""
+    from stockade.gates._alerting_sink import alert_hooks, with_alerts
+
     who = by or getpass.getuser()
-    with _open(store_path) as store:
-        cancelled = store.set_kill(engaged=not lift, by=who, reason=reason, now=SystemClock().now())
+    hooks = alert_hooks(alert_command, alert_webhook)
+    clock = SystemClock()
+    # With alert hooks the audit log is created if absent: the alert rides on its event.
+    with (
+        _audit_log(create=bool(hooks)) as log,
+        ApprovalStore(
+            store_path or paths.run_store(), audit=with_alerts(log, hooks, clock)
+        ) as store,
+    ):
+        cancelled = store.set_kill(engaged=not lift, by=who, reason=reason, now=clock.now())
     if lift:
         click.echo(f"kill switch lifted by {s(who)}: {s(reason)}")
         return

@@ -8,7 +8,7 @@ import getpass
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -36,7 +36,26 @@ from stockade.gateway import (
 from stockade.models import Approver, SystemClock
 from stockade.textsafe import safe_text
 
-__all__ = ["gateway", "policy_import", "tools"]
+__all__ = ["alert_options", "gateway", "policy_import", "tools"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def alert_options(f: _F) -> _F:
+    """``--alert-command CMD`` / ``--alert-webhook URL`` for a command that wraps its audit sink."""
+    f = click.option(
+        "--alert-webhook",
+        default=None,
+        metavar="URL",
+        help="POST alerts (server failed/crashed, kill switch) here: https or loopback only.",
+    )(f)
+    return click.option(
+        "--alert-command",
+        default=None,
+        metavar="CMD",
+        help="Run CMD (split on spaces, no shell; alert JSON on stdin) on each alert.",
+    )(f)
+
 
 _policy_option = click.option(
     "--policy",
@@ -49,6 +68,7 @@ _policy_option = click.option(
 
 @click.command(name="gateway")
 @_policy_option
+@alert_options
 @click.option("--stdio", "use_stdio", is_flag=True, help="Serve MCP on stdin/stdout.")
 @click.option(
     "--http",
@@ -133,6 +153,8 @@ def gateway(
     client: str,
     approver: str | None,
     auto_approve: tuple[str, ...],
+    alert_command: str | None,
+    alert_webhook: str | None,
 ) -> None:
     """Serve one MCP endpoint that gates every tool call of the policy's servers."""
     if use_stdio == (http is not None):
@@ -161,15 +183,19 @@ def gateway(
         stored = DirectorySecretStore(paths.secret_dir()).get(host_token_secret)
         host_cred = stored.decode("utf-8").strip()
     from stockade.audit import AuditLog
+    from stockade.gates._alerting_sink import alert_hooks, with_alerts
     from stockade.store import RunStore
 
+    hooks = alert_hooks(alert_command, alert_webhook)
     log_path = audit_log or paths.audit_log()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     clock = SystemClock()
     with (
-        AuditLog.open(log_path, paths.key_dir()) as sink,
+        AuditLog.open(log_path, paths.key_dir()) as log,
         RunStore.open(store_path or paths.run_store()) as store,
+        contextlib.ExitStack() as cleanup,
     ):
+        sink = with_alerts(log, hooks, clock)
         sink.append(
             "gateway.start",
             {
@@ -196,14 +222,31 @@ def gateway(
                     v.decode("utf-8", "replace")
                     for v in values_for_redaction(secret_store, granted)
                 )
-            sandboxed = SandboxLauncher(
-                state=paths.home() / "sandbox",
-                clock=clock,
-                store=store,
-                audit=sink,
-                policy_hash="" if loaded is None else loaded.hash,
-                secrets=secret_store,
-            )
+            sizes = _warm_pools(loaded)
+            sandboxed: Any
+            if sizes:
+                from stockade.sandbox._pool_launcher import PoolLauncher
+
+                sandboxed = PoolLauncher(
+                    state=paths.home() / "sandbox",
+                    clock=clock,
+                    sizes=sizes,
+                    store=store,
+                    audit=sink,
+                    policy_hash="" if loaded is None else loaded.hash,
+                    secrets=secret_store,
+                )
+                cleanup.callback(sandboxed.close)  # no warm sandbox outlives the gateway
+                sandboxed.prepare([s for s in cfg.servers if s.name in sizes])
+            else:
+                sandboxed = SandboxLauncher(
+                    state=paths.home() / "sandbox",
+                    clock=clock,
+                    store=store,
+                    audit=sink,
+                    policy_hash="" if loaded is None else loaded.hash,
+                    secrets=secret_store,
+                )
             launcher, run_ids = sandboxed, sandboxed.run_ids
 
         def evidence(server: str, data: dict[str, Any]) -> None:
@@ -340,6 +383,13 @@ def _stop_on_kill(
         )
 
     return stop
+
+
+def _warm_pools(loaded: Any) -> dict[str, int]:
+    """The policy's ``warm_pool: N`` per server (servers asking for none are left out)."""
+    if loaded is None:
+        return {}
+    return {s.name: s.warm_pool for s in loaded.policy.servers if s.warm_pool > 0}
 
 
 def _host_port(value: str) -> tuple[str, int]:

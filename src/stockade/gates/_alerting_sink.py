@@ -10,15 +10,41 @@ recorded as an ``alert.failed`` event and never loses or changes the original ev
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
 from stockade.models import AuditEvent, AuditSink, Clock
 from stockade.textsafe import safe_text
 
-from ._alerts import Alert, AlertError, AlertHook, AlertKind, make_alert
+from ._alerts import (
+    Alert,
+    AlertError,
+    AlertHook,
+    AlertKind,
+    CommandHook,
+    WebhookHook,
+    make_alert,
+)
 
-__all__ = ["AlertingAuditSink", "alert_for"]
+__all__ = ["AlertingAuditSink", "alert_for", "alert_hooks", "with_alerts"]
+
+
+def alert_hooks(command: str | None, webhook: str | None) -> list[AlertHook]:
+    """The hooks the options ask for; a bad webhook URL or empty command raises AlertError."""
+    hooks: list[AlertHook] = []
+    if command is not None:
+        hooks.append(CommandHook(shlex.split(command)))
+    if webhook is not None:
+        hooks.append(WebhookHook(webhook))
+    return hooks
+
+
+def with_alerts(inner: Any, hooks: Sequence[AlertHook], clock: Clock) -> Any:
+    """``inner`` wrapped in an :class:`AlertingAuditSink` when there are hooks, else itself."""
+    if not hooks or inner is None:
+        return inner
+    return AlertingAuditSink(inner, hooks, clock)
 
 
 def alert_for(event_type: str, data: dict[str, Any], clock: Clock) -> Alert | None:
