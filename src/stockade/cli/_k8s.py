@@ -322,6 +322,7 @@ def _verify_image(
     under the server's ``verify:`` rules. Returns the verified digest and the evidence."""
     from stockade.supplychain import (
         RegistryClient,
+        SbomEvidence,
         image_gate,
         parse_reference,
         require_pinned,
@@ -340,28 +341,45 @@ def _verify_image(
         ref = ref.with_digest(digest)
     if gate.require_digest and ref.digest is None:
         require_pinned(text)  # raises: the policy demands a digest pin
+    clock = SystemClock()
     with RegistryClient(plain_http=plain_http) as client:
         v = verify_remote_image(
             client,
             ref,
             allowlist=gate.allowlist,
             policy=gate.verification,
-            clock=SystemClock(),
+            clock=clock,
             approved_bases=gate.approved_bases,
+            require_sbom=gate.require_sbom,
         )
     ev = v.evidence
-    evidence = {
+    # The same fields a local image run records (supplychain image_evidence), plus the
+    # reference/digest the Pod is rendered with; "image" and "sbom" become their own evidence.
+    evidence: dict[str, Any] = {
         "rule": ev.rule,
         "signer_kind": ev.signer_kind,
         "key_id": ev.key_id,
         "subject": ev.subject,
         "issuer": ev.issuer,
         "log_index": ev.log_index,
+        "integrated_time": ev.integrated_time,
         "registry_rule": v.allowed_by,
         "signed_reference": ev.signed_reference,
+        "found_via": ev.found_via,
+        "verified_at": clock.now().isoformat(),
+        "provenance": None if v.provenance is None else v.provenance.model_dump(mode="json"),
         "reference": v.reference,
         "digest": v.pinned.digest,
     }
+    if v.base is not None:
+        evidence["approved_base"] = v.base.model_dump(mode="json")
+    evidence["image"] = {
+        "requested": text,
+        "reference": v.reference,
+        "digest": v.pinned.digest,
+        "pulled_by": "the cluster node (by digest)",
+    }
+    evidence["sbom"] = (v.sbom or SbomEvidence(present=False)).model_dump(mode="json")
     return v.pinned.digest, evidence
 
 
@@ -480,7 +498,12 @@ def run_on_kubernetes(
                 started_at=clock.now(),
             )
         )
+        image_ev, sbom_ev = verification.pop("image", None), verification.pop("sbom", None)
         runs.add_evidence(rid, "verification", verification)
+        if image_ev is not None:
+            runs.add_evidence(rid, "image", image_ev)
+        if sbom_ev is not None:
+            runs.add_evidence(rid, "sbom", sbom_ev)
         pumped: Pumped | None = None
         try:
             api = _connect_run(kubeconfig, context)
