@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stockade.gateway import RawUriError, ResourceOffer, route_raw, template_matches
+from stockade.gateway._rawroute import route_raw_or_unlisted
 
 DOC = "demo://resource/static/document/a.md"
 
@@ -117,3 +118,65 @@ def test_routing_succeeds_exactly_when_one_server_offers_the_uri(
     else:
         with pytest.raises(RawUriError):
             route_raw(uri, offers)
+
+
+# -- the operator's opt-in: unlisted uris routed to the one opted-in server ----------------------
+
+WATCHED = "test://watched-resource"
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_an_unlisted_uri_goes_to_the_one_server_that_opts_in() -> None:
+    offers = {"docs": ResourceOffer(uris=frozenset({DOC})), "ev": ResourceOffer()}
+    assert route_raw_or_unlisted(WATCHED, offers, frozenset({"ev"})) == ("ev", True)
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_an_unlisted_uri_with_two_opted_in_servers_is_refused_as_ambiguous() -> None:
+    with pytest.raises(RawUriError) as e:
+        route_raw_or_unlisted(WATCHED, {}, frozenset({"a", "b"}))
+    assert "several servers opt in to unlisted uris (a, b)" in e.value.what
+    assert e.value.fix
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_an_unlisted_uri_without_any_opt_in_is_refused_as_unknown() -> None:
+    with pytest.raises(RawUriError) as e:
+        route_raw_or_unlisted(WATCHED, {"docs": ResourceOffer(uris=frozenset({DOC}))}, frozenset())
+    assert "no server offered it" in e.value.what
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_an_offered_uri_still_goes_to_the_offering_server_not_the_opted_in_one() -> None:
+    offers = {"docs": ResourceOffer(uris=frozenset({DOC})), "ev": ResourceOffer()}
+    assert route_raw_or_unlisted(DOC, offers, frozenset({"ev"})) == ("docs", False)
+    tpl = {"docs": ResourceOffer(templates=("demo://resource/{id}",)), "ev": ResourceOffer()}
+    assert route_raw_or_unlisted("demo://resource/7", tpl, frozenset({"ev"})) == ("docs", False)
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_a_uri_offered_by_two_servers_stays_ambiguous_despite_an_opt_in() -> None:
+    offers = {"a": ResourceOffer(uris=frozenset({DOC})), "b": ResourceOffer(uris=frozenset({DOC}))}
+    with pytest.raises(RawUriError) as e:
+        route_raw_or_unlisted(DOC, offers, frozenset({"a"}))
+    assert "several servers (a, b)" in e.value.what
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_an_empty_or_huge_uri_is_refused_even_with_an_opt_in() -> None:
+    for bad in ("", "x://" + "a" * 5000):
+        with pytest.raises(RawUriError):
+            route_raw_or_unlisted(bad, {}, frozenset({"ev"}))
+
+
+@given(st.text(min_size=1, max_size=60), st.frozensets(st.sampled_from("abc"), max_size=3))
+def test_an_unlisted_route_is_always_the_single_opted_in_server(
+    uri: str, opted: frozenset[str]
+) -> None:
+    try:
+        server, unlisted = route_raw_or_unlisted(uri, {}, opted)
+    except RawUriError:
+        assert len(opted) != 1
+    else:
+        assert unlisted
+        assert {server} == opted

@@ -40,7 +40,9 @@ def watch(tmp_path: Path, name: str, uri: str, template: str = "") -> ServerSpec
 Body = Callable[[Gateway, list[dict[str, Any]]], Awaitable[Any]]
 
 
-def run(tmp_path: Path, servers: list[ServerSpec], body: Body) -> tuple[Any, MemoryAuditSink]:
+def run(
+    tmp_path: Path, servers: list[ServerSpec], body: Body, decider: ReadDecider | None = None
+) -> tuple[Any, MemoryAuditSink]:
     sink = MemoryAuditSink()
     notes: list[dict[str, Any]] = []
 
@@ -52,7 +54,7 @@ def run(tmp_path: Path, servers: list[ServerSpec], body: Body) -> tuple[Any, Mem
             GatewayConfig(servers=tuple(servers), clients=("agent", "other")),
             pins=PinStore(tmp_path / "pins"),
             launcher=SubprocessLauncher(),
-            decider=ReadDecider(),
+            decider=decider or ReadDecider(),
             approver=ScriptedApprover(allow=False),
             audit=sink,
             clock=FakeClock(),
@@ -221,3 +223,74 @@ def test_a_clients_own_raw_subscription_can_be_dropped_after_the_server_stops_li
     assert seen["left"] == {}
     assert downstream(tmp_path, "watch") == [f"resources/unsubscribe {gone}"]
     assert [e.data["server"] for e in sink.of_type("gateway.raw_uri_routed")] == ["watch"]
+
+
+class OptInDecider(ReadDecider):
+    """ReadDecider plus the operator's unlisted-uri opt-in for the servers named."""
+
+    def __init__(self, *servers: str) -> None:
+        self.servers = frozenset(servers)
+
+    def unlisted_uri_servers(self, client: str) -> frozenset[str]:
+        return self.servers
+
+
+UNLISTED = "test://never-listed"
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_an_unlisted_uri_goes_to_the_one_opted_in_server_audited_as_unlisted(
+    tmp_path: Path,
+) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        seen = {
+            "read": await ask(gw, "resources/read", UNLISTED),
+            "sub": await ask(gw, "resources/subscribe", UNLISTED),
+            "listed": await ask(gw, "resources/subscribe", URI),
+        }
+        seen["unsub"] = await ask(gw, "resources/unsubscribe", UNLISTED)
+        seen["secret"] = await ask(gw, "resources/subscribe", SECRET)
+        return seen
+
+    spec = [watch(tmp_path, "watch", URI), watch(tmp_path, "open", "test://open")]
+    seen, sink = run(tmp_path, spec, body, OptInDecider("open"))
+    assert 'source="open:resources/read"' in seen["read"]["result"]["contents"][0]["text"]
+    assert seen["sub"]["result"] == {}
+    assert seen["unsub"]["result"] == {}
+    assert "stockade denied resources/subscribe" in seen["secret"]["error"]["message"]
+    assert downstream(tmp_path, "open") == [
+        f"resources/subscribe {UNLISTED}",
+        f"resources/unsubscribe {UNLISTED}",
+    ]  # the denied uri never reached it
+    assert downstream(tmp_path, "watch") == [f"resources/subscribe {URI}"]  # offered: its owner
+    routed = {
+        (e.data["uri"], e.data["method"]): e.data for e in sink.of_type("gateway.raw_uri_routed")
+    }
+    assert routed[(UNLISTED, "resources/read")] == {
+        "client": "agent",
+        "uri": UNLISTED,
+        "method": "resources/read",
+        "server": "open",
+        "unlisted": True,
+    }
+    assert routed[(UNLISTED, "resources/subscribe")]["unlisted"] is True
+    assert routed[(URI, "resources/subscribe")]["unlisted"] is False
+    assert routed[(URI, "resources/subscribe")]["server"] == "watch"
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_an_unlisted_uri_with_two_opted_in_servers_reaches_neither(tmp_path: Path) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            await ask(gw, "resources/subscribe", UNLISTED),
+            await ask(gw, "resources/read", UNLISTED),
+        ]
+
+    spec = [watch(tmp_path, "a", "test://a"), watch(tmp_path, "b", "test://b")]
+    answers, sink = run(tmp_path, spec, body, OptInDecider("a", "b"))
+    for resp in answers:
+        assert "several servers opt in to unlisted uris (a, b)" in resp["error"]["message"]
+    assert downstream(tmp_path, "a") == []
+    assert downstream(tmp_path, "b") == []
+    assert len(sink.of_type("gateway.raw_uri_refused")) == 2
+    assert sink.of_type("gateway.raw_uri_routed") == []

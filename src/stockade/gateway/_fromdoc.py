@@ -54,6 +54,20 @@ class EngineDecider:
             self._ctx = after
         return decision
 
+    def unlisted_uri_servers(self, client: str) -> frozenset[str]:
+        """Servers granted to ``client`` whose policy routes raw uris no server offered to them
+        (``resources: {unlisted_uris: route}``); the read is still decided per call."""
+        doc = self._policy.doc
+        return frozenset(
+            s.name
+            for s in doc.servers
+            if s.resources.unlisted_uris == "route"
+            and (
+                doc.clients is None
+                or any(c.name == client and s.name in c.servers for c in doc.clients)
+            )
+        )
+
     def listable(self, client: str, server: str, tool: str) -> bool:
         """Listing: the server is known and granted to the client, some rule matches the tool,
         and no matching rule denies it (argument checks and rate limits apply per call)."""

@@ -3,20 +3,31 @@ that one, that offered it to this client (in ``resources/list`` or through one o
 ``resources/templates/list`` templates). Pure: no sessions, no I/O; the caller collects offers.
 
 Two servers offering the same URI, or none, is refused: the gateway never guesses a server, so
-one server's URI never reaches another server.
+one server's URI never reaches another server. The one exception is an operator's explicit opt-in
+(``resources: {unlisted_uris: route}`` on a server): a URI that *no* server offered goes to the
+single opted-in server granted to the client; two opted-in servers are ambiguous and refused.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from stockade.textsafe import safe_text
 
 from ._errors import NamespaceError
 
-__all__ = ["MAX_TEMPLATE", "RawUriError", "ResourceOffer", "route_raw", "template_matches"]
+__all__ = [
+    "MAX_TEMPLATE",
+    "RawUriError",
+    "ResourceOffer",
+    "UnlistedRouting",
+    "route_raw",
+    "route_raw_or_unlisted",
+    "template_matches",
+]
 
 MAX_TEMPLATE = 1000  # longer templates are not matched (never offered through them)
 _EXPR = re.compile(r"\{([+#./;?&]?)([A-Za-z0-9_.,%*:]+)\}")
@@ -92,3 +103,38 @@ def route_raw(uri: str, offers: Mapping[str, ResourceOffer]) -> str:
             "use the stockade+resource:// uri of the server you mean",
         )
     return owners[0]
+
+
+@runtime_checkable
+class UnlistedRouting(Protocol):
+    """A decider that knows which servers the operator opted in to unlisted-uri routing."""
+
+    def unlisted_uri_servers(self, client: str) -> frozenset[str]: ...
+
+
+def route_raw_or_unlisted(
+    uri: str, offers: Mapping[str, ResourceOffer], opted_in: Set[str]
+) -> tuple[str, bool]:
+    """(server, unlisted): the offering server as :func:`route_raw`; a URI that no server offered
+    goes to the one server in ``opted_in`` (servers granted to this client whose policy sets
+    ``unlisted_uris: route``). Several offering servers, or several opted-in ones, are refused."""
+    try:
+        return route_raw(uri, offers), False
+    except RawUriError:
+        if not uri or len(uri) > 4096:
+            raise
+        offered = any(
+            uri in o.uris or any(template_matches(t, uri) for t in o.templates)
+            for o in offers.values()
+        )
+        if offered or len(opted_in) != 1:
+            if not offered and len(opted_in) > 1:
+                shown = safe_text(uri, single_line=True, limit=80)
+                names = ", ".join(sorted(opted_in)[:5])
+                raise RawUriError(
+                    f"unlisted resource uri {shown!r}: several servers opt in to unlisted uris "
+                    f"({names})",
+                    "opt in one server only, or use the stockade+resource:// uri of the server",
+                ) from None
+            raise
+        return next(iter(opted_in)), True

@@ -13,7 +13,7 @@ from ._errors import DownstreamError, NamespaceError
 from ._interceptors import DecisionContext
 from ._jsonrpc import INVALID_PARAMS, error_response, result_response
 from ._lifecycle import ServerLifecycle
-from ._rawroute import RawUriError, ResourceOffer, route_raw
+from ._rawroute import RawUriError, ResourceOffer, UnlistedRouting, route_raw_or_unlisted
 from ._resources import READ_TOOL, SCHEME, list_entry, unwrap_uri
 
 __all__ = ["ResourceSurface"]
@@ -201,11 +201,16 @@ class ResourceSurface(ServerLifecycle):
             return unwrap_uri(uri)
         shown = uri[:200]
         held = [k for k, holders in self._subscriptions.items() if (client, uri) in holders]
+        unlisted = False
         if method == "resources/unsubscribe" and len(held) == 1:
             server = held[0][0]  # the client's own subscription, routed when it was made
         else:
             try:
-                server = route_raw(uri, await self._raw_offers(client))
+                server, unlisted = route_raw_or_unlisted(
+                    uri, await self._raw_offers(client), self._unlisted_servers(client)
+                )
+                if unlisted:
+                    self._check_unlisted(server, client, uri)
             except RawUriError as e:
                 self._audit.append(
                     "gateway.raw_uri_refused",
@@ -214,9 +219,34 @@ class ResourceSurface(ServerLifecycle):
                 raise
         self._audit.append(
             "gateway.raw_uri_routed",
-            {"client": client, "uri": shown, "method": method, "server": server},
-        )
+            {"client": client, "uri": shown, "method": method, "server": server,
+             "unlisted": unlisted},
+        )  # fmt: skip
         return server, uri  # a raw uri is the server's own uri
+
+    def _unlisted_servers(self, client: str) -> frozenset[str]:
+        """Servers granted to ``client`` whose policy opts in to unlisted uris (counted from the
+        policy alone, so a stopped server never makes another one the only candidate)."""
+        if not isinstance(self._decider, UnlistedRouting):
+            return frozenset()
+        return self._decider.unlisted_uri_servers(client or "anonymous")
+
+    def _check_unlisted(self, server: str, client: str, uri: str) -> None:
+        """The opted-in server must be running, serve resources and be one whose policy could
+        allow the read; the read itself is still decided by the policy afterwards."""
+        session = self.sessions.get(server)
+        if (
+            session is None
+            or not session.running
+            or "resources" not in session.capabilities
+            or not self._listable(client, server, READ_TOOL)
+        ):
+            shown = safe_text(uri, single_line=True, limit=80)
+            raise RawUriError(
+                f"unlisted resource uri {shown!r}: server {server!r} opts in but is not running, "
+                "serves no resources, or its policy denies resource reads to this client",
+                "start the server, or allow resources/read for this client in its policy",
+            )
 
     async def _raw_offers(self, client: str) -> dict[str, ResourceOffer]:
         """What each server whose policy could allow the read offers this client right now."""

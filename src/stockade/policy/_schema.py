@@ -125,6 +125,12 @@ class NetworkSpec(_M):
         return NetworkProfile(mode=self.mode, domains=self.domains)
 
 
+class ResourcesPolicy(_M):
+    #: A raw resource uri no server offered: ``refuse`` (default) or ``route`` it to this server
+    #: when it is the only server granted to the client that opts in (audited, read policy applies).
+    unlisted_uris: Literal["refuse", "route"] = "refuse"
+
+
 class ServerPolicy(_M):
     name: str
     kind: Literal["server", "plugin"] = "server"
@@ -143,6 +149,7 @@ class ServerPolicy(_M):
     start: Literal["lazy", "eager"] = "lazy"
     tofu: bool = False
     tools: ToolsPolicy = ToolsPolicy()
+    resources: ResourcesPolicy = ResourcesPolicy()
     verify: tuple[str, ...] = ()
     #: SLSA provenance this server's image must carry (applies to its verify: rules without one).
     provenance: ProvenanceSpec | None = None

@@ -1,0 +1,67 @@
+"""The per-server ``resources:`` section: unlisted resource uris are refused unless the operator
+opts one server in (``unlisted_uris: route``); the gateway loader maps the opt-in per client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _policy_helpers import MINIMAL, Writer, messages, valid
+
+from stockade.gateway import EngineDecider, load_policy_for_gateway
+from stockade.testing import FakeClock
+
+OPTED = MINIMAL + "    resources: {unlisted_uris: route}\n"
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_a_server_refuses_unlisted_uris_by_default(check: Writer) -> None:
+    policy = valid(check(MINIMAL))
+    assert policy.server("s").resources.unlisted_uris == "refuse"
+
+
+def test_a_server_may_opt_in_to_routing_unlisted_uris(check: Writer) -> None:
+    policy = valid(check(OPTED))
+    assert policy.server("s").resources.unlisted_uris == "route"
+
+
+@pytest.mark.parametrize(
+    "section",
+    ["resources: {unlisted_uris: guess}", "resources: {unlisted: route}", "resources: route"],
+)
+def test_an_unknown_resources_value_or_key_is_an_error(check: Writer, section: str) -> None:
+    result = check(MINIMAL + f"    {section}\n")
+    assert not result.ok
+    assert messages(result)
+
+
+def _decider(tmp_path: Path, text: str) -> EngineDecider:
+    (tmp_path / "server.js").write_text("")
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return EngineDecider(load_policy_for_gateway(path).policy, FakeClock())
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_the_gateway_loader_maps_the_opt_in_only_for_clients_granted_that_server(
+    tmp_path: Path,
+) -> None:
+    text = (
+        OPTED
+        + "  - name: t\n    command: [node, server.js]\n"
+        + "clients:\n  - name: agent\n    servers: [s, t]\n  - name: other\n    servers: [t]\n"
+    )
+    decider = _decider(tmp_path, text)
+    assert decider.unlisted_uri_servers("agent") == frozenset({"s"})
+    assert decider.unlisted_uri_servers("other") == frozenset()
+    assert decider.unlisted_uri_servers("stranger") == frozenset()
+
+
+def test_without_clients_every_opted_in_server_counts(tmp_path: Path) -> None:
+    text = (
+        OPTED
+        + "  - name: t\n    command: [node, server.js]\n"
+        + ("    resources: {unlisted_uris: route}\n")
+    )
+    decider = _decider(tmp_path, text)
+    assert decider.unlisted_uri_servers("stdio") == frozenset({"s", "t"})  # ambiguous: refused
