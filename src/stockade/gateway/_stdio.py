@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from stockade.approvals._elicit_channel import ElicitationChannel, ElicitationFailed
 from stockade.errors import StockadeError
 from stockade.textsafe import safe_text
 
@@ -22,13 +23,62 @@ from ._jsonrpc import (
     parse_message,
 )
 
-__all__ = ["serve_stdio", "serve_streams"]
+__all__ = ["ClientRequests", "serve_stdio", "serve_streams"]
 
 Write = Callable[[bytes], Awaitable[None]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ClientRequests:
+    """Server->client requests on one connection: ids of our own, each wait bounded."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._next = 0
+
+    async def request(
+        self, method: str, params: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        self._next += 1
+        rid = f"stockade-{self._next}"
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        try:
+            await self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            raise ElicitationFailed(
+                f"no answer to {method} within {timeout_s:g}s", "answer the request sooner"
+            ) from None
+        finally:
+            self._pending.pop(rid, None)
+
+    def resolve(self, msg: dict[str, Any]) -> bool:
+        """Route a response to its waiting request; ``False`` if it answers none of ours."""
+        rid = msg.get("id")
+        fut = self._pending.get(rid) if isinstance(rid, str) else None
+        if fut is None or fut.done():
+            return False
+        result = msg.get("result")
+        if isinstance(result, dict):
+            fut.set_result(result)
+        else:
+            fut.set_exception(
+                ElicitationFailed(
+                    "the client answered with an error, expected a result", "check the client"
+                )
+            )
+        return True
 
 
 async def serve_streams(
-    gateway: Gateway, reader: asyncio.StreamReader, write: Write, *, client: str
+    gateway: Gateway,
+    reader: asyncio.StreamReader,
+    write: Write,
+    *,
+    client: str,
+    channel: ElicitationChannel | None = None,
 ) -> None:
     """Answer messages from ``reader`` until EOF; each request runs concurrently."""
     lock = asyncio.Lock()
@@ -38,6 +88,7 @@ async def serve_streams(
             await write(encode(msg))
 
     gateway.set_notifier(send)
+    outgoing = ClientRequests(send)
     lines = LineReader(reader, gateway.config.max_message_bytes)
     tasks: set[asyncio.Task[None]] = set()
     inflight: dict[str | int, asyncio.Task[None]] = {}
@@ -70,6 +121,12 @@ async def serve_streams(
             code, text, rid = msg
             await send(error_response(rid, code, text))
             continue
+        if "method" not in msg and outgoing.resolve(msg):
+            continue
+        if msg.get("method") == "initialize" and channel is not None:
+            params = msg.get("params")
+            caps = params.get("capabilities") if isinstance(params, dict) else None
+            channel.bind(outgoing.request, caps if isinstance(caps, dict) else None)
         if msg.get("method") == "notifications/cancelled":
             params = msg.get("params") or {}
             req = params.get("requestId") if isinstance(params, dict) else None
