@@ -83,7 +83,10 @@ def rules_from_policy(policy: Policy, server: str) -> ClassifierRules:
             tool_categories=cats,
             safe_tools=tuple(safe),
             approved_domains=s.network.domains if s.network.mode == "allowlist" else (),
-            path_allowlist=tuple(e.path for e in s.fs_allowlist),
+            # as written (relative) and as the sandbox mounts them (the absolute source path,
+            # which is also the target inside the sandbox: what a server's path arguments name)
+            path_allowlist=tuple(e.path for e in s.fs_allowlist)
+            + tuple(m.source for m in policy.mounts.get(s.name, ())),
         )
     return ClassifierRules()
 
