@@ -42,6 +42,7 @@ def stockade(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.guarantee("cp-alert-kill-switch")
+@pytest.mark.guarantee("cp-alert-cli")
 def test_stockade_kill_with_an_alert_command_fires_it_when_the_switch_trips(
     tmp_path: Path,
 ) -> None:
@@ -135,6 +136,7 @@ async def crash_session(tmp_path: Path, policy: Path, out: Path) -> Any:
 
 @pytest.mark.slow
 @pytest.mark.guarantee("cp-alert-server-down")
+@pytest.mark.guarantee("cp-alert-cli")
 def test_a_gateway_with_an_alert_command_fires_it_when_a_downstream_server_crashes(
     tmp_path: Path,
 ) -> None:

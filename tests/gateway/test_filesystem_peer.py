@@ -109,6 +109,7 @@ def setup(tmp_path: Path) -> None:
 
 @pytest.mark.guarantee("gw-results-untrusted")
 @pytest.mark.guarantee("gw-denial-is-tool-error")
+@pytest.mark.guarantee("gw-fs-peer-contained")
 def test_server_filesystem_reads_the_allowlisted_file_and_policy_refuses_other_paths(
     tmp_path: Path, filesystem_js: Path
 ) -> None:
@@ -131,6 +132,7 @@ def test_server_filesystem_reads_the_allowlisted_file_and_policy_refuses_other_p
     assert seen["write"].is_error
 
 
+@pytest.mark.guarantee("gw-fs-peer-contained")
 def test_without_the_path_rule_the_sandbox_still_holds_no_host_file(
     tmp_path: Path, filesystem_js: Path
 ) -> None:

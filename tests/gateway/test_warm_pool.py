@@ -60,6 +60,7 @@ async def pooled_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
 
 
 @pytest.mark.guarantee("sandbox-pool-single-use")
+@pytest.mark.guarantee("sandbox-pool-gateway")
 def test_a_gateway_with_a_warm_pool_serves_from_a_pooled_sandbox_and_leaves_nothing_running(
     tmp_path: Path,
 ) -> None:

@@ -46,6 +46,7 @@ def write_policy(tmp_path: Path, registry: str, image: str, ca: FakeFulcio, log:
 
 
 @pytest.mark.guarantee("k8s-run-image-verified")
+@pytest.mark.guarantee("k8s-run-image-evidence")
 def test_k8s_run_records_verification_image_and_sbom_evidence_like_a_local_image_run(
     registry: str,
     tmp_path: Path,
