@@ -294,3 +294,31 @@ def test_an_unlisted_uri_with_two_opted_in_servers_reaches_neither(tmp_path: Pat
     assert downstream(tmp_path, "b") == []
     assert len(sink.of_type("gateway.raw_uri_refused")) == 2
     assert sink.of_type("gateway.raw_uri_routed") == []
+
+
+class Wrapping(ReadDecider):
+    """A decider wrapper that only tightens (as the OPA and veto deciders do), engine as _inner."""
+
+    def __init__(self, inner: ReadDecider) -> None:
+        self._inner = inner
+
+
+@pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
+def test_the_opt_in_is_found_through_deciders_that_wrap_the_engine(tmp_path: Path) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        return await ask(gw, "resources/subscribe", UNLISTED)
+
+    spec = [watch(tmp_path, "watch", URI), watch(tmp_path, "open", "test://open")]
+    resp, sink = run(tmp_path, spec, body, Wrapping(Wrapping(OptInDecider("open"))))
+    assert resp["result"] == {}
+    assert downstream(tmp_path, "open") == [f"resources/subscribe {UNLISTED}"]
+    assert [e.data["unlisted"] for e in sink.of_type("gateway.raw_uri_routed")] == [True]
+
+
+def test_a_plain_decider_without_the_opt_in_refuses_unlisted_uris(tmp_path: Path) -> None:
+    async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
+        return await ask(gw, "resources/subscribe", UNLISTED)
+
+    resp, _ = run(tmp_path, [watch(tmp_path, "open", "test://open")], body, Wrapping(ReadDecider()))
+    assert "unknown resource uri" in resp["error"]["message"]
+    assert downstream(tmp_path, "open") == []

@@ -65,3 +65,14 @@ def test_without_clients_every_opted_in_server_counts(tmp_path: Path) -> None:
     )
     decider = _decider(tmp_path, text)
     assert decider.unlisted_uri_servers("stdio") == frozenset({"s", "t"})  # ambiguous: refused
+
+
+def test_the_default_leaves_the_effective_hash_as_it_was_and_the_opt_in_changes_it(
+    check: Writer,
+) -> None:
+    plain = valid(check(MINIMAL))
+    explicit = valid(check(MINIMAL + "    resources: {unlisted_uris: refuse}\n"))
+    opted = valid(check(OPTED))
+    assert "resources" not in plain.doc.servers[0].model_dump(mode="json")
+    assert plain.effective_hash == explicit.effective_hash
+    assert opted.effective_hash != plain.effective_hash

@@ -227,9 +227,12 @@ class ResourceSurface(ServerLifecycle):
     def _unlisted_servers(self, client: str) -> frozenset[str]:
         """Servers granted to ``client`` whose policy opts in to unlisted uris (counted from the
         policy alone, so a stopped server never makes another one the only candidate)."""
-        if not isinstance(self._decider, UnlistedRouting):
-            return frozenset()
-        return self._decider.unlisted_uri_servers(client or "anonymous")
+        decider: object = self._decider
+        for _ in range(8):  # wrappers that only tighten (OPA, veto) keep the engine as _inner
+            if isinstance(decider, UnlistedRouting):
+                return decider.unlisted_uri_servers(client or "anonymous")
+            decider = getattr(decider, "_inner", None)
+        return frozenset()  # no policy engine: no opt-in
 
     def _check_unlisted(self, server: str, client: str, uri: str) -> None:
         """The opted-in server must be running, serve resources and be one whose policy could

@@ -161,6 +161,8 @@ class ServerPolicy(_M):
         out = handler(self)
         if isinstance(out, dict) and out.get("provenance") is None:
             out.pop("provenance", None)  # no provenance: the effective hash is as it was
+        if isinstance(out, dict) and out.get("resources") == {"unlisted_uris": "refuse"}:
+            out.pop("resources", None)  # the default: the effective hash is as it was
         return out
 
     @field_validator("name")
@@ -257,6 +259,17 @@ class ServerPolicy(_M):
 
 class CategoryApproval(_M):
     timeout_s: float = Field(gt=0, le=86400)
+    #: MCP elicitation modes that may ask the agent's client about this category (none by
+    #: default). Form answers never approve exfiltration, credentials, financial or
+    #: permission_grant actions whatever is listed here; URL mode only points at the approval page.
+    elicitation: tuple[Literal["form", "url"], ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and not out.get("elicitation"):
+            out.pop("elicitation", None)  # absent leaves the effective hash as it was
+        return out
 
 
 class Approvals(_M):
@@ -268,6 +281,10 @@ class Approvals(_M):
     def timeout_for(self, category: Category) -> float:
         c = self.categories.get(category)
         return c.timeout_s if c is not None else self.timeout_s
+
+    def elicitation_for(self, category: Category) -> frozenset[Literal["form", "url"]]:
+        c = self.categories.get(category)
+        return frozenset(c.elicitation) if c is not None else frozenset()
 
 
 class ClientRule(_M):
