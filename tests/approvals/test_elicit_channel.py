@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from stockade.approvals import ApprovalStore, Event, State
+from stockade.approvals import ApprovalStore, Event, State, StoreApprover
 from stockade.approvals._elicit import ElicitMode
 from stockade.approvals._elicit_channel import ElicitationChannel, ElicitationFailed
-from stockade.models import Category
+from stockade.models import Category, Decision
+from stockade.policy._schema import Approvals
 from stockade.testing import FakeClock
 
-from .conftest import make_call, make_request
+from .conftest import POLICY, make_call, make_request
 
 PAGE = "https://127.0.0.1:8443/approvals"
 BOTH: frozenset[ElicitMode] = frozenset({"form", "url"})
@@ -176,3 +179,78 @@ def test_a_late_form_answer_never_overrides_an_operator_decision(
     client = Client({"action": "accept", "content": {"approve": True}})
     asyncio.run(channel(store, clock, client, FORM_CAPS).ask(req))
     assert store.get(rid, now=clock.now()).state == State.DENIED
+
+
+def approver(store: ApprovalStore, clock: FakeClock, ch: ElicitationChannel) -> StoreApprover:
+    return StoreApprover(
+        store,
+        clock,
+        policy_hash=lambda: POLICY,
+        timeout_for=lambda c: 2.0,
+        image_digest=lambda s: "sha256:" + "b" * 64,
+        poll_s=0.01,
+        wait=ch.wait,
+        new_id=ch.new_id,
+        margin_s=0.1,
+    )
+
+
+def decide_through(
+    store: ApprovalStore, clock: FakeClock, answer: dict[str, Any] | None, category: Category
+) -> tuple[Decision, Client]:
+    client = Client(answer)
+    ch = ElicitationChannel(store, clock, allowed=lambda c: BOTH, page_url=PAGE, timeout_s=5)
+    call = make_call(server="cfg", tool="set", arguments={"k": "v"})
+    need = Decision.require_approval("changes config", category, rule="r1")
+
+    async def go() -> Decision:
+        ch.bind(client.send, {"elicitation": {"form": {}}})
+        return await asyncio.to_thread(approver(store, clock, ch).decide, call, need)
+
+    return asyncio.run(go()), client
+
+
+def test_the_store_approver_asks_the_client_once_and_a_form_accept_allows_the_call(
+    store: ApprovalStore, clock: FakeClock
+) -> None:
+    answer = {"action": "accept", "content": {"approve": True}}
+    verdict, client = decide_through(store, clock, answer, Category.CONFIG_CHANGE)
+    assert verdict.kind == "allow", verdict
+    assert len(client.sent) == 1
+
+
+def test_the_store_approver_denies_on_a_form_decline(
+    store: ApprovalStore, clock: FakeClock
+) -> None:
+    verdict, client = decide_through(store, clock, {"action": "decline"}, Category.CONFIG_CHANGE)
+    assert verdict.kind == "deny"
+    assert len(client.sent) == 1
+
+
+@pytest.mark.guarantee("apr-elicit-channel-operator-only")
+def test_the_store_approver_never_lets_a_form_client_approve_exfiltration(
+    store: ApprovalStore, clock: FakeClock
+) -> None:
+    answer = {"action": "accept", "content": {"approve": True}}
+    verdict, client = decide_through(store, clock, answer, Category.EXFILTRATION)
+    assert verdict.kind == "deny"
+    assert client.sent == []
+
+
+def test_the_policy_lists_elicitation_modes_per_category_and_none_by_default() -> None:
+    doc = Approvals.model_validate_json(
+        json.dumps({"categories": {"config_change": {"timeout_s": 30, "elicitation": ["form"]}}})
+    )
+    assert doc.elicitation_for(Category.CONFIG_CHANGE) == {"form"}
+    assert doc.elicitation_for(Category.EXFILTRATION) == frozenset()
+    plain = Approvals.model_validate_json(
+        json.dumps({"categories": {"financial": {"timeout_s": 30}}})
+    )
+    assert "elicitation" not in plain.model_dump()["categories"]["financial"]
+
+
+def test_an_unknown_elicitation_mode_in_the_policy_is_rejected() -> None:
+    with pytest.raises(ValidationError):
+        Approvals.model_validate_json(
+            json.dumps({"categories": {"config_change": {"timeout_s": 30, "elicitation": ["sms"]}}})
+        )

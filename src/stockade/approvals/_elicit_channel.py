@@ -17,8 +17,11 @@ An event the state machine refuses (already decided, expired) changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import secrets
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -58,11 +61,41 @@ class ElicitationChannel:
         self._new_id = new_id
         self._send: SendRequest | None = None
         self._modes: frozenset[ElicitMode] = frozenset()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._local = threading.local()
+        self._asks: set[concurrent.futures.Future[ElicitMode | None]] = set()
 
     def bind(self, send: SendRequest, capabilities: Mapping[str, Any] | None) -> None:
-        """The agent's connection: how to ask it, and what it declared at ``initialize``."""
+        """The agent's connection: how to ask it, and what it declared at ``initialize``.
+        Called on the transport's event loop (the approver hooks ask on that loop)."""
         self._send = send
         self._modes = client_modes(capabilities)
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # bound outside a loop: ask() still works, the hooks send nothing
+            self._loop = None
+
+    # -- hooks for StoreApprover (it runs in a worker thread) --------------------------------
+
+    def new_id(self) -> str:
+        """``StoreApprover(new_id=...)``: remembers the request this thread is deciding."""
+        rid = "apr_" + secrets.token_hex(8)
+        self._local.rid = rid
+        self._local.asked = False
+        return rid
+
+    def wait(self, seconds: float) -> None:
+        """``StoreApprover(wait=...)``: on the first wait (the request is stored by then) ask the
+        client once, on the transport's loop; then wait as usual, bounded by ``seconds``."""
+        rid = getattr(self._local, "rid", None)
+        loop = self._loop
+        if rid is not None and not self._local.asked and loop is not None:
+            self._local.asked = True
+            request = self._store.get(rid, now=self._clock.now())
+            fut = asyncio.run_coroutine_threadsafe(self.ask(request), loop)
+            self._asks.add(fut)
+            fut.add_done_callback(self._asks.discard)
+        threading.Event().wait(seconds)
 
     def mode_for(self, request: ApprovalRequest) -> ElicitMode | None:
         if self._send is None:
