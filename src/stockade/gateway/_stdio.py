@@ -156,7 +156,11 @@ def _forget(
     return done
 
 
-async def serve_stdio(gateway: Gateway, *, client: str = "stdio") -> None:
+async def serve_stdio(
+    gateway: Gateway, *, client: str = "stdio", channel: ElicitationChannel | None = None
+) -> None:
+    """Serve on stdin/stdout; ``channel`` (when given) may send ``elicitation/create`` to a
+    client that declared the capability at ``initialize``."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**16)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -168,7 +172,7 @@ async def serve_stdio(gateway: Gateway, *, client: str = "stdio") -> None:
     await gateway.start()
     ticker = asyncio.create_task(idle_ticker(gateway))
     try:
-        await serve_streams(gateway, reader, write, client=client)
+        await serve_streams(gateway, reader, write, client=client, channel=channel)
     finally:
         ticker.cancel()
         await gateway.close()
