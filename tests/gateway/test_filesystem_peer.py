@@ -149,6 +149,8 @@ def test_without_the_path_rule_the_sandbox_still_holds_no_host_file(
     for r in (secret, shadow):  # answered by the server itself, not refused by the gateway
         assert r.meta.get("stockade/decision") != "deny", text(r)
     assert secret.is_error  # the host file is not there: the sandbox mounts only pkg/ and data/
+    assert "ENOENT" in text(secret)  # the server's own answer from inside the sandbox
+    assert "ENOENT" in text(shadow)  # no /etc/shadow at all in the sandbox's root
     assert SECRET not in text(secret)
     host_shadow = Path("/etc/shadow").read_text() if Path("/etc/shadow").exists() else ""
     root_line = next((ln for ln in host_shadow.splitlines() if ln.startswith("root:")), None)
