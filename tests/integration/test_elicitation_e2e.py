@@ -1,0 +1,129 @@
+"""The MCP SDK client's elicitation callback answers stockade's approval questions over stdio.
+
+A small driver serves the real gateway (``serve_stdio`` with an :class:`ElicitationChannel` hooked
+into a ``StoreApprover``) in front of the SDK echo server; the policy allows form mode for
+config_change and URL mode for operator-only categories; the decider asks for a config_change
+approval for ``echo`` and an exfiltration approval when the message starts with ``leak``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters, types
+
+ECHO = Path(__file__).resolve().parents[1] / "gateway" / "servers" / "sdk_echo.py"
+
+DRIVER = """
+import asyncio, sys
+from pathlib import Path
+from stockade.approvals import OPERATOR_ONLY, ApprovalStore, StoreApprover
+from stockade.approvals._elicit_channel import ElicitationChannel
+from stockade.gateway import Gateway, GatewayConfig, PinStore, ServerSpec, SubprocessLauncher
+from stockade.gateway._stdio import serve_stdio
+from stockade.models import Category, Decision, SystemClock
+from stockade.testing import MemoryAuditSink
+
+home = Path(sys.argv[1]); echo = sys.argv[2]; modes = frozenset(sys.argv[3].split(","))
+URL = frozenset({"url"})
+
+def decider(call, context):
+    if str(call.arguments.get("message", "")).startswith("leak"):
+        return Decision.require_approval("sends data out", Category.EXFILTRATION, rule="t")
+    return Decision.require_approval("changes config", Category.CONFIG_CHANGE, rule="t")
+
+async def main():
+    clock = SystemClock()
+    sink = MemoryAuditSink()
+    store = ApprovalStore(home / "runs.db", audit=sink)
+    channel = ElicitationChannel(
+        store, clock, allowed=lambda c: URL if c in OPERATOR_ONLY else modes, page_url="http://127.0.0.1:9/approvals",
+        timeout_s=10,
+    )
+    approver = StoreApprover(
+        store, clock, policy_hash=lambda: "sha256:" + "a" * 64, timeout_for=lambda c: 3.0,
+        poll_s=0.05, wait=channel.wait, new_id=channel.new_id, margin_s=0.5,
+    )
+    spec = ServerSpec(name="cfg", command=(sys.executable, echo), tofu=True, call_timeout_s=10.0)
+    gw = Gateway(
+        GatewayConfig(servers=(spec,), clients=("agent",), approval_timeout_s=3.0),
+        pins=PinStore(home / "pins"), launcher=SubprocessLauncher(), decider=decider,
+        approver=approver, audit=sink, clock=clock,
+    )
+    await serve_stdio(gw, client="agent", channel=channel)
+
+asyncio.run(main())
+"""
+
+
+def run(
+    tmp_path: Path, answer: str | None, message: str, modes: str = "form"
+) -> tuple[types.CallToolResult, list[dict[str, Any]]]:
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    asked: list[dict[str, Any]] = []
+
+    async def on_elicit(context: Any, params: Any) -> types.ElicitResult | types.ErrorData:
+        asked.append(params.model_dump(by_alias=True, exclude_none=True))
+        if answer == "accept":
+            return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="decline")
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[str(driver), str(tmp_path), str(ECHO), modes],
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+    async def go() -> types.CallToolResult:
+        async with Client(
+            params,
+            read_timeout_seconds=30,
+            mode="legacy",  # the 2025-11-25 initialize era: the modern flow is not wired yet
+            elicitation_callback=on_elicit if answer is not None else None,
+        ) as client:
+            await client.list_tools()
+            return await client.call_tool("cfg__echo", {"message": message})
+
+    return asyncio.run(go()), asked
+
+
+def text(result: types.CallToolResult) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def test_a_form_accept_from_the_sdk_client_approves_a_config_change_call(tmp_path: Path) -> None:
+    result, asked = run(tmp_path, "accept", "hello")
+    assert len(asked) == 1
+    assert asked[0]["mode"] == "form"
+    assert not result.is_error, text(result)
+    assert "hello" in text(result)
+
+
+def test_a_form_decline_from_the_sdk_client_denies_the_call(tmp_path: Path) -> None:
+    result, asked = run(tmp_path, "decline", "hello")
+    assert len(asked) == 1
+    assert result.is_error
+    assert "form elicitation" in text(result)
+
+
+@pytest.mark.guarantee("apr-elicit-channel-operator-only")
+def test_a_form_accept_never_approves_an_exfiltration_call(tmp_path: Path) -> None:
+    result, asked = run(tmp_path, "accept", "leak it")
+    assert [a.get("mode") for a in asked] == ["url"]
+    assert asked[0]["url"].startswith("http://127.0.0.1:9/approvals/#req-apr_")
+    assert "token" not in asked[0]["url"]
+    assert result.is_error
+    assert "expired" in text(result)
+
+
+@pytest.mark.guarantee("apr-elicit-channel-capability")
+def test_a_client_without_the_capability_gets_no_elicitation(tmp_path: Path) -> None:
+    result, asked = run(tmp_path, None, "hello")
+    assert asked == []
+    assert result.is_error
