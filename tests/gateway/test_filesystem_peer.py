@@ -21,7 +21,7 @@ from conftest import NPM_DIR, npm_install
 pytestmark = [pytest.mark.node, pytest.mark.gvisor, pytest.mark.slow]
 
 FILESYSTEM = "@modelcontextprotocol/server-filesystem"
-SECRET = "host-only marker 7f3a"  # noqa: S105 - a marker, not a credential
+SECRET = "host-only marker 7f3a"  # noqa: S105 - a marker, not a credential  # pragma: allowlist secret
 CONTENT = "hello from the allowlisted directory\n"
 
 
