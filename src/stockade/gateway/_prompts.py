@@ -15,10 +15,10 @@ from typing import Any
 
 from stockade.textsafe import safe_text
 
-from ._chain import CallContext, Next, ToolResult
+from ._chain import CallContext, ToolResult
 from ._names import qualify
-from ._taint import ContextKey, TaintTracker
 from ._trust import TRUST_META_KEY, _clean
+from ._untrusted import UntrustedOutput, envelope
 
 __all__ = [
     "GET_PROMPT",
@@ -67,8 +67,7 @@ def _content(block: Any, source: str, budget: int) -> tuple[dict[str, Any] | Non
     kind = block.get("type")
     if kind == "text" and isinstance(block.get("text"), str):
         text = _clean(block["text"], max(budget, 0))
-        wrapped = f'<untrusted-tool-output source="{source}">\n{text}\n</untrusted-tool-output>'
-        return {"type": "text", "text": wrapped}, budget - len(text)
+        return {"type": "text", "text": envelope(text, source)}, budget - len(text)
     if kind in ("image", "audio") and isinstance(block.get("data"), str):
         mime = safe_text(str(block.get("mimeType", "")), single_line=True, limit=100)
         return {"type": kind, "data": block["data"], "mimeType": mime}, budget
@@ -77,28 +76,14 @@ def _content(block: Any, source: str, budget: int) -> tuple[dict[str, Any] | Non
         text = res.get("text")
         if isinstance(text, str):
             clean = _clean(text, max(budget, 0))
-            wrapped = (
-                f'<untrusted-tool-output source="{source}">\n{clean}\n</untrusted-tool-output>'
-            )
-            return {"type": "text", "text": wrapped}, budget - len(clean)
+            return {"type": "text", "text": envelope(clean, source)}, budget - len(clean)
     return None, budget  # unknown or unusable blocks are dropped
 
 
-class PromptOutput:
+class PromptOutput(UntrustedOutput):
     """Shapes a ``prompts/get`` result: every message's content is untrusted; taints the context."""
 
-    def __init__(self, taint: TaintTracker, limit: int = 65536) -> None:
-        self.taint = taint
-        self.limit = limit
-
-    async def __call__(self, ctx: CallContext, nxt: Next) -> ToolResult:
-        raw = await nxt(ctx)
-        key = ContextKey(client=ctx.call.client, conversation=ctx.call.session)
-        self.taint.mark_tainted(key, ctx.exposed_name)
-        if raw.get("isError"):
-            ctx.outcome = ctx.outcome or "error"
-            return raw
-        ctx.outcome = ctx.outcome or "ok"
+    def shape(self, ctx: CallContext, raw: dict[str, Any]) -> ToolResult:
         budget = self.limit
         messages: list[dict[str, Any]] = []
         dropped = 0

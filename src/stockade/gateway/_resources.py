@@ -14,10 +14,10 @@ from urllib.parse import quote, unquote
 
 from stockade.textsafe import safe_text
 
-from ._chain import CallContext, Next, ToolResult
+from ._chain import CallContext, ToolResult
 from ._errors import NamespaceError
-from ._taint import ContextKey, TaintTracker
 from ._trust import TRUST_META_KEY, _clean
+from ._untrusted import UntrustedOutput, envelope
 
 __all__ = ["READ_TOOL", "SCHEME", "ResourceOutput", "list_entry", "unwrap_uri", "wrap_uri"]
 
@@ -57,21 +57,10 @@ def list_entry(server: str, res: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-class ResourceOutput:
+class ResourceOutput(UntrustedOutput):
     """Like :class:`OutputHandling` for ``resources/read`` results (``contents``)."""
 
-    def __init__(self, taint: TaintTracker, limit: int = 65536) -> None:
-        self.taint = taint
-        self.limit = limit
-
-    async def __call__(self, ctx: CallContext, nxt: Next) -> ToolResult:
-        raw = await nxt(ctx)
-        key = ContextKey(client=ctx.call.client, conversation=ctx.call.session)
-        self.taint.mark_tainted(key, ctx.exposed_name)
-        if raw.get("isError"):
-            ctx.outcome = ctx.outcome or "error"
-            return raw
-        ctx.outcome = ctx.outcome or "ok"
+    def shape(self, ctx: CallContext, raw: dict[str, Any]) -> ToolResult:
         budget = self.limit
         contents: list[dict[str, Any]] = []
         items = raw.get("contents")
@@ -84,10 +73,7 @@ class ResourceOutput:
             if isinstance(item.get("text"), str):
                 text = _clean(item["text"], max(budget, 0))
                 budget -= len(text)
-                entry["text"] = (
-                    f'<untrusted-tool-output source="{ctx.exposed_name}">\n{text}\n'
-                    "</untrusted-tool-output>"
-                )
+                entry["text"] = envelope(text, ctx.exposed_name)
             elif isinstance(item.get("blob"), str):
                 entry["blob"] = item["blob"]
             else:
