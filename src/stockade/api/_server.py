@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from stockade._serving import ThreadedServer
 from stockade.errors import IdentityError
 from stockade.identity import PeerIdentity, peer_identity
 
@@ -67,28 +66,15 @@ class ApiServer:
                 "the control API needs a TLS 1.3-only context that requires client certificates",
                 "build it with stockade.identity.server_context",
             )
-        self._sock = sock
         self._tls = tls
-        self._timeout = timeout_s
         factory: Callable[[Any, Any], ssl.SSLContext] = lambda _cfg, _default: tls  # noqa: E731
-        config = uvicorn.Config(
-            app,
-            http=_PeerProtocol,
-            ssl_context_factory=factory,
-            log_level="warning",
-            lifespan="off",
-            ws="none",
-            access_log=False,
-            server_header=False,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        self._server = ThreadedServer(
+            app, sock, timeout_s=timeout_s, http=_PeerProtocol, ssl_context_factory=factory
         )
 
     @property
     def port(self) -> int:
-        return int(self._sock.getsockname()[1])
+        return self._server.port
 
     def rotate(self, cert: Path, key: Path, crl: Path | None = None) -> None:
         """Serve new handshakes with ``cert``/``key`` (and also honour ``crl``), in place.
@@ -107,21 +93,12 @@ class ApiServer:
             ) from e
 
     def run(self) -> None:
-        self._server.run(sockets=[self._sock])
+        self._server.run()
 
     def __enter__(self) -> ApiServer:
-        self._thread.start()
-        ready = threading.Event()
-        for _ in range(int(self._timeout / 0.02)):
-            if self._server.started or not self._thread.is_alive():
-                break
-            ready.wait(0.02)
-        if not self._server.started:
-            self.__exit__()
+        if not self._server.start():
             raise ApiError("the control API did not start", "see the log above")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=self._timeout)
-        self._sock.close()
+        self._server.stop()

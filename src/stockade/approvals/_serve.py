@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 from types import TracebackType
 
-import uvicorn
 from starlette.applications import Starlette
 
+from stockade._serving import ThreadedServer
 from stockade.errors import ApprovalError
 
 __all__ = ["PageServer", "loopback_socket"]
@@ -47,38 +46,18 @@ class PageServer:
     and stop."""
 
     def __init__(self, app: Starlette, sock: socket.socket, timeout_s: float = 10.0) -> None:
-        self._sock = sock
-        self._timeout = timeout_s
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="off",
-            ws="none",
-            access_log=False,
-            server_header=False,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
+        self._server = ThreadedServer(app, sock, timeout_s=timeout_s)
 
     @property
     def port(self) -> int:
-        return int(self._sock.getsockname()[1])
+        return self._server.port
 
     def run(self) -> None:
         """Serve in the calling thread until interrupted."""
-        self._server.run(sockets=[self._sock])
+        self._server.run()
 
     def __enter__(self) -> PageServer:
-        self._thread.start()
-        ready = threading.Event()
-        for _ in range(int(self._timeout / 0.02)):
-            if self._server.started or not self._thread.is_alive():
-                break
-            ready.wait(0.02)
-        if not self._server.started:
-            self._stop()
+        if not self._server.start():
             raise ApprovalError("the approval page did not start", "see the log above")
         return self
 
@@ -91,6 +70,4 @@ class PageServer:
         self._stop()
 
     def _stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(self._timeout)
-        self._sock.close()
+        self._server.stop()
