@@ -1,7 +1,8 @@
 """Prometheus text exposition: counters kept in process plus counts read from the run store.
 
-Run outcomes, decisions and admission refusals are read from the store at scrape time, so they
-cover every process that records into it (gateway, runner), not only this API process.
+Run outcomes, decisions, admission refusals, gateway call timing and blocked egress are read from
+the store at scrape time, so they cover every process that records into it (gateway, runner), not
+only this API process.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from stockade.approvals import ApprovalStore
 from stockade.approvals import metrics as approval_metrics
 from stockade.models import Clock
 from stockade.store import RunStore
+
+from ._histogram import TimingSamples, render_egress_blocked
 
 __all__ = ["Metrics", "render_approval_metrics", "render_store_metrics"]
 
@@ -101,13 +104,18 @@ def render_store_metrics(store: RunStore) -> list[str]:
     decisions: Counter[Labels] = Counter()
     denials: Counter[Labels] = Counter()
     violations: Counter[Labels] = Counter()
-    for (data,) in conn.execute("SELECT data FROM evidence WHERE kind = 'decision'"):
+    timing = TimingSamples()
+    for data, server in conn.execute(
+        "SELECT e.data, COALESCE(r.server, '') FROM evidence e JOIN runs r USING (run_id) "
+        "WHERE e.kind = 'decision'"
+    ):
         kind = "unknown"
         try:
             obj = json.loads(data)
         except ValueError:
             obj = None
         if isinstance(obj, dict):
+            timing.add(str(server), obj)
             outcome = obj.get("outcome")
             if isinstance(outcome, str) and outcome.startswith("denied:"):
                 stage = outcome.removeprefix("denied:")[:64]
@@ -146,6 +154,8 @@ def render_store_metrics(store: RunStore) -> list[str]:
             "Runs refused at admission or launch",
             {(): float(refused)},
         ),
+        *timing.render(),
+        *render_egress_blocked(store),
     ]
 
 

@@ -107,7 +107,7 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
         reap_leftovers,
         start_recorded,
     )
-    from stockade.store import RunStore
+    from stockade.store import EgressCounter, RunStore
 
     if server is not None and policy_file is None:
         raise UsageError("--server needs --policy", "pass --policy FILE --server NAME")
@@ -197,12 +197,13 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
             runsc = find_gvisor().runsc if spec.runtime == Runtime.GVISOR else None
         for lost in reap_leftovers(state, runsc, store):
             click.echo(f"stockade: cleaned leftovers of crashed run {lost} (marked lost)", err=True)
+        db = store_path or paths.run_store()
         handle = start_recorded(
             spec,
             state=state,
             clock=clock,
             store=store,
-            audit=audit,
+            audit=EgressCounter(audit, lambda: RunStore.open(db), clock),  # blocked-egress metric
             secrets=secrets,
             workload=workload,
             kind=limits.kind,
@@ -216,7 +217,6 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
         # a stop requested through the control API (`stop_requested` evidence) ends the run
         from stockade.api import StoreStopCheck
 
-        db = store_path or paths.run_store()
         handle.sandbox.watch_stop(StoreStopCheck(lambda: RunStore.open(db), handle.run_id))
 
         def _stop(signum: int, frame: FrameType | None) -> None:

@@ -39,6 +39,7 @@ class CallContext:
     outcome: str = ""
     progress_token: str | int | None = None  # the agent's, when it asked for progress
     notify: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # this call's own channel
+    timing: dict[str, float] = field(default_factory=dict)  # seconds, see :mod:`._timing`
 
 
 Next = Callable[[CallContext], Awaitable[ToolResult]]

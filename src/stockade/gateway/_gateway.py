@@ -7,6 +7,7 @@ response (or None); transports (stdio, HTTP) frame bytes around it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,7 @@ from ._resources import ResourceOutput
 from ._state import Notify
 from ._surface import Surface
 from ._taint import TaintTracker
+from ._timing import APPROVAL, CallTimer, Timed, timed_terminal
 
 __all__ = ["MODERN_VERSION", "SUPPORTED_VERSIONS", "TRACE_TOOL", "Gateway"]
 
@@ -84,6 +86,7 @@ class Gateway(Surface, HostTools):
         traces: Callable[[], dict[str, Any]] | None = None,
         sinks: Mapping[tuple[str, str], SinkRule] | None = None,
         approval_timeouts: Callable[[Category], float] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self._pins = pins
@@ -118,16 +121,21 @@ class Gateway(Surface, HostTools):
         self._chain = compose(
             [
                 AuditStep(audit, evidence=evidence),
+                CallTimer(monotonic),
                 Authenticate(frozenset(config.clients)),
                 RateLimit(config.rate_per_minute, config.rate_burst, clock),
                 PinCheck(self._lookup),
                 PolicyStep(decider, self.taint),
                 ArgumentValidation(),
                 FlowRule(sink_rules(config) if sinks is None else sinks, self.taint),
-                ApprovalStep(approver, config.approval_timeout_s, approval_timeouts),
+                Timed(
+                    ApprovalStep(approver, config.approval_timeout_s, approval_timeouts),
+                    APPROVAL,
+                    monotonic,
+                ),
                 OutputHandling(self.taint, config.max_result_chars),
             ],
-            self._dispatch,
+            timed_terminal(self._dispatch, monotonic),
         )
         self._resource_chain = compose(
             [

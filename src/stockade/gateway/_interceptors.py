@@ -355,8 +355,10 @@ class AuditStep:
             },
         }
         self.sink.append("gateway.call", data, session_id=self.session_id)
-        if self.evidence is not None:
-            self.evidence(ctx.call.server, data)
+        if self.evidence is not None:  # the store copy also carries the call's timing
+            self.evidence(
+                ctx.call.server, {**data, "timing": dict(ctx.timing)} if ctx.timing else data
+            )
         return result
 
 

@@ -13,7 +13,20 @@ from dataclasses import dataclass
 
 from stockade.policy import domain_matches
 
-__all__ = ["EgressPolicy", "check_addresses", "check_agreement", "check_target", "parse_sni"]
+__all__ = [
+    "BLOCK_KINDS",
+    "EgressPolicy",
+    "check_addresses",
+    "check_agreement",
+    "check_target",
+    "parse_sni",
+]
+
+#: Why the proxy blocked an attempt, as a bounded set (audited as ``kind``; the metric's label):
+#: target not allowlisted (or an IP literal / malformed name), a resolved address refused, target
+#: / Host / SNI disagreeing, the upstream connection failing, a protocol the proxy does not speak,
+#: malformed HTTP framing, an i/o error.
+BLOCK_KINDS = ("not_allowlisted", "address", "mismatch", "connect", "protocol", "malformed", "io")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -36,7 +36,11 @@ def system_resolver(host: str) -> list[str]:
 
 
 class _Blocked(Exception):
-    pass
+    """A refused attempt; ``kind`` is one of :data:`._egress.BLOCK_KINDS` (a bounded set)."""
+
+    def __init__(self, why: str, kind: str = "protocol") -> None:
+        super().__init__(why)
+        self.kind = kind
 
 
 def _read_head(conn: socket.socket) -> bytes:
@@ -187,10 +191,10 @@ class EgressProxy:
         """The one address to connect to: resolved once, every resolved address checked."""
         why = check_target(host, port, self.policy)
         if why:
-            raise _Blocked(why)
+            raise _Blocked(why, "not_allowlisted")
         address, why = check_addresses(self._resolve(host), self.policy)
         if address is None:
-            raise _Blocked(why or "no address")
+            raise _Blocked(why or "no address", "address")
         return address
 
     @staticmethod
@@ -198,7 +202,9 @@ class EgressProxy:
         try:
             return socket.create_connection((address, port), timeout=_IO_TIMEOUT_S)
         except OSError as e:
-            raise _Blocked(f"connecting to {address}:{port} failed: {e.strerror}") from None
+            raise _Blocked(
+                f"connecting to {address}:{port} failed: {e.strerror}", "connect"
+            ) from None
 
     def _plain(self, conn: socket.socket, first: bytes) -> None:
         """Serve plain-HTTP requests on one client connection until it closes or must close."""
@@ -220,12 +226,12 @@ class EgressProxy:
                 info = {"method": req.method[:16], "target": req.target[:300]}
                 keep = self._one(reader, conn, req, info)
             except _Blocked as e:
-                info["reason"] = str(e)
+                info.update(reason=str(e), kind=e.kind)
                 self._record(False, info)
                 _refuse(conn, 403)
                 return
             except FramingError as e:
-                info["reason"] = f"malformed request: {e}"
+                info.update(reason=f"malformed request: {e}", kind="malformed")
                 self._record(False, info)
                 _refuse(conn, e.status)
                 return
@@ -244,7 +250,7 @@ class EgressProxy:
         host = parts.hostname
         why = check_agreement(host, req.get("host"), None)
         if why:
-            raise _Blocked(why)
+            raise _Blocked(why, "mismatch")
         try:
             port = parts.port or 80
         except ValueError:
@@ -299,7 +305,7 @@ class EgressProxy:
                     raise _Blocked("CONNECT target has no port")
                 why = check_agreement(host, hdrs.get("host", target).rsplit(":", 1)[0], None)
                 if why:
-                    raise _Blocked(why)
+                    raise _Blocked(why, "mismatch")
                 address = self._check(host, int(port_s))
                 conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 hello = rest or conn.recv(16384)
@@ -308,7 +314,7 @@ class EgressProxy:
                     raise _Blocked("the tunnel did not start with a TLS ClientHello naming a host")
                 why = check_agreement(host, None, sni)
                 if why:
-                    raise _Blocked(why)
+                    raise _Blocked(why, "mismatch")
                 upstream = self._open(address, int(port_s))
                 upstream.sendall(hello)
             else:
@@ -319,15 +325,15 @@ class EgressProxy:
             upstream.settimeout(None)
             _splice(conn, upstream)
         except _Blocked as e:
-            info["reason"] = str(e)
+            info.update(reason=str(e), kind=e.kind)
             self._record(False, info)
             _refuse(conn, 403)
         except FramingError as e:
-            info["reason"] = f"malformed request: {e}"
+            info.update(reason=f"malformed request: {e}", kind="malformed")
             self._record(False, info)
             _refuse(conn, e.status)
         except OSError as e:
-            info["reason"] = f"i/o error: {e.strerror}"
+            info.update(reason=f"i/o error: {e.strerror}", kind="io")
             self._record(False, info)
         finally:
             for s in (conn, upstream):

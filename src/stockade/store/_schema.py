@@ -102,6 +102,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX escalation_clears_session ON escalation_clears(session, id);
     """,
+    # 6: blocked egress attempts counted per run, domain and kind (stockade.store.EgressCounter)
+    """
+    CREATE TABLE egress_blocked (
+        run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        domain TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        first_ts TEXT NOT NULL,
+        last_ts TEXT NOT NULL,
+        PRIMARY KEY (run_id, domain, kind)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from stockade.errors import NotFoundError, StoreError
 from stockade.models import RunRecord, RunStatus
 
+from ._egress import bound_domain, bound_kind, upsert_blocked
 from ._schema import MIGRATIONS, SCHEMA_VERSION
 from ._trace import EvidenceItem, RunTrace
 
@@ -242,6 +243,25 @@ class RunStore:
 
     def trace(self, run_id: str) -> RunTrace:
         return RunTrace.build(self.get(run_id), self.evidence(run_id))
+
+    # -- blocked egress (stockade.store.EgressCounter) -----------------------------------------
+    def count_egress_blocked(self, run_id: str, domain: str, kind: str, ts: datetime) -> None:
+        """One more blocked attempt of ``run_id`` to ``domain`` for ``kind`` (bounded first)."""
+        when = _ts(ts)
+        assert when is not None  # noqa: S101 - for mypy: ts is always set here
+        try:
+            with self._tx() as c:
+                upsert_blocked(c, run_id, bound_domain(domain), bound_kind(kind), when)
+        except sqlite3.IntegrityError as e:
+            raise _missing(run_id) from e
+
+    def egress_blocked(self) -> builtins.list[tuple[str, str, str, int]]:
+        """(server or "", domain, kind, count) of every run, for the metrics endpoint."""
+        rows = self._conn.execute(
+            "SELECT COALESCE(r.server, ''), e.domain, e.kind, e.count "
+            "FROM egress_blocked e JOIN runs r USING (run_id)"
+        )
+        return [(str(a), str(b), str(c), int(d)) for a, b, c, d in rows]
 
     # -- helpers --------------------------------------------------------------------------------
     @staticmethod
