@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from _npm import NPM_DIR, cached, everything_entry, npm_install
 from stockade.gateway import ServerSpec
 
+__all__ = ["NPM_DIR", "npm_install"]  # imported from here by some gateway tests
+
 EVIL = Path(__file__).parent / "servers" / "evil_server.py"
-NPM_DIR = Path("/tmp/stockade-test-npm")
-EVERYTHING = "@modelcontextprotocol/server-everything"
 
 
 @pytest.fixture
@@ -30,54 +29,13 @@ def evil_spec() -> Callable[..., ServerSpec]:
 
 @pytest.fixture(scope="session")
 def everything_js() -> Path:
-    """Path of server-everything's entry point, installed once per machine into a cache dir."""
-    entry = NPM_DIR / "node_modules" / EVERYTHING / "dist" / "index.js"
-    if not entry.exists():
-        npm, node = shutil.which("npm"), shutil.which("node")
-        if npm is None or node is None:
-            pytest.skip("NODE MISSING: npm/node not installed; run scripts/bootstrap")
-        NPM_DIR.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            [npm, "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", EVERYTHING],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if proc.returncode != 0 or not entry.exists():
-            pytest.fail(f"npm install {EVERYTHING} failed: {proc.stderr[-2000:]}")
-    return entry
+    """Path of server-everything's entry point (pinned), installed once per machine."""
+    return everything_entry()
 
 
 NODE22_DIR = Path("/tmp/stockade-node22")
 SUITE_DIR = Path("/tmp/stockade-conformance")
 INSPECTOR_DIR = Path("/tmp/stockade-inspector")
-
-
-def npm_install(prefix: Path, package: str) -> None:
-    """Install one npm package into a cache dir (a registry client doing its ordinary job)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("NODE MISSING: npm not installed; run scripts/bootstrap")
-    prefix.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", package],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"npm install {package} failed: {proc.stderr[-2000:]}")
-
-
-def cached(prefix: Path, package: str, entry: str) -> Path:
-    path = prefix / "node_modules" / entry
-    if not path.exists():
-        npm_install(prefix, package)
-    if not path.exists():
-        pytest.fail(f"npm install {package} did not provide {path}")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -14,33 +14,17 @@ from typing import Any
 
 import pytest
 
+from _npm import everything_entry
 from stockade.models import ToolCall
 from stockade.policy import DecisionContext, decide, load_policy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policies" / "everything.yaml"
-NPM_DIR = Path("/tmp/stockade-test-npm")
-EVERYTHING = "@modelcontextprotocol/server-everything"
 LEGACY_NAMES = {"add", "printEnv"}  # names of older server releases, kept in the example
 
 
 @pytest.fixture(scope="module")
 def entry() -> Path:
-    path = NPM_DIR / "node_modules" / EVERYTHING / "dist" / "index.js"
-    if not path.exists():
-        npm, node = shutil.which("npm"), shutil.which("node")
-        if npm is None or node is None:
-            pytest.skip("NODE MISSING: npm/node not installed; run scripts/bootstrap")
-        NPM_DIR.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            [npm, "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", EVERYTHING],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"npm install {EVERYTHING} failed: {proc.stderr[-2000:]}")
-    return path
+    return everything_entry()
 
 
 class _Session:

@@ -8,7 +8,9 @@ pull. The act checks an allowed call, a denied call, the rug pull being blocked,
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,19 +24,68 @@ from stockade.textsafe import safe_text
 
 from ._runs import render_trace
 
-__all__ = ["EVERYTHING_PACKAGE", "GatewayAct", "prepare_gateway_dir"]
+__all__ = [
+    "EVERYTHING_ENTRY",
+    "EVERYTHING_PACKAGE",
+    "GatewayAct",
+    "npm_install",
+    "prepare_gateway_dir",
+]
 
-# Pinned: the demo policy's tool rules were written against this release's tool names.
+# Pinned: the demo policy's tool rules (and the tests') were written against this release's tools.
 EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything@2026.8.31"
-_ENTRY = Path("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+EVERYTHING_ENTRY = Path("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 AGENT = "local-agent"
+
+
+def _installed_version(prefix: Path, name: str) -> str | None:
+    try:
+        meta = json.loads((prefix / "node_modules" / name / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return version if isinstance(version, str) else None
+
+
+def npm_install(prefix: Path, package: str, entry: Path) -> Path:
+    """``prefix/entry``, asking npm to install ``package`` into ``prefix`` first when it is missing.
+
+    ``package`` may pin an exact version (``name@1.2.3``, ``@scope/name@1.2.3``); an installed copy
+    of another version is then replaced (a range such as ``name@22`` only asks for presence).
+    Raises :class:`SandboxError` when npm is absent or fails.
+    """
+    name, _, version = package.rpartition("@") if package.rfind("@") > 0 else (package, "", "")
+    exact = re.fullmatch(r"\d+\.\d+\.\d+", version) is not None
+    path = prefix / entry
+    if path.is_file() and (not exact or _installed_version(prefix, name) == version):
+        return path
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SandboxError(
+            f"npm is not installed, so {package} cannot be fetched",
+            "install nodejs and npm (scripts/bootstrap or ./scripts/demo do it)",
+        )
+    prefix.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", package],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode != 0 or not path.is_file():
+        raise SandboxError(
+            f"npm install {package} failed: {safe_text(proc.stderr[-800:])}",
+            "check that the npm registry is reachable, then try again",
+        )
+    return path
 
 
 def prepare_gateway_dir(examples: Path, work: Path) -> Path:
     """Copy the demo policy and servers into ``work`` and install server-everything beside them.
 
-    node_modules is kept between runs (npm is only asked when the entry point is missing); pins are
-    removed so every run shows first-sight pinning.
+    node_modules is kept between runs (npm is only asked when the pinned release is missing); pins
+    are removed so every run shows first-sight pinning.
     """
     src = examples / "demo"
     if not (src / "policy.yaml").is_file():
@@ -43,25 +94,7 @@ def prepare_gateway_dir(examples: Path, work: Path) -> Path:
     shutil.rmtree(work / "pins", ignore_errors=True)
     shutil.copy(src / "policy.yaml", work / "policy.yaml")
     shutil.copytree(src / "weather", work / "weather", dirs_exist_ok=True)
-    if not (work / _ENTRY).is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise SandboxError(
-                "npm is not installed, so the demo cannot fetch server-everything",
-                "run ./scripts/demo (it installs nodejs and npm) or apt-get install nodejs npm",
-            )
-        proc = subprocess.run(
-            [npm, "install", "--prefix", str(work), "--no-audit", "--no-fund", EVERYTHING_PACKAGE],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if proc.returncode != 0 or not (work / _ENTRY).is_file():
-            raise SandboxError(
-                f"npm install {EVERYTHING_PACKAGE} failed: {safe_text(proc.stderr[-800:])}",
-                "check that the npm registry is reachable, then run the demo again",
-            )
+    npm_install(work, EVERYTHING_PACKAGE, EVERYTHING_ENTRY)
     return work
 
 
