@@ -215,6 +215,18 @@ def _doc_warnings(doc: PolicyDoc) -> list[Finding]:
                     "pin it: name@sha256:<digest>",
                 )
             )
+        if s.resources.unlisted_uris == "route":
+            out.append(
+                Finding(
+                    ("servers", i, "resources", "unlisted_uris"),
+                    f"server {s.name!r} opts in to unlisted resource uris: a raw uri that no "
+                    "server offered goes to it when it is the only opted-in server granted to the "
+                    "client (its read policy still decides; every such routing is audited as "
+                    "gateway.raw_uri_routed with unlisted: true)",
+                    "remove resources.unlisted_uris unless clients must reach uris this server "
+                    "never lists",
+                )
+            )
         for j, r in enumerate(s.tools.rules):
             if r.allow_without_approval:
                 out.append(
