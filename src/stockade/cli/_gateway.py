@@ -36,6 +36,8 @@ from stockade.gateway import (
 from stockade.models import Approver, SystemClock
 from stockade.textsafe import safe_text
 
+from ._k8s_gateway import KubeGateway, kube_gateway_options
+
 __all__ = ["alert_options", "gateway", "policy_import", "tools"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -67,6 +69,7 @@ _policy_option = click.option(
 
 
 @click.command(name="gateway")
+@kube_gateway_options
 @_policy_option
 @alert_options
 @click.option("--stdio", "use_stdio", is_flag=True, help="Serve MCP on stdin/stdout.")
@@ -121,6 +124,14 @@ _policy_option = click.option(
     "the policy has sensitive rules, else list (which denies what is not listed).",
 )
 @click.option(
+    "--approval-page",
+    default=None,
+    metavar="URL",
+    help="Where the operator reaches 'stockade approvals serve' (e.g. http://127.0.0.1:8765): "
+    "URL-mode elicitation points the agent's user there. Without it, categories that only an "
+    "operator may approve get no URL elicitation and wait for the operator channels.",
+)
+@click.option(
     "--auto-approve",
     multiple=True,
     metavar="SERVER__TOOL",
@@ -152,14 +163,16 @@ def gateway(
     host_token_secret: str | None,
     client: str,
     approver: str | None,
+    approval_page: str | None,
     auto_approve: tuple[str, ...],
     alert_command: str | None,
     alert_webhook: str | None,
+    kube: KubeGateway | None,
 ) -> None:
     """Serve one MCP endpoint that gates every tool call of the policy's servers."""
     if use_stdio == (http is not None):
         raise UsageError("choose exactly one transport", "pass --stdio or --http 127.0.0.1:PORT")
-    cfg, pins_dir, loaded = load_any(policy_path)
+    cfg, pins_dir, loaded = load_any(policy_path) if kube is None else kube.config()
     tokens = _client_tokens(client_token)
     if loaded is not None and loaded.policy.doc.clients is None:
         cfg = cfg.model_copy(update={"clients": (client, *sorted(tokens))})
@@ -211,6 +224,8 @@ def gateway(
             click.echo("stockade: warning: UNSAFE: downstream servers run unsandboxed", err=True)
             launcher = SubprocessLauncher()
             run_ids: dict[str, str] = {}
+        elif kube is not None:  # --backend kubernetes --apply: verified images as Pods
+            launcher, run_ids = kube.launcher(store=store, audit=sink, clock=clock)
         else:
             granted = sorted({n for s in cfg.servers for n in s.sandbox.secrets})
             secret_store: Any = None
@@ -268,20 +283,31 @@ def gateway(
             sensitive = loaded is not None and has_sensitive_rules(loaded.policy)
             approver = "store" if sensitive else "list"
         approver_obj: Approver
+        channel: Any = None  # the MCP elicitation channel (store approver only)
         if approver == "store":
             if loaded is None:
                 raise UsageError(
                     "--approver store needs a stockade policy (not a 'gateway:' section)",
                     "use --approver list or tty, or serve a policy file",
                 )
-            from stockade.approvals import store_approver
+            from stockade.approvals import elicitation_channel, store_approver
 
+            channel, notes = elicitation_channel(
+                loaded.policy,
+                store_path or paths.run_store(),
+                clock,
+                audit=sink,
+                page_url=approval_page,
+            )
+            for note in notes:
+                click.echo(safe_text(f"stockade: {note}", single_line=True), err=True)
             approver_obj = store_approver(
                 loaded.policy,
                 store_path or paths.run_store(),
                 clock,
                 audit=sink,
                 run_id=run_ids.get,
+                channel=channel,
             )
         elif approver == "tty":
             approver_obj = TerminalApprover(timeout_s=cfg.approval_timeout_s)
@@ -324,7 +350,7 @@ def gateway(
                 return watch_kill(kill_store, on_kill)
 
         if http is None:
-            asyncio.run(_with_watch(serve_stdio(gw, client=client), watch))
+            asyncio.run(_with_watch(serve_stdio(gw, client=client, channel=channel), watch))
         else:
             host, port = _host_port(http)
             anonymous = client if unsafe_no_auth else None

@@ -10,6 +10,7 @@ end reason and the cleanup steps as ``k8s`` evidence. Any failure after the appl
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -47,15 +48,27 @@ def _flush(ops: _Ops) -> None:
         op()
 
 
-def policy_renderer(policy: Policy, *, digests: Mapping[str, str] | None = None) -> Render:
+def policy_renderer(
+    policy: Policy,
+    *,
+    digests: Mapping[str, str] | None = None,
+    egress_proxy_ip: str | None = None,
+    egress_namespace: str = "stockade-egress",
+    secret_values: Callable[[str], Mapping[str, bytes]] | None = None,
+) -> Render:
     """Render a gateway server from the policy server entry of the same name. ``digests`` are
-    the digests the caller verified (supply-chain gate) per server; a pinned policy needs none."""
+    the digests the caller verified (supply-chain gate) per server; a pinned policy needs none.
+    ``secret_values(server)`` reads the granted secrets at launch (None: empty values, for
+    tests and plans only)."""
 
     def render(server: ServerSpec, run_id: str) -> tuple[Manifest, ...]:
         params = RunParams(
             run_id=run_id,
             digest=(digests or {}).get(server.name),
+            egress_proxy_ip=egress_proxy_ip,
+            egress_namespace=egress_namespace,
             egress_token=secrets.token_urlsafe(32),
+            secret_values=None if secret_values is None else secret_values(server.name),
         )
         return render_server(policy, server.name, params)
 
@@ -95,6 +108,7 @@ class KubeLauncher:
         new_run_id: Callable[[], str] = lambda: secrets.token_hex(8),
         stderr_cap: int = STDERR_LIMIT_BYTES,
         stderr_kill_bytes: int = STDERR_KILL_BYTES,
+        evidence: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if not start_timeout_s > 0:
             raise KubeError(f"start timeout {start_timeout_s!r} s, expected > 0", "set one")
@@ -111,6 +125,7 @@ class KubeLauncher:
         self._new_run_id = new_run_id
         self._stderr_cap = stderr_cap
         self._stderr_kill = stderr_kill_bytes
+        self._evidence = {k: dict(v) for k, v in (evidence or {}).items()}
         self.run_ids: dict[str, str] = {}
 
     async def launch(self, server: ServerSpec) -> AttachedPod:
@@ -185,6 +200,9 @@ class KubeLauncher:
             ended_at=now if status == RunStatus.REFUSED else None,
         )
         ops.append(lambda: store.create(rec))
+        if status == RunStatus.RUNNING:  # e.g. the image verification of this server
+            for kind, data in self._evidence.get(server, {}).items():
+                ops.append(functools.partial(store.add_evidence, rid, kind, data))
 
     def _end(self, ops: _Ops, rid: str, out: PodOutcome, evidence: dict[str, Any]) -> None:
         if self._store is None:
