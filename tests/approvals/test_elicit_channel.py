@@ -189,8 +189,7 @@ def approver(store: ApprovalStore, clock: FakeClock, ch: ElicitationChannel) -> 
         timeout_for=lambda c: 2.0,
         image_digest=lambda s: "sha256:" + "b" * 64,
         poll_s=0.01,
-        wait=ch.wait,
-        new_id=ch.new_id,
+        channel=ch,
         margin_s=0.1,
     )
 

@@ -29,7 +29,8 @@ def test_the_result_asks_for_an_elicitation_and_carries_sealed_state(clock: Fake
     res = input_required(req, mode="form", codec=codec)
     assert res["resultType"] == "input_required"
     assert res["inputRequests"][INPUT_KEY]["method"] == "elicitation/create"
-    assert codec.open(res["requestState"], digest=req.digest, now=clock.now()) == req.id
+    opened = codec.open(res["requestState"], digest=req.digest, client="agent", now=clock.now())
+    assert opened == (req.id, "form")
     url = input_required(req, mode="url", codec=codec, page_url="http://127.0.0.1:8765")
     assert url["inputRequests"][INPUT_KEY]["params"]["mode"] == "url"
 
@@ -37,7 +38,7 @@ def test_the_result_asks_for_an_elicitation_and_carries_sealed_state(clock: Fake
 @pytest.mark.guarantee("apr-mrtr-state")
 def test_every_single_character_change_to_the_state_is_refused(clock: FakeClock) -> None:
     req = make_request(clock)
-    state = codec.seal(req)
+    state = codec.seal(req, "url")
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="
     opened = []
     for i in range(len(state)):
@@ -46,7 +47,7 @@ def test_every_single_character_change_to_the_state_is_refused(clock: FakeClock)
             if tampered == state:
                 continue
             try:
-                codec.open(tampered, digest=req.digest, now=clock.now())
+                codec.open(tampered, digest=req.digest, client="agent", now=clock.now())
             except ApprovalError:
                 continue
             opened.append((i, ch))
@@ -57,27 +58,31 @@ def test_every_single_character_change_to_the_state_is_refused(clock: FakeClock)
 def test_appending_anything_is_refused(extra: bytes) -> None:
     clock = FakeClock()
     req = make_request(clock)
-    state = codec.seal(req) + extra.decode("latin-1")
+    state = codec.seal(req, "url") + extra.decode("latin-1")
     if extra:
         with pytest.raises(ApprovalError):
-            codec.open(state, digest=req.digest, now=clock.now())
+            codec.open(state, digest=req.digest, client="agent", now=clock.now())
 
 
 @pytest.mark.guarantee("apr-mrtr-state")
-def test_state_cannot_move_to_another_call_expire_or_use_another_key(clock: FakeClock) -> None:
+def test_state_never_moves_to_another_call_or_client_nor_outlives_its_key_or_expiry(
+    clock: FakeClock,
+) -> None:
     req = make_request(clock, timeout_s=60)
-    state = codec.seal(req)
+    state = codec.seal(req, "url")
     other = CallBinding.of(make_call(arguments={"to": "x"}), image_digest=None, policy_hash=POLICY)
     with pytest.raises(ApprovalError, match="different call"):
-        codec.open(state, digest=other.digest, now=clock.now())
+        codec.open(state, digest=other.digest, client="agent", now=clock.now())
     with pytest.raises(ApprovalError):
-        RequestStateCodec(b"j" * 32).open(state, digest=req.digest, now=clock.now())
+        RequestStateCodec(b"j" * 32).open(state, digest=req.digest, client="agent", now=clock.now())
+    with pytest.raises(ApprovalError, match="another client"):
+        codec.open(state, digest=req.digest, client="intruder", now=clock.now())
     clock.advance(60)
     with pytest.raises(ApprovalError, match="expired"):
-        codec.open(state, digest=req.digest, now=clock.now())
+        codec.open(state, digest=req.digest, client="agent", now=clock.now())
     for junk in (None, 5, "", "a.b.c", "!!.??", "x" * 5000):
         with pytest.raises(ApprovalError):
-            codec.open(junk, digest=req.digest, now=clock.now())
+            codec.open(junk, digest=req.digest, client="agent", now=clock.now())
     with pytest.raises(ApprovalError):
         RequestStateCodec(b"short")
 

@@ -47,7 +47,7 @@ async def main():
     )
     approver = StoreApprover(
         store, clock, policy_hash=lambda: "sha256:" + "a" * 64, timeout_for=lambda c: 3.0,
-        poll_s=0.05, wait=channel.wait, new_id=channel.new_id, margin_s=0.5,
+        poll_s=0.05, channel=channel, margin_s=0.5,
     )
     spec = ServerSpec(name="cfg", command=(sys.executable, echo), tofu=True, call_timeout_s=10.0)
     gw = Gateway(

@@ -6,12 +6,14 @@
 - :mod:`._classify`: which sensitive categories a call falls in (unknown means sensitive);
 - :mod:`._store`: persistence in the run store's SQLite file, and the kill switch;
 - :mod:`._approver`: :class:`StoreApprover`, the gateway's ``Approver``;
-- :mod:`._web`, :mod:`._page`, :mod:`._auth`, :mod:`._serve`: the approval web page.
+- :mod:`._web`, :mod:`._page`, :mod:`._auth`, :mod:`._serve`: the approval web page;
+- :mod:`._elicit`, :mod:`._elicit_channel`, :mod:`._mrtr`, :mod:`._rounds`: MCP elicitation (both
+  protocol eras).
 
 See docs/approvals.md.
 """
 
-from ._approver import StoreApprover, Waiter
+from ._approver import INPUT_REQUIRED_RULE, StoreApprover, Waiter
 from ._auth import OPERATOR_SECRET_PREFIX, Session, Sessions, operator_secret_name
 from ._bind import new_request, recheck
 from ._binding import CallBinding, canonical_arguments
@@ -25,6 +27,7 @@ from ._elicit import (
     form_request,
     url_request,
 )
+from ._elicit_channel import Connection, ElicitationChannel, ElicitationFailed
 from ._errors import (
     ApprovalNotFound,
     BindingMismatch,
@@ -50,17 +53,19 @@ from ._machine import (
     expire_if_due,
 )
 from ._metrics import CategoryMetrics, metrics
-from ._mrtr import INPUT_KEY, RequestStateCodec, input_required, retry_event
+from ._mrtr import INPUT_KEY, RequestStateCodec, Sealed, input_required, retry_event
 from ._remember import MAX_REMEMBER_S, Remembered, covering, remember_from, url_hosts
+from ._rounds import Round, current_round, round_from, serving_round
 from ._serve import PageServer, loopback_socket
 from ._store import ApprovalStore
 from ._veto import VetoDecider, has_sensitive_rules, watch_kill
 from ._web import CSP, approval_app
-from ._wiring import policy_file_hash, store_approver
+from ._wiring import check_page_url, elicitation_channel, policy_file_hash, store_approver
 
 __all__ = [
     "CSP",
     "INPUT_KEY",
+    "INPUT_REQUIRED_RULE",
     "MAX_PAYLOAD",
     "MAX_REMEMBER_S",
     "OPERATOR_ONLY",
@@ -78,7 +83,10 @@ __all__ = [
     "Classification",
     "ClassifierRules",
     "ClassifyingDecider",
+    "Connection",
     "ElicitMode",
+    "ElicitationChannel",
+    "ElicitationFailed",
     "EscalatingDecider",
     "EscalationRules",
     "Event",
@@ -90,6 +98,8 @@ __all__ = [
     "PageServer",
     "Remembered",
     "RequestStateCodec",
+    "Round",
+    "Sealed",
     "Session",
     "Sessions",
     "State",
@@ -101,10 +111,13 @@ __all__ = [
     "approval_app",
     "before",
     "canonical_arguments",
+    "check_page_url",
     "choose_mode",
     "classify",
     "client_modes",
     "covering",
+    "current_round",
+    "elicitation_channel",
     "error_result",
     "escalate",
     "escalation",
@@ -122,7 +135,9 @@ __all__ = [
     "recheck",
     "remember_from",
     "retry_event",
+    "round_from",
     "rules_from_policy",
+    "serving_round",
     "store_approver",
     "url_hosts",
     "url_request",

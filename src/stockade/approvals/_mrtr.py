@@ -8,9 +8,10 @@ Instead of holding a stream open, the gateway answers a ``tools/call`` that need
 
 and the client retries the same ``tools/call`` with ``inputResponses`` and the ``requestState``
 echoed back. The state is attacker-controlled on the way back, so it is **integrity-protected**:
-an HMAC-SHA256 (operator key) over the request id, the bound call digest and an expiry. Opening it
-checks the MAC in constant time, the expiry, and that the retried call binds to the same digest,
-so a state can never be moved to another call, session or policy.
+an HMAC-SHA256 (operator key) over the request id, the bound call digest, the client, the mode asked
+and an expiry. Opening it checks the MAC in constant time, the expiry, that the retried call binds
+to the same digest and comes from the same client, so a state can never be moved to another call,
+session, policy or client; the mode it was sealed with says how the answer is read.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from stockade.errors import ApprovalError
 
 from ._elicit import ElicitMode, form_answer, form_request, url_request
 from ._machine import ApprovalRequest, Event
 
-__all__ = ["INPUT_KEY", "RequestStateCodec", "input_required", "retry_event"]
+__all__ = ["INPUT_KEY", "RequestStateCodec", "Sealed", "input_required", "retry_event"]
 
 INPUT_KEY = "stockade_approval"
 _MAX_STATE = 4096
@@ -40,6 +41,13 @@ def _b64(raw: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Sealed(NamedTuple):
+    """What an intact ``requestState`` names: the request, and the mode its question was in."""
+
+    request_id: str
+    mode: ElicitMode
 
 
 class RequestStateCodec:
@@ -58,16 +66,22 @@ class RequestStateCodec:
             self._key, b"stockade.requestState.v1\x00" + payload, hashlib.sha256
         ).digest()
 
-    def seal(self, request: ApprovalRequest) -> str:
+    def seal(self, request: ApprovalRequest, mode: ElicitMode) -> str:
         payload = json.dumps(
-            {"id": request.id, "digest": request.digest, "exp": request.expires_at.isoformat()},
+            {
+                "id": request.id,
+                "digest": request.digest,
+                "client": request.call.client,
+                "mode": mode,
+                "exp": request.expires_at.isoformat(),
+            },
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
         return _b64(payload) + "." + _b64(self._mac(payload))
 
-    def open(self, state: object, *, digest: str, now: datetime) -> str:
-        """The request id sealed in ``state``; raises unless intact, current and for ``digest``."""
+    def open(self, state: object, *, digest: str, client: str, now: datetime) -> Sealed:
+        """What ``state`` names; raises unless intact, current, for ``digest`` and ``client``."""
         bad = ApprovalError(
             "requestState is missing, malformed or was altered",
             "the client must echo requestState verbatim; the call is denied",
@@ -94,7 +108,16 @@ class RequestStateCodec:
                 "policy or session changed)",
                 "the call is denied; the agent may ask again",
             )
-        return str(data["id"])
+        if not hmac.compare_digest(str(data["client"]).encode(), client.encode()):
+            raise ApprovalError(
+                "requestState was issued to another client",
+                "the call is denied; a client may only answer its own questions",
+            )
+        if data["mode"] == "url":
+            return Sealed(str(data["id"]), "url")
+        if data["mode"] == "form":
+            return Sealed(str(data["id"]), "form")
+        raise bad
 
 
 def input_required(
@@ -114,7 +137,7 @@ def input_required(
     return {
         "resultType": "input_required",
         "inputRequests": {INPUT_KEY: {"method": "elicitation/create", "params": params}},
-        "requestState": codec.seal(request),
+        "requestState": codec.seal(request, mode),
     }
 
 
