@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from mcp import Client, StdioServerParameters
+
+from _gwclient import gateway_client
 
 EVIL = Path(__file__).parents[1] / "gateway" / "servers" / "evil_server.py"
 
@@ -109,22 +110,14 @@ def write_policy(tmp_path: Path) -> Path:
 
 
 async def crash_session(tmp_path: Path, policy: Path, out: Path) -> Any:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "stockade",
-            "gateway",
-            "--policy",
-            str(policy),
-            "--stdio",
-            "--unsafe-no-sandbox",
-            "--alert-command",
-            hook_command(out),
-        ],
-        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
-    )
-    async with Client(params, read_timeout_seconds=30) as client:
+    async with gateway_client(
+        tmp_path,
+        policy,
+        "--unsafe-no-sandbox",
+        "--alert-command",
+        hook_command(out),
+        read_timeout_s=30,
+    ) as client:
         crashed = await client.call_tool("evil__echo", {"message": "boom"})
         for _ in range(500):  # bounded: the supervisor restarts the crashed server
             if alerts(out):

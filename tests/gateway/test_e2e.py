@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-from mcp import Client, StdioServerParameters
+
+from _gwclient import gateway_client, require_gvisor, tool_names
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -70,31 +71,18 @@ def stockade(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def session(tmp_path: Path, policy: Path) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "stockade",
-            "gateway",
-            "--policy",
-            str(policy),
-            "--stdio",
-            "--unsafe-no-sandbox",
-        ],
-        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
-    )
     seen: dict[str, Any] = {}
-    async with Client(params, read_timeout_seconds=30) as client:
-        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+    async with gateway_client(tmp_path, policy, "--unsafe-no-sandbox", read_timeout_s=30) as client:
+        seen["tools"] = await tool_names(client)
         echo = await client.call_tool("everything__echo", {"message": "hello"})
         seen["echo"] = echo
         seen["sum"] = await client.call_tool("everything__get-sum", {"a": 1, "b": 2})
         seen["evil_first"] = await client.call_tool("evil__echo", {"message": "hi"})
         for _ in range(250):  # bounded wait for the gateway to re-pin after list_changed
-            if "evil__echo" not in [t.name for t in (await client.list_tools()).tools]:
+            if "evil__echo" not in await tool_names(client):
                 break
             await asyncio.sleep(0.02)
-        seen["tools_after"] = [t.name for t in (await client.list_tools()).tools]
+        seen["tools_after"] = await tool_names(client)
         seen["evil_again"] = await client.call_tool("evil__echo", {"message": "hi"})
     return seen
 
@@ -186,25 +174,11 @@ servers:
 
 
 async def sandboxed_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        # --approver list: nothing auto-approved, so the sink call is denied at once (a sensitive
-        # policy would otherwise default to the approval store and wait for an operator)
-        args=[
-            "-m",
-            "stockade",
-            "gateway",
-            "--policy",
-            str(policy),
-            "--stdio",
-            "--approver",
-            "list",
-        ],
-        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
-    )
     seen: dict[str, Any] = {}
-    async with Client(params, read_timeout_seconds=60) as client:
-        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+    # --approver list: nothing auto-approved, so the sink call is denied at once (a sensitive
+    # policy would otherwise default to the approval store and wait for an operator)
+    async with gateway_client(tmp_path, policy, "--approver", "list") as client:
+        seen["tools"] = await tool_names(client)
         seen["echo"] = await client.call_tool("evil__echo", {"message": "boxed"})
         seen["denied"] = await client.call_tool("evil__send_email", {"to": "a@b", "body": "x"})
         seen["trace"] = await client.call_tool("stockade__get_run_trace", {})
@@ -214,8 +188,7 @@ async def sandboxed_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
 @pytest.mark.gvisor
 @pytest.mark.guarantee("gw-denial-is-tool-error")
 def test_a_gvisor_sandboxed_server_under_a_real_policy_with_its_run_trace(tmp_path: Path) -> None:
-    if shutil.which("runsc") is None or os.geteuid() != 0:
-        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    require_gvisor()
     srv = tmp_path / "srv"
     srv.mkdir()
     shutil.copy(EVIL, srv / "evil_server.py")
@@ -238,14 +211,9 @@ def test_a_gvisor_sandboxed_server_under_a_real_policy_with_its_run_trace(tmp_pa
 
 
 async def everything_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio"],
-        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
-    )
     seen: dict[str, Any] = {}
-    async with Client(params, read_timeout_seconds=60) as client:
-        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+    async with gateway_client(tmp_path, policy) as client:
+        seen["tools"] = await tool_names(client)
         seen["echo"] = await client.call_tool("everything__echo", {"message": "in gvisor"})
         seen["env"] = await client.call_tool("everything__get-env", {})
         seen["trace"] = await client.call_tool("stockade__get_run_trace", {})
@@ -256,8 +224,7 @@ async def everything_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
 def test_server_everything_runs_in_gvisor_behind_the_gateway(
     tmp_path: Path, everything_js: Path
 ) -> None:
-    if shutil.which("runsc") is None or os.geteuid() != 0:
-        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    require_gvisor()
     node = shutil.which("node")
     assert node is not None
     policy = {
@@ -289,21 +256,8 @@ def test_server_everything_runs_in_gvisor_behind_the_gateway(
 
 
 async def sdk_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "stockade",
-            "gateway",
-            "--policy",
-            str(policy),
-            "--stdio",
-            "--unsafe-no-sandbox",
-        ],
-        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
-    )
-    async with Client(params, read_timeout_seconds=30) as client:
-        tools = [t.name for t in (await client.list_tools()).tools]
+    async with gateway_client(tmp_path, policy, "--unsafe-no-sandbox", read_timeout_s=30) as client:
+        tools = await tool_names(client)
         echo = await client.call_tool("sdk__echo", {"message": "from the SDK server"})
         bad = await client.call_tool("sdk__echo", {"message": 5})
     return {"tools": tools, "echo": echo, "bad": bad}
@@ -328,18 +282,12 @@ def test_a_python_sdk_server_behind_the_gateway(tmp_path: Path) -> None:
 
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policies" / "everything.yaml"
-GATEWAY = ("-m", "stockade", "gateway")
 
 
 async def example_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[*GATEWAY, "--policy", str(policy), "--stdio", "--client", "local-agent"],
-        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
-    )
     seen: dict[str, Any] = {}
-    async with Client(params, read_timeout_seconds=60) as client:
-        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+    async with gateway_client(tmp_path, policy, "--client", "local-agent") as client:
+        seen["tools"] = await tool_names(client)
         seen["echo"] = await client.call_tool("everything__echo", {"message": "example"})
         seen["sum"] = await client.call_tool("everything__get-sum", {"a": 2, "b": 3})
         seen["env"] = await client.call_tool("everything__get-env", {})
@@ -351,8 +299,7 @@ async def example_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
 def test_the_shipped_example_policy_serves_server_everything_in_gvisor(
     tmp_path: Path, everything_js: Path
 ) -> None:
-    if shutil.which("runsc") is None or os.geteuid() != 0:
-        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    require_gvisor()
     if not EXAMPLE.exists():
         pytest.skip("EXAMPLE MISSING: examples/policies/everything.yaml is not in this checkout")
     shutil.copy(EXAMPLE, tmp_path / "everything.yaml")

@@ -7,15 +7,13 @@ a gVisor sandbox whose only data mount is the policy's read-only ``fs_allowlist`
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
 
+from _gwclient import gateway_client, require_gvisor, tool_names
 from conftest import NPM_DIR, npm_install
 
 pytestmark = [pytest.mark.node, pytest.mark.gvisor, pytest.mark.slow]
@@ -69,24 +67,9 @@ def write_policy(tmp_path: Path, entry: Path, *, allowed: str, path_rule: bool) 
 
 
 async def fs_session(tmp_path: Path, policy: Path, reads: list[str], *extra: str) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "stockade",
-            "gateway",
-            "--policy",
-            str(policy),
-            "--stdio",
-            "--approver",
-            "list",
-            *extra,
-        ],
-        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
-    )
     seen: dict[str, Any] = {"reads": []}
-    async with Client(params, read_timeout_seconds=60) as client:
-        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+    async with gateway_client(tmp_path, policy, "--approver", "list", *extra) as client:
+        seen["tools"] = await tool_names(client)
         for p in reads:
             seen["reads"].append(await client.call_tool("fs__read_text_file", {"path": p}))
         seen["write"] = await client.call_tool(
@@ -100,8 +83,7 @@ def text(result: Any) -> str:
 
 
 def setup(tmp_path: Path) -> None:
-    if shutil.which("runsc") is None or os.geteuid() != 0:
-        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    require_gvisor()
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "hello.txt").write_text(CONTENT)
     (tmp_path / "secret.txt").write_text(SECRET)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
 
+from _gwclient import gateway_client, require_gvisor
 from stockade.store import RunStore
 
 pytestmark = [pytest.mark.gvisor, pytest.mark.slow]
@@ -38,22 +36,8 @@ servers:
 
 
 async def pooled_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "stockade",
-            "gateway",
-            "--policy",
-            str(policy),
-            "--stdio",
-            "--approver",
-            "list",
-        ],
-        env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
-    )
     seen: dict[str, Any] = {}
-    async with Client(params, read_timeout_seconds=60) as client:
+    async with gateway_client(tmp_path, policy, "--approver", "list") as client:
         seen["echo"] = await client.call_tool("evil__echo", {"message": "warm"})
         seen["trace"] = await client.call_tool("stockade__get_run_trace", {})
     return seen
@@ -64,8 +48,7 @@ async def pooled_session(tmp_path: Path, policy: Path) -> dict[str, Any]:
 def test_a_gateway_with_a_warm_pool_serves_from_a_pooled_sandbox_and_leaves_nothing_running(
     tmp_path: Path,
 ) -> None:
-    if shutil.which("runsc") is None or os.geteuid() != 0:
-        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    require_gvisor()
     srv = tmp_path / "srv"
     srv.mkdir()
     shutil.copy(EVIL, srv / "evil_server.py")

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
+
+from _gwclient import gateway_client, require_gvisor, tool_names
 
 pytestmark = [pytest.mark.gvisor, pytest.mark.slow]
 
@@ -88,11 +86,6 @@ opa:
 """
 
 
-def _need_gvisor() -> None:
-    if shutil.which("runsc") is None or os.geteuid() != 0:
-        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
-
-
 def _setup(tmp_path: Path) -> tuple[Path, Path]:
     (tmp_path / "srv").mkdir()
     (tmp_path / "srv" / "server.py").write_text(SERVER)
@@ -107,14 +100,11 @@ def _setup(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def _session(tmp_path: Path, policy: Path, client: str) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio", "--client", client],
-        env={**os.environ, "STOCKADE_HOME": str(tmp_path / "home")},
-    )
     seen: dict[str, Any] = {}
-    async with Client(params, read_timeout_seconds=90) as c:
-        seen["tools"] = [t.name for t in (await c.list_tools()).tools]
+    async with gateway_client(
+        tmp_path, policy, "--client", client, read_timeout_s=90, inherit_env=True
+    ) as c:
+        seen["tools"] = await tool_names(c)
         seen["echo"] = await c.call_tool("util__echo", {"text": f"from {client}"})
         seen["ping"] = await c.call_tool("util__ping", {"text": f"from {client}"})
     return seen
@@ -137,7 +127,7 @@ def _audit_events(home: Path) -> list[dict[str, Any]]:
 def test_a_rego_module_denies_one_tool_for_one_client_through_a_real_gateway(
     tmp_path: Path,
 ) -> None:
-    _need_gvisor()
+    require_gvisor()
     policy, outbox = _setup(tmp_path)
     mallory = asyncio.run(asyncio.wait_for(_session(tmp_path, policy, "mallory"), 180))
     alice = asyncio.run(asyncio.wait_for(_session(tmp_path, policy, "alice"), 180))

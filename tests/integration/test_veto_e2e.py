@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
+
+from _gwclient import gateway_client, require_gvisor, tool_names
 
 pytestmark = [pytest.mark.gvisor, pytest.mark.slow]
 
@@ -96,11 +97,6 @@ servers:
 """
 
 
-def _need_gvisor() -> None:
-    if shutil.which("runsc") is None or os.geteuid() != 0:
-        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
-
-
 def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "STOCKADE_HOME": str(tmp_path / "home")}
 
@@ -148,18 +144,12 @@ async def _wait_pending(tmp_path: Path) -> dict[str, Any]:
 async def replay(tmp_path: Path, policy: Path, *, operator_denies: bool) -> dict[str, Any]:
     host_token = tmp_path / "host.token"
     host_token.write_text(HOST_TOKEN)
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            *("-m", "stockade", "gateway", "--policy", str(policy), "--stdio"),
-            *("--host-token-file", str(host_token)),
-        ],
-        env=_env(tmp_path),
-    )
     meta: Any = {"stockade/conversation": CONVERSATION}
     seen: dict[str, Any] = {}
-    async with Client(params, read_timeout_seconds=90) as client:
-        seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+    async with gateway_client(
+        tmp_path, policy, "--host-token-file", str(host_token), read_timeout_s=90, inherit_env=True
+    ) as client:
+        seen["tools"] = await tool_names(client)
         # The host application registers the user's own instruction: the context starts clean.
         reg = await client.call_tool(
             "stockade__register_context",
@@ -245,7 +235,7 @@ def _check_story(tmp_path: Path, seen: dict[str, Any], outbox: Path, final: str)
 def test_an_injected_sink_call_waits_and_an_operator_denial_stops_it_with_the_story_traced(
     tmp_path: Path,
 ) -> None:
-    _need_gvisor()
+    require_gvisor()
     policy, outbox = _setup(tmp_path, timeout_s=60)
     seen = asyncio.run(asyncio.wait_for(replay(tmp_path, policy, operator_denies=True), 180))
     story = _check_story(tmp_path, seen, outbox, "denied")
@@ -259,7 +249,7 @@ def test_an_injected_sink_call_waits_and_an_operator_denial_stops_it_with_the_st
 def test_an_injected_sink_call_nobody_answers_expires_denied_with_the_story_traced(
     tmp_path: Path,
 ) -> None:
-    _need_gvisor()
+    require_gvisor()
     policy, outbox = _setup(tmp_path, timeout_s=4)
     seen = asyncio.run(asyncio.wait_for(replay(tmp_path, policy, operator_denies=False), 180))
     story = _check_story(tmp_path, seen, outbox, "expired")
@@ -268,13 +258,8 @@ def test_an_injected_sink_call_nobody_answers_expires_denied_with_the_story_trac
 
 
 async def killed(tmp_path: Path, policy: Path) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio"],
-        env=_env(tmp_path),
-    )
     seen: dict[str, Any] = {}
-    async with Client(params, read_timeout_seconds=90) as client:
+    async with gateway_client(tmp_path, policy, read_timeout_s=90, inherit_env=True) as client:
         seen["read"] = await client.call_tool("web__echo", {"message": "weather?"})
         before = await client.call_tool("stockade__get_run_trace", {})
         run_id = before.structured_content["servers"]["web"]["run"]["run_id"]
@@ -299,7 +284,7 @@ async def killed(tmp_path: Path, policy: Path) -> dict[str, Any]:
 def test_the_kill_switch_stops_the_gateways_sandboxes_and_denies_every_new_call(
     tmp_path: Path,
 ) -> None:
-    _need_gvisor()
+    require_gvisor()
     policy, _ = _setup(tmp_path, timeout_s=60)
     seen = asyncio.run(asyncio.wait_for(killed(tmp_path, policy), 180))
     assert not seen["read"].is_error
