@@ -91,6 +91,7 @@ class Checkpoint(Frozen):
 
 
 def sign_checkpoint(private_key: Ed25519PrivateKey, *, seq: int, ts: str, head: str) -> Checkpoint:
+    """A checkpoint of the chain ``head`` after event ``seq``, signed with ``private_key``."""
     kid = key_id(private_key.public_key())
     sig = private_key.sign(checkpoint_message(seq=seq, ts=ts, head=head, key_id=kid))
     return Checkpoint(seq=seq, ts=ts, head=head, key_id=kid, sig=base64.b64encode(sig).decode())

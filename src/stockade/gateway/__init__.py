@@ -1,4 +1,25 @@
-"""The MCP gateway: pinning, scanning, trust tagging, taint, the interceptor chain, transports."""
+"""The MCP gateway: pinning, scanning, trust tagging, taint, the interceptor chain, transports.
+
+The main pieces, by role (docs/gateway.md tells the whole story):
+
+- configuration: :class:`GatewayConfig` (the validated ``gateway:`` section: servers, limits,
+  pins directory), :class:`LoadedPolicy` (a policy file read for the gateway: the policy, its
+  gateway config and its sink rules), :func:`import_mcp_servers` (an ``mcpServers`` client
+  configuration turned into a policy document, an :class:`ImportResult` with the secrets and
+  notes it produced);
+- the gateway itself: :class:`Gateway` (sessions, listing, dispatch over downstream servers), each
+  downstream reached through a :class:`DownstreamSession` started by a :class:`Launcher` (the
+  protocol every launcher implements: ``launch(server) -> DownstreamProcess``);
+- transports: ``serve_stdio``/``serve_streams``, and :class:`HttpTransport` served by
+  :func:`serve_http` (Streamable HTTP);
+- the interceptor chain: :class:`Interceptor` (the protocol of a stage:
+  ``await stage(ctx, nxt) -> ToolResult``); a :class:`PolicyDecider` (the protocol of a decision
+  function, ``(call, context) -> Decision``) such as :class:`RuleDecider` (per-tool rules of the
+  config); :func:`sink_rules` (the config's sensitive sinks, keyed by server and tool);
+- taint: :class:`ContextKey` (one client's conversation, the unit that untrusted output taints);
+- resources: :func:`wrap_uri`/:func:`unwrap_uri` (a server's resource uri in and out of the
+  gateway's ``stockade+resource://`` namespace).
+"""
 
 from ._approvers import ListApprover, TerminalApprover
 from ._backoff import Backoff

@@ -26,10 +26,12 @@ READ_TOOL = "resources/read"
 
 
 def wrap_uri(server: str, uri: str) -> str:
+    """The gateway uri under which the agent sees ``server``'s resource ``uri``."""
     return f"{SCHEME}://{server}/{quote(uri, safe='')}"
 
 
 def unwrap_uri(uri: str) -> tuple[str, str]:
+    """``(server, original uri)`` of a gateway uri; anything else raises :class:`NamespaceError`."""
     prefix = f"{SCHEME}://"
     if not uri.startswith(prefix):
         raise NamespaceError(
