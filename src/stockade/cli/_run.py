@@ -197,6 +197,7 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
             runsc = find_gvisor().runsc if spec.runtime == Runtime.GVISOR else None
         for lost in reap_leftovers(state, runsc, store):
             click.echo(f"stockade: cleaned leftovers of crashed run {lost} (marked lost)", err=True)
+        _authorise(policy, spec, store, audit, clock, server or "", workload, limits.kind)
         db = store_path or paths.run_store()
         handle = start_recorded(
             spec,
@@ -323,3 +324,36 @@ def _image_spec(  # noqa: PLR0917 (the run's whole context, passed once)
         err=True,
     )
     return spec, evidence, prepared.verified.reference
+
+
+def _authorise(  # noqa: PLR0917 (the run's context, passed once)
+    policy: Any,
+    spec: Any,
+    store: Any,
+    audit: Any,
+    clock: Any,
+    server: str,
+    workload: str,
+    kind: str,
+) -> None:
+    """The policy's delegated ``task`` and ``secret_access`` questions (docs/policy.md §5a); a
+    refusal is recorded as a refused run and ends the command."""
+    if policy is None:
+        return
+    from stockade.opa import OpaDenied, Questions, authorise_run, local_client
+    from stockade.sandbox import record_refused
+
+    questions = Questions.for_policy(policy, audit=audit, only=("task", "secret_access"))
+    if questions is None:
+        return
+    try:
+        authorise_run(
+            questions, client=local_client(), server=server, spec=spec, workload=workload, kind=kind
+        )
+    except OpaDenied as e:
+        record_refused(
+            e, clock=clock, store=store, audit=audit, workload=workload, kind=kind,
+            server=server or None, policy_hash=policy.effective_hash,
+            image_digest=spec.image_digest,
+        )  # fmt: skip
+        raise

@@ -7,6 +7,12 @@ the built-in decision. OPA unavailable, erroring, undefined or malformed denies 
 (:class:`stockade.opa.OpaDelegate` fails closed). Each OPA answer is audited as ``opa_decision`` and
 its reason travels in the decision the trace records. Without an ``opa:`` section, or with
 ``enabled: false``, the built-in engine alone decides.
+
+When the policy delegates ``server_access``, every call (and every listing) first asks whether this
+client may talk to this server at all: anything but allow denies the call and hides the server's
+tools. :class:`OpaLaunchGate` wraps the gateway's launcher and asks ``secret_access`` for each
+secret a server is granted before its sandbox is launched; a refusal means the server does not
+start.
 """
 
 from __future__ import annotations
@@ -16,19 +22,15 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from stockade.models import AuditSink, Category, Decision, ToolCall
-from stockade.opa import (
-    OpaDelegate,
-    OpaError,
-    OpaEvaluator,
-    OpaInput,
-    OpaServerEvaluator,
-    RegoEvaluator,
-)
+from stockade.opa import OpaDelegate, OpaDenied, OpaEvaluator, OpaInput, Questions, evaluator_for
 
+from ._config import ServerSpec
+from ._errors import DownstreamError
 from ._interceptors import DecisionContext, PolicyDecider
+from ._launcher import DownstreamProcess, Launcher
 from ._taint import ContextKey, TaintTracker
 
-__all__ = ["OpaDecider", "opa_decider_for"]
+__all__ = ["OpaDecider", "OpaLaunchGate", "opa_decider_for", "opa_launcher_for"]
 
 
 class OpaDecider:
@@ -43,6 +45,8 @@ class OpaDecider:
         digests: Mapping[str, str] | None = None,
         audit: AuditSink | None = None,
         taint: TaintTracker | None = None,
+        questions: Questions | None = None,
+        tool_call: bool = True,
     ) -> None:
         self._inner = inner
         self._delegate = delegate
@@ -50,6 +54,8 @@ class OpaDecider:
         self._digests = dict(digests or {})
         self._audit = audit
         self.taint = taint  # set to the gateway's tracker to send taint provenance to Rego
+        self._questions = questions  # server_access, when delegated
+        self._tool_call = tool_call  # False: only server_access is delegated
 
     def _categories(self, call: ToolCall, base: Decision) -> tuple[Category, ...]:
         cats: list[Category] = [base.category] if base.category is not None else []
@@ -77,9 +83,35 @@ class OpaDecider:
             policy_hash=str(getattr(self._policy, "effective_hash", "")),
         )
 
+    def server_access(
+        self, client: str, server: str, *, probe: bool, session: str = ""
+    ) -> Decision:
+        """May ``client`` talk to ``server`` at all? Allow unless ``server_access`` is delegated."""
+        if self._questions is None or not self._questions.delegates("server_access"):
+            return Decision.allow("server_access is not delegated to OPA", rule="builtin")
+        decision = self._questions.ask(
+            "server_access",
+            client=client,
+            server=server,
+            image_digest=self._digests.get(server),
+            session=session,
+            extra={"action": "list" if probe else "call"},
+            audit=not probe,
+        )
+        if decision.kind == "allow":
+            return decision
+        return Decision.deny(f"server access refused: {decision.reason}", rule=decision.rule)
+
     def __call__(self, call: ToolCall, context: DecisionContext) -> Decision:
         base = self._inner(call, context)
         if base.kind == "deny":
+            return base
+        access = self.server_access(
+            call.client, call.server, probe=context.probe, session=call.session
+        )
+        if access.kind != "allow":
+            return access
+        if not self._tool_call:
             return base
         opa = self._delegate.decide(self.opa_input(call, context, base))
         if self._audit is not None and not context.probe:
@@ -117,28 +149,68 @@ def opa_decider_for(
     evaluator: OpaEvaluator | None = None,
     digests: Mapping[str, str] | None = None,
 ) -> PolicyDecider:
-    """``inner`` unless the policy delegates ``tool_call`` to OPA; then an :class:`OpaDecider`.
+    """``inner`` unless the policy delegates ``tool_call`` or ``server_access`` to OPA; then an
+    :class:`OpaDecider`.
 
     The evaluator comes from the policy's ``opa:`` section (Rego modules beside the policy file,
     compiled now; or the OPA server URL with the section's timeout) unless one is given.
     """
     section = policy.doc.opa
-    if section is None or not section.delegates("tool_call"):
+    wanted = ("tool_call", "server_access")
+    if section is None or not any(section.delegates(q) for q in wanted):
         return inner
-    if evaluator is None:
-        if section.mode == "url":
-            evaluator = OpaServerEvaluator(section.url, timeout_s=section.timeout_s)
-        else:
-            from stockade.policy._opa import read_opa_modules
-
-            tree = {"opa": {"modules": list(section.modules)}}
-            modules, problems = read_opa_modules(tree, policy.file)
-            if problems:
-                raise OpaError(
-                    f"the policy's Rego modules cannot be used: {problems[0].what}",
-                    problems[0].fix,
-                )
-            evaluator = RegoEvaluator(modules)
+    evaluator = evaluator or evaluator_for(policy)
+    questions = Questions.for_policy(policy, audit=audit, evaluator=evaluator, only=wanted)
     return OpaDecider(
-        inner, OpaDelegate(evaluator, section.prefix), policy=policy, digests=digests, audit=audit
+        inner,
+        OpaDelegate(evaluator, section.prefix),
+        policy=policy,
+        digests=digests,
+        audit=audit,
+        questions=questions,
+        tool_call=section.delegates("tool_call"),
     )
+
+
+class OpaLaunchGate:
+    """A :class:`Launcher` that asks ``secret_access`` for each granted secret before launching.
+
+    The client is the gateway itself (``gateway``): the secret goes to the server's sandbox, not
+    to an agent. Anything but allow (or OPA failing) refuses the launch with OPA's reason.
+    """
+
+    def __init__(self, inner: Launcher, questions: Questions, client: str = "gateway") -> None:
+        self._inner = inner
+        self._questions = questions
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)  # launchers carry extras (run_ids, close, ...)
+
+    async def launch(self, server: ServerSpec) -> DownstreamProcess:
+        for secret in server.sandbox.secrets:
+            try:
+                self._questions.require(
+                    "secret_access",
+                    what=f"secret {secret!r} for server {server.name!r}",
+                    client=self._client,
+                    server=server.name,
+                    extra={"secret": secret, "purpose": "mount"},
+                )
+            except OpaDenied as e:
+                raise DownstreamError(e.what, e.fix) from e
+        return await self._inner.launch(server)
+
+
+def opa_launcher_for(
+    policy: Any,
+    inner: Launcher,
+    *,
+    audit: AuditSink | None = None,
+    evaluator: OpaEvaluator | None = None,
+) -> Launcher:
+    """``inner`` unless the policy delegates ``secret_access``; then an :class:`OpaLaunchGate`."""
+    questions = Questions.for_policy(
+        policy, audit=audit, evaluator=evaluator, only=("secret_access",)
+    )
+    return inner if questions is None else OpaLaunchGate(inner, questions)

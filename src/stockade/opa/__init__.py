@@ -7,17 +7,23 @@ unavailable, erroring, undefined or malformed means deny, with the reason in the
 from ._delegate import DEFAULT_PREFIX, OpaDelegate
 from ._evaluators import OpaError, OpaEvaluator, OpaServerEvaluator, RegoEvaluator, Undefined
 from ._input import QUESTIONS, OpaInput, Question, decision_from_answer
+from ._questions import OpaDenied, Questions, authorise_run, evaluator_for, local_client
 
 __all__ = [
     "DEFAULT_PREFIX",
     "QUESTIONS",
     "OpaDelegate",
+    "OpaDenied",
     "OpaError",
     "OpaEvaluator",
     "OpaInput",
     "OpaServerEvaluator",
     "Question",
+    "Questions",
     "RegoEvaluator",
     "Undefined",
+    "authorise_run",
     "decision_from_answer",
+    "evaluator_for",
+    "local_client",
 ]
