@@ -168,3 +168,22 @@ def test_server_annotations_never_lower_a_decision(tmp_path: Path) -> None:
     hinted = DecisionContext(tainted=False, exposed_name="mail__send_email", annotations=hints)
     assert decider(call, plain).kind == "require_approval"
     assert decider(call, hinted).kind == "require_approval"
+
+
+def test_the_unlisted_uri_opt_in_is_a_field_of_the_server_spec(tmp_path: Path) -> None:
+    text = POLICY + "    resources: {unlisted_uris: route}\n  - name: quiet\n    command: [node]\n"
+    by_name = {s.name: s for s in load_policy_for_gateway(write(tmp_path, text)).config.servers}
+    assert by_name["mail"].unlisted_uris == "route"
+    assert by_name["quiet"].unlisted_uris == "refuse"
+
+
+def test_the_stand_alone_format_takes_the_opt_in_and_refuses_other_values(tmp_path: Path) -> None:
+    base = "gateway:\n  servers:\n    - name: ev\n      command: [node]\n"
+    p = tmp_path / "gw.yaml"
+    p.write_text(base)
+    assert load_any(p)[0].servers[0].unlisted_uris == "refuse"
+    p.write_text(base + "      unlisted_uris: route\n")
+    assert load_any(p)[0].servers[0].unlisted_uris == "route"
+    p.write_text(base + "      unlisted_uris: guess\n")
+    with pytest.raises(StockadeError, match="unlisted_uris"):
+        load_any(p)

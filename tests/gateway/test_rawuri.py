@@ -30,10 +30,15 @@ class ReadDecider:
         return Decision.deny("that uri is not readable", rule="test.deny")
 
 
-def watch(tmp_path: Path, name: str, uri: str, template: str = "") -> ServerSpec:
+def watch(
+    tmp_path: Path, name: str, uri: str, template: str = "", *, unlisted: bool = False
+) -> ServerSpec:
     log = tmp_path / f"{name}.log"
     return ServerSpec(
-        name=name, command=(sys.executable, str(WATCH), uri, template, str(log)), call_timeout_s=10
+        name=name,
+        command=(sys.executable, str(WATCH), uri, template, str(log)),
+        call_timeout_s=10,
+        unlisted_uris="route" if unlisted else "refuse",
     )
 
 
@@ -225,14 +230,16 @@ def test_a_clients_own_raw_subscription_can_be_dropped_after_the_server_stops_li
     assert [e.data["server"] for e in sink.of_type("gateway.raw_uri_routed")] == ["watch"]
 
 
-class OptInDecider(ReadDecider):
-    """ReadDecider plus the operator's unlisted-uri opt-in for the servers named."""
+class NoReadsOn(ReadDecider):
+    """ReadDecider that denies every read (and listing probe) on the servers named."""
 
     def __init__(self, *servers: str) -> None:
         self.servers = frozenset(servers)
 
-    def unlisted_uri_servers(self, client: str) -> frozenset[str]:
-        return self.servers
+    def __call__(self, call: ToolCall, context: Any) -> Decision:
+        if call.server in self.servers:
+            return Decision.deny("no reads here", rule="test.no-reads")
+        return super().__call__(call, context)
 
 
 UNLISTED = "test://never-listed"
@@ -252,8 +259,8 @@ def test_an_unlisted_uri_goes_to_the_one_opted_in_server_audited_as_unlisted(
         seen["secret"] = await ask(gw, "resources/subscribe", SECRET)
         return seen
 
-    spec = [watch(tmp_path, "watch", URI), watch(tmp_path, "open", "test://open")]
-    seen, sink = run(tmp_path, spec, body, OptInDecider("open"))
+    spec = [watch(tmp_path, "watch", URI), watch(tmp_path, "open", "test://open", unlisted=True)]
+    seen, sink = run(tmp_path, spec, body)
     assert 'source="open:resources/read"' in seen["read"]["result"]["contents"][0]["text"]
     assert seen["sub"]["result"] == {}
     assert seen["unsub"]["result"] == {}
@@ -286,8 +293,11 @@ def test_an_unlisted_uri_with_two_opted_in_servers_reaches_neither(tmp_path: Pat
             await ask(gw, "resources/read", UNLISTED),
         ]
 
-    spec = [watch(tmp_path, "a", "test://a"), watch(tmp_path, "b", "test://b")]
-    answers, sink = run(tmp_path, spec, body, OptInDecider("a", "b"))
+    spec = [
+        watch(tmp_path, "a", "test://a", unlisted=True),
+        watch(tmp_path, "b", "test://b", unlisted=True),
+    ]
+    answers, sink = run(tmp_path, spec, body)
     for resp in answers:
         assert "several servers opt in to unlisted uris (a, b)" in resp["error"]["message"]
     assert downstream(tmp_path, "a") == []
@@ -296,29 +306,32 @@ def test_an_unlisted_uri_with_two_opted_in_servers_reaches_neither(tmp_path: Pat
     assert sink.of_type("gateway.raw_uri_routed") == []
 
 
-class Wrapping(ReadDecider):
-    """A decider wrapper that only tightens (as the OPA and veto deciders do), engine as _inner."""
-
-    def __init__(self, inner: ReadDecider) -> None:
-        self._inner = inner
-
-
 @pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
-def test_the_opt_in_is_found_through_deciders_that_wrap_the_engine(tmp_path: Path) -> None:
+def test_an_opted_in_server_whose_policy_denies_the_client_reads_is_no_candidate(
+    tmp_path: Path,
+) -> None:
     async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
         return await ask(gw, "resources/subscribe", UNLISTED)
 
-    spec = [watch(tmp_path, "watch", URI), watch(tmp_path, "open", "test://open")]
-    resp, sink = run(tmp_path, spec, body, Wrapping(Wrapping(OptInDecider("open"))))
+    spec = [
+        watch(tmp_path, "a", "test://a", unlisted=True),
+        watch(tmp_path, "b", "test://b", unlisted=True),
+    ]
+    resp, sink = run(tmp_path, spec, body, NoReadsOn("b"))
     assert resp["result"] == {}
-    assert downstream(tmp_path, "open") == [f"resources/subscribe {UNLISTED}"]
-    assert [e.data["unlisted"] for e in sink.of_type("gateway.raw_uri_routed")] == [True]
+    assert downstream(tmp_path, "a") == [f"resources/subscribe {UNLISTED}"]
+    assert downstream(tmp_path, "b") == []
+    assert [e.data["server"] for e in sink.of_type("gateway.raw_uri_routed")] == ["a"]
+    # the only opted-in server denies this client reads: refused as unknown, nothing reaches it
+    resp, _ = run(tmp_path, spec[1:], body, NoReadsOn("b"))
+    assert "unknown resource uri" in resp["error"]["message"]
+    assert downstream(tmp_path, "b") == []
 
 
-def test_a_plain_decider_without_the_opt_in_refuses_unlisted_uris(tmp_path: Path) -> None:
+def test_a_server_without_the_opt_in_refuses_unlisted_uris(tmp_path: Path) -> None:
     async def body(gw: Gateway, notes: list[dict[str, Any]]) -> dict[str, Any]:
         return await ask(gw, "resources/subscribe", UNLISTED)
 
-    resp, _ = run(tmp_path, [watch(tmp_path, "open", "test://open")], body, Wrapping(ReadDecider()))
+    resp, _ = run(tmp_path, [watch(tmp_path, "open", "test://open")], body)
     assert "unknown resource uri" in resp["error"]["message"]
     assert downstream(tmp_path, "open") == []

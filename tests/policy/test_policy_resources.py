@@ -1,5 +1,5 @@
 """The per-server ``resources:`` section: unlisted resource uris are refused unless the operator
-opts one server in (``unlisted_uris: route``); the gateway loader maps the opt-in per client."""
+opts one server in (``unlisted_uris: route``); the gateway loader maps the opt-in to its spec."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from _policy_helpers import MINIMAL, Writer, messages, valid
 
-from stockade.gateway import EngineDecider, load_policy_for_gateway
-from stockade.testing import FakeClock
+from stockade.gateway import load_policy_for_gateway
 
 OPTED = MINIMAL + "    resources: {unlisted_uris: route}\n"
 
@@ -35,36 +34,26 @@ def test_an_unknown_resources_value_or_key_is_an_error(check: Writer, section: s
     assert messages(result)
 
 
-def _decider(tmp_path: Path, text: str) -> EngineDecider:
+def _opt_ins(tmp_path: Path, text: str) -> dict[str, str]:
     (tmp_path / "server.js").write_text("")
     path = tmp_path / "policy.yaml"
     path.write_text(text)
-    return EngineDecider(load_policy_for_gateway(path).policy, FakeClock())
+    return {s.name: s.unlisted_uris for s in load_policy_for_gateway(path).config.servers}
 
 
 @pytest.mark.guarantee("gw-raw-uri-unlisted-opt-in")
-def test_the_gateway_loader_maps_the_opt_in_only_for_clients_granted_that_server(
-    tmp_path: Path,
-) -> None:
-    text = (
-        OPTED
-        + "  - name: t\n    command: [node, server.js]\n"
-        + "clients:\n  - name: agent\n    servers: [s, t]\n  - name: other\n    servers: [t]\n"
-    )
-    decider = _decider(tmp_path, text)
-    assert decider.unlisted_uri_servers("agent") == frozenset({"s"})
-    assert decider.unlisted_uri_servers("other") == frozenset()
-    assert decider.unlisted_uri_servers("stranger") == frozenset()
+def test_the_gateway_loader_maps_the_opt_in_to_each_server_spec(tmp_path: Path) -> None:
+    text = OPTED + "  - name: t\n    command: [node, server.js]\n"
+    assert _opt_ins(tmp_path, text) == {"s": "route", "t": "refuse"}
 
 
-def test_without_clients_every_opted_in_server_counts(tmp_path: Path) -> None:
+def test_several_opted_in_servers_stay_opted_in(tmp_path: Path) -> None:
     text = (
         OPTED
         + "  - name: t\n    command: [node, server.js]\n"
         + ("    resources: {unlisted_uris: route}\n")
     )
-    decider = _decider(tmp_path, text)
-    assert decider.unlisted_uri_servers("stdio") == frozenset({"s", "t"})  # ambiguous: refused
+    assert _opt_ins(tmp_path, text) == {"s": "route", "t": "route"}  # ambiguous at routing
 
 
 def test_the_default_leaves_the_effective_hash_as_it_was_and_the_opt_in_changes_it(

@@ -63,6 +63,11 @@ class ServerSpec(Frozen):
     sandbox: ServerSandbox = Field(default_factory=ServerSandbox)
     start: Literal["eager", "lazy"] = "eager"
     idle_stop_s: float | None = Field(default=None, gt=0, description="stop after idle seconds")
+    unlisted_uris: Literal["refuse", "route"] = Field(
+        default="refuse",
+        description="route a raw resource uri that no server offered to this server when it is "
+        "the only opted-in server whose policy could allow the read for the client (audited)",
+    )
 
     @field_validator("env")
     @classmethod

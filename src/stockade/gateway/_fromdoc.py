@@ -54,20 +54,6 @@ class EngineDecider:
             self._ctx = after
         return decision
 
-    def unlisted_uri_servers(self, client: str) -> frozenset[str]:
-        """Servers granted to ``client`` whose policy routes raw uris no server offered to them
-        (``resources: {unlisted_uris: route}``); the read is still decided per call."""
-        doc = self._policy.doc
-        return frozenset(
-            s.name
-            for s in doc.servers
-            if s.resources.unlisted_uris == "route"
-            and (
-                doc.clients is None
-                or any(c.name == client and s.name in c.servers for c in doc.clients)
-            )
-        )
-
     def listable(self, client: str, server: str, tool: str) -> bool:
         """Listing: the server is known and granted to the client, some rule matches the tool,
         and no matching rule denies it (argument checks and rate limits apply per call)."""
@@ -128,6 +114,7 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
                 tofu=entry.tofu,
                 package_tree=tree,
                 start=entry.start,
+                unlisted_uris=entry.resources.unlisted_uris,
                 sandbox=ServerSandbox(
                     binds=(*limits.binds, *code_binds),
                     memory_mb=limits.memory_mb,

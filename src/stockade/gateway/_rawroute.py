@@ -5,7 +5,8 @@ that one, that offered it to this client (in ``resources/list`` or through one o
 Two servers offering the same URI, or none, is refused: the gateway never guesses a server, so
 one server's URI never reaches another server. The one exception is an operator's explicit opt-in
 (``resources: {unlisted_uris: route}`` on a server): a URI that *no* server offered goes to the
-single opted-in server granted to the client; two opted-in servers are ambiguous and refused.
+single opted-in server whose policy could allow the read for the client; two are ambiguous and
+refused.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from stockade.textsafe import safe_text
 
@@ -23,7 +23,6 @@ __all__ = [
     "MAX_TEMPLATE",
     "RawUriError",
     "ResourceOffer",
-    "UnlistedRouting",
     "route_raw",
     "route_raw_or_unlisted",
     "template_matches",
@@ -105,19 +104,13 @@ def route_raw(uri: str, offers: Mapping[str, ResourceOffer]) -> str:
     return owners[0]
 
 
-@runtime_checkable
-class UnlistedRouting(Protocol):
-    """A decider that knows which servers the operator opted in to unlisted-uri routing."""
-
-    def unlisted_uri_servers(self, client: str) -> frozenset[str]: ...
-
-
 def route_raw_or_unlisted(
     uri: str, offers: Mapping[str, ResourceOffer], opted_in: Set[str]
 ) -> tuple[str, bool]:
     """(server, unlisted): the offering server as :func:`route_raw`; a URI that no server offered
-    goes to the one server in ``opted_in`` (servers granted to this client whose policy sets
-    ``unlisted_uris: route``). Several offering servers, or several opted-in ones, are refused."""
+    goes to the one server in ``opted_in`` (servers whose spec sets ``unlisted_uris: route`` and
+    whose policy could allow the read for this client). Several offering servers, or several
+    opted-in ones, are refused."""
     try:
         return route_raw(uri, offers), False
     except RawUriError:

@@ -13,7 +13,7 @@ from ._errors import DownstreamError, NamespaceError
 from ._interceptors import DecisionContext
 from ._jsonrpc import INVALID_PARAMS, error_response, result_response
 from ._lifecycle import ServerLifecycle
-from ._rawroute import RawUriError, ResourceOffer, UnlistedRouting, route_raw_or_unlisted
+from ._rawroute import RawUriError, ResourceOffer, route_raw_or_unlisted
 from ._resources import READ_TOOL, SCHEME, list_entry, unwrap_uri
 
 __all__ = ["ResourceSurface"]
@@ -210,7 +210,7 @@ class ResourceSurface(ServerLifecycle):
                     uri, await self._raw_offers(client), self._unlisted_servers(client)
                 )
                 if unlisted:
-                    self._check_unlisted(server, client, uri)
+                    self._check_unlisted(server, uri)
             except RawUriError as e:
                 self._audit.append(
                     "gateway.raw_uri_refused",
@@ -225,30 +225,25 @@ class ResourceSurface(ServerLifecycle):
         return server, uri  # a raw uri is the server's own uri
 
     def _unlisted_servers(self, client: str) -> frozenset[str]:
-        """Servers granted to ``client`` whose policy opts in to unlisted uris (counted from the
-        policy alone, so a stopped server never makes another one the only candidate)."""
-        decider: object = self._decider
-        for _ in range(8):  # wrappers that only tighten (OPA, veto) keep the engine as _inner
-            if isinstance(decider, UnlistedRouting):
-                return decider.unlisted_uri_servers(client or "anonymous")
-            decider = getattr(decider, "_inner", None)
-        return frozenset()  # no policy engine: no opt-in
+        """Servers whose spec opts in to unlisted uris and whose policy could allow the read for
+        ``client`` (counted from configuration and policy alone, so a stopped server never makes
+        another one the only candidate)."""
+        return frozenset(
+            name
+            for name, session in self.sessions.items()
+            if session.spec.unlisted_uris == "route" and self._listable(client, name, READ_TOOL)
+        )
 
-    def _check_unlisted(self, server: str, client: str, uri: str) -> None:
-        """The opted-in server must be running, serve resources and be one whose policy could
-        allow the read; the read itself is still decided by the policy afterwards."""
+    def _check_unlisted(self, server: str, uri: str) -> None:
+        """The opted-in server must be running and serve resources; the read itself is still
+        decided by the policy afterwards."""
         session = self.sessions.get(server)
-        if (
-            session is None
-            or not session.running
-            or "resources" not in session.capabilities
-            or not self._listable(client, server, READ_TOOL)
-        ):
+        if session is None or not session.running or "resources" not in session.capabilities:
             shown = safe_text(uri, single_line=True, limit=80)
             raise RawUriError(
-                f"unlisted resource uri {shown!r}: server {server!r} opts in but is not running, "
-                "serves no resources, or its policy denies resource reads to this client",
-                "start the server, or allow resources/read for this client in its policy",
+                f"unlisted resource uri {shown!r}: server {server!r} opts in but is not running "
+                "or serves no resources",
+                "start the server, or leave resources.unlisted_uris unset",
             )
 
     async def _raw_offers(self, client: str) -> dict[str, ResourceOffer]:
