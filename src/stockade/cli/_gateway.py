@@ -357,7 +357,12 @@ def gateway(
             if anonymous is not None:
                 click.echo(f"stockade: warning: UNSAFE: no auth, acting as {client}", err=True)
             transport = HttpTransport(
-                gw, host=host, port=port, tokens=tokens, unsafe_no_auth_client=anonymous
+                gw,
+                host=host,
+                port=port,
+                tokens=tokens,
+                unsafe_no_auth_client=anonymous,
+                channel=channel,
             )
             click.echo(f"stockade: gateway listening on http://{host}:{port}/mcp", err=True)
             asyncio.run(_with_watch(serve_http(gw, transport, host), watch))

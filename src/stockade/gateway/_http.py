@@ -13,6 +13,14 @@
 * A ``tools/call`` that names a ``progressToken`` from a client accepting ``text/event-stream`` is
   answered as an SSE stream carrying that call's own progress and then its response; every other
   answer is JSON. Server log messages reach stdio clients only.
+* Elicitation (2025-11-25 sessions, with an :class:`ElicitationChannel`): a ``tools/call`` of a
+  session whose client declared ``elicitation`` at ``initialize`` and accepts
+  ``text/event-stream`` is answered as an SSE stream; an approval question for that call travels
+  on it as an ``elicitation/create`` request (an id of ours, unguessable). The client answers with
+  a POST carrying the JSON-RPC response in the same session; a response that answers none of that
+  session's open questions (another session's, a forged or a replayed id) is refused with 400.
+  No answer within the bound denies. 2026-07-28 calls are asked through ``input_required``
+  results instead (see :mod:`stockade.approvals._rounds`).
 * ``unsafe_no_auth_client`` (``--unsafe-no-auth``, for conformance testing only): a request with no
   ``Authorization`` header is taken as that client; a wrong token is still refused. Recorded in
   the audit log when the transport is made, and on every unauthenticated request.
@@ -21,6 +29,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -34,13 +43,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from stockade.approvals import ElicitationChannel, client_modes
 from stockade.errors import StockadeError
 from stockade.textsafe import safe_text
 
 from ._errors import ConfigError
 from ._gateway import MODERN_VERSION, SUPPORTED_VERSIONS, VERSION_META, Gateway
 from ._jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response, parse_message
-from ._stdio import idle_ticker
+from ._stdio import ClientRequests, idle_ticker
 
 __all__ = ["HttpTransport", "check_bind", "serve_http"]
 
@@ -82,6 +92,7 @@ class HttpTransport:
         port: int,
         tokens: Mapping[str, str],
         unsafe_no_auth_client: str | None = None,
+        channel: ElicitationChannel | None = None,
     ) -> None:
         check_bind(host, port)
         if not tokens and unsafe_no_auth_client is None:
@@ -110,6 +121,10 @@ class HttpTransport:
         self._sessions: dict[str, str] = {}
         self._streams: set[asyncio.Queue[dict[str, Any]]] = set()
         self._inflight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any] | None]] = {}
+        self._channel = channel
+        # Per session: the capabilities declared at initialize, and our open questions to it.
+        self._caps: dict[str, dict[str, Any]] = {}
+        self._asks: dict[str, ClientRequests] = {}
         gateway.set_notifier(self._broadcast)
         self.app = Starlette(
             routes=[Route("/mcp", self._endpoint, methods=["GET", "POST", "DELETE"])]
@@ -166,9 +181,37 @@ class HttpTransport:
         if request.method == "DELETE":
             if sid is None or self._sessions.get(sid) != client:
                 return Response(status_code=404)
-            del self._sessions[sid]
+            self._forget_session(sid)
             return Response(status_code=204)
         return await self._post(request, client, sid)
+
+    def _forget_session(self, sid: str) -> None:
+        self._sessions.pop(sid, None)
+        self._caps.pop(sid, None)
+        self._asks.pop(sid, None)
+
+    def _answer(self, client: str, sid: str | None, msg: dict[str, Any]) -> Response:
+        """A JSON-RPC response from the client: it must answer an open question of its session."""
+        asks = self._asks.get(sid) if sid is not None else None
+        if asks is None or not asks.resolve(msg):
+            self.gateway.record(
+                "gateway.elicitation_refused",
+                {"client": client, "why": "answers no open question of this session"},
+            )
+            why = "no open request of this session has that id"
+            err = error_response(None, INVALID_REQUEST, why)
+            return JSONResponse(err, 400)
+        return Response(status_code=202)
+
+    def _elicits(self, request: Request, msg: dict[str, Any], sid: str | None) -> bool:
+        """A session call whose client may be asked (declared elicitation, reads SSE)."""
+        return (
+            self._channel is not None
+            and sid is not None
+            and msg.get("method") == "tools/call"
+            and bool(client_modes(self._caps.get(sid)))
+            and "text/event-stream" in request.headers.get("accept", "")
+        )
 
     def _cancel(self, client: str, sid: str | None, params: object) -> None:
         """``notifications/cancelled`` reaches only a request of the same client and session."""
@@ -184,16 +227,26 @@ class HttpTransport:
         client: str,
         key: tuple[str, str, str] | None,
         headers: dict[str, str],
+        sid: str | None = None,
     ) -> Response:
         """Answer a call that asked for progress as an SSE stream: its own progress, then the
-        response. Nothing else travels on it, so no other call's notes can reach this client."""
+        response. Nothing else travels on it, so no other call's notes can reach this client.
+        With ``sid`` (a session whose client may be asked) the call's approval questions travel
+        on it too, as ``elicitation/create`` requests."""
         notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_STREAM_QUEUE)
 
         async def note(m: dict[str, Any]) -> None:
             if not notes.full():  # a client that does not read loses progress, not memory
                 notes.put_nowait(m)
 
-        task = asyncio.ensure_future(self.gateway.handle(msg, client=client, notify=note))
+        handling = self.gateway.handle(msg, client=client, notify=note)
+        asks = self._asks.get(sid) if sid is not None else None
+        if sid is not None and asks is not None and self._channel is not None:
+            ask = functools.partial(asks.request, send=notes.put)  # bounded by its timeout
+            with self._channel.per_call(ask, self._caps.get(sid)):
+                task = asyncio.ensure_future(handling)  # the task keeps the call's connection
+        else:
+            task = asyncio.ensure_future(handling)
         if key is not None:
             self._inflight[key] = task
 
@@ -290,9 +343,13 @@ class HttpTransport:
         elif msg.get("method") == "initialize":
             sid = secrets.token_urlsafe(24)
             if len(self._sessions) >= _MAX_SESSIONS:  # oldest first: dicts keep insertion order
-                self._sessions.pop(next(iter(self._sessions)))
+                self._forget_session(next(iter(self._sessions)))
             self._sessions[sid] = client
             headers["Mcp-Session-Id"] = sid
+            caps = params.get("capabilities") if isinstance(params, dict) else None
+            if self._channel is not None and isinstance(caps, dict):
+                self._caps[sid] = caps
+                self._asks[sid] = ClientRequests(_no_stream)
         elif sid is None:
             return JSONResponse(
                 error_response(msg.get("id"), INVALID_REQUEST, "missing Mcp-Session-Id"), 400
@@ -302,10 +359,14 @@ class HttpTransport:
                 error_response(msg.get("id"), INVALID_REQUEST, "unknown session"), 404
             )
         rid = msg.get("id")
+        if "method" not in msg and self._channel is not None:
+            return self._answer(client, sid, msg)
         if msg.get("method") == "notifications/cancelled":
             self._cancel(client, sid, msg.get("params"))
             return Response(status_code=202, headers=headers)
         key = (client, sid or "", json.dumps(rid)) if isinstance(rid, (str, int)) else None
+        if self._elicits(request, msg, sid):
+            return self._progress_stream(msg, client, key, headers, sid)
         if _wants_progress(request, msg):
             return self._progress_stream(msg, client, key, headers)
         task = asyncio.ensure_future(self.gateway.handle(msg, client=client))
@@ -332,6 +393,13 @@ class HttpTransport:
             media_type="application/json",
             headers=headers,
         )
+
+
+async def _no_stream(msg: dict[str, Any]) -> None:
+    raise ConfigError(
+        "a question to an HTTP client needs the call's response stream",
+        "ask through ElicitationChannel.per_call",
+    )
 
 
 def _sse(msg: dict[str, Any]) -> bytes:

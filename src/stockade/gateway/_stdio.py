@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,7 +31,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class ClientRequests:
-    """Server->client requests on one connection: ids of our own, each wait bounded."""
+    """Server->client requests of one connection (stdio) or session (HTTP): ids of our own,
+    unguessable and single use, each wait bounded."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
@@ -38,15 +40,18 @@ class ClientRequests:
         self._next = 0
 
     async def request(
-        self, method: str, params: dict[str, Any], timeout_s: float
+        self, method: str, params: dict[str, Any], timeout_s: float, *, send: Send | None = None
     ) -> dict[str, Any]:
+        """Send a request (on ``send``, else the connection's) and wait for its answer."""
         self._next += 1
-        rid = f"stockade-{self._next}"
+        rid = f"stockade-{self._next}-{secrets.token_hex(8)}"
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
+        msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
         try:
-            await self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-            return await asyncio.wait_for(fut, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await (send or self._send)(msg)
+                return await fut
         except TimeoutError:
             raise ElicitationFailed(
                 f"no answer to {method} within {timeout_s:g}s", "answer the request sooner"

@@ -1,0 +1,333 @@
+"""Elicitation over Streamable HTTP (2025-11-25 sessions): the question travels on the call's SSE
+stream; the answer comes back as a POST of the same session, matched by our own request id.
+
+The real gateway and :class:`HttpTransport` are served by uvicorn on a loopback port in front of
+the SDK echo server; the decider asks for a config_change approval, or an exfiltration approval
+when the message starts with ``leak``. The policy side lets config_change be asked in form mode and
+operator-only categories in URL mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+import uvicorn
+from mcp import Client, types
+from mcp.client.streamable_http import streamable_http_client
+
+from stockade.approvals import (
+    OPERATOR_ONLY,
+    ApprovalStore,
+    ElicitationChannel,
+    ElicitMode,
+    State,
+    StoreApprover,
+)
+from stockade.gateway import (
+    Gateway,
+    GatewayConfig,
+    HttpTransport,
+    PinStore,
+    ServerSpec,
+    SubprocessLauncher,
+)
+from stockade.models import Category, Decision, SystemClock, ToolCall
+from stockade.testing import MemoryAuditSink
+
+pytestmark = pytest.mark.slow
+
+ECHO = Path(__file__).parent / "servers" / "sdk_echo.py"
+TOKEN = "alice-token-0123456789abcdef"  # noqa: S105 - a test credential
+TOKEN_B = "bob-token-0123456789abcdef01"  # noqa: S105 - a test credential
+PAGE = "http://127.0.0.1:9/approvals"
+FORM: frozenset[ElicitMode] = frozenset({"form"})
+URL: frozenset[ElicitMode] = frozenset({"url"})
+
+
+def decider(call: ToolCall, context: Any) -> Decision:
+    if str(call.arguments.get("message", "")).startswith("leak"):
+        return Decision.require_approval("sends data out", Category.EXFILTRATION, rule="t")
+    return Decision.require_approval("changes config", Category.CONFIG_CHANGE, rule="t")
+
+
+@dataclass
+class Served:
+    url: str
+    store: ApprovalStore
+    sink: MemoryAuditSink
+
+
+@asynccontextmanager
+async def serve(
+    tmp_path: Path, *, approval_s: float = 4.0, ask_s: float = 10.0
+) -> AsyncIterator[Served]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    clock = SystemClock()
+    sink = MemoryAuditSink()
+    store = ApprovalStore(tmp_path / "runs.db", audit=sink)
+    channel = ElicitationChannel(
+        store,
+        clock,
+        allowed=lambda c: URL if c in OPERATOR_ONLY else FORM,
+        page_url=PAGE,
+        timeout_s=ask_s,
+    )
+    approver = StoreApprover(
+        store,
+        clock,
+        policy_hash=lambda: "sha256:" + "a" * 64,
+        timeout_for=lambda c: approval_s,
+        poll_s=0.05,
+        margin_s=0.5,
+        channel=channel,
+    )
+    spec = ServerSpec(name="cfg", command=(sys.executable, str(ECHO)), tofu=True)
+    gw = Gateway(
+        GatewayConfig(servers=(spec,), clients=("alice", "bob"), approval_timeout_s=approval_s),
+        pins=PinStore(tmp_path / "pins"),
+        launcher=SubprocessLauncher(),
+        decider=decider,
+        approver=approver,
+        audit=sink,
+        clock=clock,
+    )
+    t = HttpTransport(
+        gw,
+        host="127.0.0.1",
+        port=port,
+        tokens={"alice": TOKEN, "bob": TOKEN_B},
+        channel=channel,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(t.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    await asyncio.wait_for(gw.start(), 30)
+    serving = asyncio.ensure_future(server.serve())
+    try:
+        for _ in range(500):  # bounded wait for uvicorn to listen
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        yield Served(f"http://127.0.0.1:{port}/mcp", store, sink)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        await gw.close()
+
+
+def sdk_call(
+    tmp_path: Path, answer: str | None, message: str, **kw: Any
+) -> tuple[types.CallToolResult, list[dict[str, Any]], list[Any]]:
+    asked: list[dict[str, Any]] = []
+
+    async def on_elicit(context: Any, params: Any) -> types.ElicitResult | types.ErrorData:
+        asked.append(params.model_dump(by_alias=True, exclude_none=True))
+        if answer == "accept":
+            return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="decline")
+
+    async def go() -> tuple[types.CallToolResult, list[Any]]:
+        async with serve(tmp_path, **kw) as srv:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            async with (
+                httpx2.AsyncClient(headers=auth, timeout=30) as http,
+                Client(
+                    streamable_http_client(srv.url, http_client=http),
+                    mode="legacy",
+                    read_timeout_seconds=30,
+                    elicitation_callback=on_elicit if answer is not None else None,
+                ) as client,
+            ):
+                await client.list_tools()
+                result = await client.call_tool("cfg__echo", {"message": message})
+            return result, srv.store.list(now=SystemClock().now())
+
+    result, requests = asyncio.run(asyncio.wait_for(go(), 90))
+    return result, asked, requests
+
+
+def text(result: types.CallToolResult) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+@pytest.mark.guarantee("apr-elicit-http")
+def test_a_form_accept_over_http_approves_a_config_change_and_the_tool_runs(
+    tmp_path: Path,
+) -> None:
+    result, asked, requests = sdk_call(tmp_path, "accept", "hello")
+    assert [a["mode"] for a in asked] == ["form"]
+    assert not result.is_error, text(result)
+    assert "Echo: hello" in text(result)
+    (req,) = requests
+    assert (req.state, req.channel, req.decided_by) == (
+        State.CONSUMED,
+        "elicitation",
+        "client:alice",
+    )
+
+
+@pytest.mark.guarantee("apr-elicit-http")
+def test_a_form_decline_over_http_denies_the_call(tmp_path: Path) -> None:
+    result, asked, requests = sdk_call(tmp_path, "decline", "hello")
+    assert len(asked) == 1
+    assert result.is_error
+    assert "form elicitation: decline" in text(result)
+    assert [r.state for r in requests] == [State.DENIED]
+
+
+@pytest.mark.guarantee("apr-elicit-http")
+def test_an_exfiltration_call_over_http_gets_only_url_mode_and_the_answer_decides_nothing(
+    tmp_path: Path,
+) -> None:
+    result, asked, requests = sdk_call(tmp_path, "accept", "leak it", approval_s=3.0)
+    assert [a["mode"] for a in asked] == ["url"]
+    assert asked[0]["url"].startswith(PAGE + "/#req-apr_")
+    assert result.is_error
+    assert [r.state for r in requests] == [State.EXPIRED]
+
+
+@pytest.mark.guarantee("apr-elicit-channel-capability")
+def test_an_http_client_without_the_capability_is_never_asked(tmp_path: Path) -> None:
+    result, asked, requests = sdk_call(tmp_path, None, "hello", approval_s=3.0)
+    assert asked == []
+    assert result.is_error
+    assert [r.state for r in requests] == [State.EXPIRED]
+
+
+# -- the answer's path, raw: only the asking session's own open question may be answered -------
+
+
+def headers(token: str = TOKEN, sid: str | None = None, **extra: str) -> dict[str, str]:
+    h = {
+        "authorization": f"Bearer {token}",
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        **extra,
+    }
+    if sid is not None:
+        h["mcp-session-id"] = sid
+    return h
+
+
+async def session(c: httpx.AsyncClient, url: str, token: str = TOKEN) -> str:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"elicitation": {"form": {}}},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    }
+    r = await c.post(url, json=init, headers=headers(token))
+    assert r.status_code == 200, r.text
+    return r.headers["mcp-session-id"]
+
+
+def reply(rid: object, approve: bool = True) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": rid,
+        "result": {"action": "accept", "content": {"approve": approve}},
+    }
+
+
+async def events(stream: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    async for line in stream.aiter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[6:])
+
+
+@pytest.mark.guarantee("apr-elicit-http-answer-bound")
+def test_an_answer_from_another_session_or_a_forged_or_replayed_id_is_refused(
+    tmp_path: Path,
+) -> None:
+    async def go() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with serve(tmp_path) as srv, httpx.AsyncClient(timeout=30) as c:
+            mine = await session(c, srv.url)
+            other = await session(c, srv.url)  # the same client, another session
+            bobs = await session(c, srv.url, TOKEN_B)
+            call = {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "tools/call",
+                "params": {"name": "cfg__echo", "arguments": {"message": "hi"}},
+            }
+            async with c.stream("POST", srv.url, json=call, headers=headers(sid=mine)) as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                messages = events(stream)
+                question = await asyncio.wait_for(anext(messages), 20)
+                assert question["method"] == "elicitation/create"
+                rid = question["id"]
+                attempts = {
+                    "other session": (headers(sid=other), reply(rid)),
+                    "other client": (headers(TOKEN_B, sid=bobs), reply(rid)),
+                    "forged id": (headers(sid=mine), reply("stockade-1")),
+                    "no session": (headers(), reply(rid)),
+                }
+                for name, (h, body) in attempts.items():
+                    seen[name] = (await c.post(srv.url, json=body, headers=h)).status_code
+                seen["pending"] = srv.store.list(now=SystemClock().now())[0].state
+                seen["answer"] = (
+                    await c.post(srv.url, json=reply(rid), headers=headers(sid=mine))
+                ).status_code
+                seen["replay"] = (
+                    await c.post(srv.url, json=reply(rid, False), headers=headers(sid=mine))
+                ).status_code
+                seen["final"] = await asyncio.wait_for(anext(messages), 20)
+            seen["refusals"] = [
+                e for e in srv.sink.events if e.type == "gateway.elicitation_refused"
+            ]
+        return seen
+
+    seen = asyncio.run(asyncio.wait_for(go(), 90))
+    assert seen["other session"] == 400
+    assert seen["other client"] in (400, 404)
+    assert seen["forged id"] == 400
+    assert seen["no session"] == 400
+    assert seen["pending"] == State.PENDING
+    assert seen["answer"] == 202
+    assert seen["replay"] == 400
+    assert seen["final"]["id"] == 7
+    assert not seen["final"]["result"].get("isError"), seen["final"]
+    assert len(seen["refusals"]) >= 3
+
+
+@pytest.mark.guarantee("apr-elicit-http")
+def test_an_unanswered_question_over_http_denies_within_the_bound(tmp_path: Path) -> None:
+    async def go() -> dict[str, Any]:
+        async with serve(tmp_path, ask_s=1.0) as srv, httpx.AsyncClient(timeout=30) as c:
+            sid = await session(c, srv.url)
+            call = {
+                "jsonrpc": "2.0",
+                "id": 9,
+                "method": "tools/call",
+                "params": {"name": "cfg__echo", "arguments": {"message": "hi"}},
+            }
+            async with c.stream("POST", srv.url, json=call, headers=headers(sid=sid)) as stream:
+                got = [m async for m in events(stream)]
+            late = await c.post(srv.url, json=reply(got[0]["id"]), headers=headers(sid=sid))
+            return {"got": got, "late": late.status_code}
+
+    seen = asyncio.run(asyncio.wait_for(go(), 90))
+    question, final = seen["got"]
+    assert question["method"] == "elicitation/create"
+    assert final["id"] == 9
+    assert final["result"]["isError"]
+    assert "form elicitation: error" in final["result"]["content"][0]["text"]
+    assert seen["late"] == 400
