@@ -128,8 +128,11 @@ async def serve(
         await gw.close()
 
 
+ERAS = pytest.mark.parametrize("era", ["legacy", "2026-07-28"])
+
+
 def sdk_call(
-    tmp_path: Path, answer: str | None, message: str, **kw: Any
+    tmp_path: Path, answer: str | None, message: str, era: str = "legacy", **kw: Any
 ) -> tuple[types.CallToolResult, list[dict[str, Any]], list[Any]]:
     asked: list[dict[str, Any]] = []
 
@@ -146,7 +149,7 @@ def sdk_call(
                 httpx2.AsyncClient(headers=auth, timeout=30) as http,
                 Client(
                     streamable_http_client(srv.url, http_client=http),
-                    mode="legacy",
+                    mode=era,
                     read_timeout_seconds=30,
                     elicitation_callback=on_elicit if answer is not None else None,
                 ) as client,
@@ -164,10 +167,11 @@ def text(result: types.CallToolResult) -> str:
 
 
 @pytest.mark.guarantee("apr-elicit-http")
+@ERAS
 def test_a_form_accept_over_http_approves_a_config_change_and_the_tool_runs(
-    tmp_path: Path,
+    tmp_path: Path, era: str
 ) -> None:
-    result, asked, requests = sdk_call(tmp_path, "accept", "hello")
+    result, asked, requests = sdk_call(tmp_path, "accept", "hello", era)
     assert [a["mode"] for a in asked] == ["form"]
     assert not result.is_error, text(result)
     assert "Echo: hello" in text(result)
@@ -180,8 +184,9 @@ def test_a_form_accept_over_http_approves_a_config_change_and_the_tool_runs(
 
 
 @pytest.mark.guarantee("apr-elicit-http")
-def test_a_form_decline_over_http_denies_the_call(tmp_path: Path) -> None:
-    result, asked, requests = sdk_call(tmp_path, "decline", "hello")
+@ERAS
+def test_a_form_decline_over_http_denies_the_call(tmp_path: Path, era: str) -> None:
+    result, asked, requests = sdk_call(tmp_path, "decline", "hello", era)
     assert len(asked) == 1
     assert result.is_error
     assert "form elicitation: decline" in text(result)
@@ -189,10 +194,11 @@ def test_a_form_decline_over_http_denies_the_call(tmp_path: Path) -> None:
 
 
 @pytest.mark.guarantee("apr-elicit-http")
+@ERAS
 def test_an_exfiltration_call_over_http_gets_only_url_mode_and_the_answer_decides_nothing(
-    tmp_path: Path,
+    tmp_path: Path, era: str
 ) -> None:
-    result, asked, requests = sdk_call(tmp_path, "accept", "leak it", approval_s=3.0)
+    result, asked, requests = sdk_call(tmp_path, "accept", "leak it", era, approval_s=3.0)
     assert [a["mode"] for a in asked] == ["url"]
     assert asked[0]["url"].startswith(PAGE + "/#req-apr_")
     assert result.is_error
@@ -331,3 +337,48 @@ def test_an_unanswered_question_over_http_denies_within_the_bound(tmp_path: Path
     assert final["result"]["isError"]
     assert "form elicitation: error" in final["result"]["content"][0]["text"]
     assert seen["late"] == 400
+
+
+@pytest.mark.guarantee("apr-mrtr-served")
+def test_over_http_a_2026_state_opens_only_for_its_own_client_and_intact(tmp_path: Path) -> None:
+    def call(retry: dict[str, Any] | None = None) -> dict[str, Any]:
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+        }
+        params = {"name": "cfg__echo", "arguments": {"message": "hi"}, "_meta": meta}
+        return {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {**params, **(retry or {})},
+        }
+
+    async def go() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with serve(tmp_path) as srv, httpx.AsyncClient(timeout=30) as c:
+            modern = {"mcp-protocol-version": "2026-07-28"}
+            first = (await c.post(srv.url, json=call(), headers=headers(**modern))).json()
+            seen["first"] = first["result"]
+            state = first["result"]["requestState"]
+            good = {
+                "requestState": state,
+                "inputResponses": {"stockade_approval": reply(0)["result"]},
+            }
+            bad = {**good, "requestState": state[:-2] + ("AA" if state[-2:] != "AA" else "BB")}
+            for name, token, retry in (("bob", TOKEN_B, good), ("tampered", TOKEN, bad)):
+                r = await c.post(srv.url, json=call(retry), headers=headers(token, **modern))
+                seen[name] = r.json()["result"]
+            seen["pending"] = srv.store.list(now=SystemClock().now())[0].state
+            r = await c.post(srv.url, json=call(good), headers=headers(**modern))
+            seen["good"] = r.json()["result"]
+        return seen
+
+    seen = asyncio.run(asyncio.wait_for(go(), 90))
+    assert seen["first"]["resultType"] == "input_required"
+    assert seen["bob"]["isError"]
+    assert "another client" in seen["bob"]["content"][0]["text"]
+    assert seen["tampered"]["isError"]
+    assert "altered" in seen["tampered"]["content"][0]["text"]
+    assert seen["pending"] == State.PENDING
+    assert not seen["good"].get("isError"), seen["good"]

@@ -1,4 +1,7 @@
-"""The MCP SDK client's elicitation callback answers stockade's approval questions over stdio.
+"""The MCP SDK client's elicitation callback answers stockade's approval questions over stdio,
+in both protocol eras: 2025-11-25 (``initialize``, then ``elicitation/create`` from the gateway)
+and 2026-07-28 (the ``tools/call`` is answered with ``input_required``; the SDK retries it with the
+answer and the sealed ``requestState``).
 
 A small driver serves the real gateway (``serve_stdio`` with an :class:`ElicitationChannel` hooked
 into a ``StoreApprover``) in front of the SDK echo server; the policy allows form mode for
@@ -61,8 +64,11 @@ asyncio.run(main())
 """
 
 
+ERAS = pytest.mark.parametrize("era", ["legacy", "2026-07-28"])
+
+
 def run(
-    tmp_path: Path, answer: str | None, message: str, modes: str = "form"
+    tmp_path: Path, answer: str | None, message: str, modes: str = "form", era: str = "legacy"
 ) -> tuple[types.CallToolResult, list[dict[str, Any]]]:
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
@@ -84,7 +90,7 @@ def run(
         async with Client(
             params,
             read_timeout_seconds=30,
-            mode="legacy",  # the 2025-11-25 initialize era: the modern flow is not wired yet
+            mode=era,  # legacy: initialize + elicitation/create; 2026-07-28: input_required
             elicitation_callback=on_elicit if answer is not None else None,
         ) as client:
             await client.list_tools()
@@ -97,24 +103,29 @@ def text(result: types.CallToolResult) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
-def test_a_form_accept_from_the_sdk_client_approves_a_config_change_call(tmp_path: Path) -> None:
-    result, asked = run(tmp_path, "accept", "hello")
+@ERAS
+def test_a_form_accept_from_the_sdk_client_approves_a_config_change_call(
+    tmp_path: Path, era: str
+) -> None:
+    result, asked = run(tmp_path, "accept", "hello", era=era)
     assert len(asked) == 1
     assert asked[0]["mode"] == "form"
     assert not result.is_error, text(result)
     assert "hello" in text(result)
 
 
-def test_a_form_decline_from_the_sdk_client_denies_the_call(tmp_path: Path) -> None:
-    result, asked = run(tmp_path, "decline", "hello")
+@ERAS
+def test_a_form_decline_from_the_sdk_client_denies_the_call(tmp_path: Path, era: str) -> None:
+    result, asked = run(tmp_path, "decline", "hello", era=era)
     assert len(asked) == 1
     assert result.is_error
     assert "form elicitation" in text(result)
 
 
 @pytest.mark.guarantee("apr-elicit-channel-operator-only")
-def test_a_form_accept_never_approves_an_exfiltration_call(tmp_path: Path) -> None:
-    result, asked = run(tmp_path, "accept", "leak it")
+@ERAS
+def test_a_form_accept_never_approves_an_exfiltration_call(tmp_path: Path, era: str) -> None:
+    result, asked = run(tmp_path, "accept", "leak it", era=era)
     assert [a.get("mode") for a in asked] == ["url"]
     assert asked[0]["url"].startswith("http://127.0.0.1:9/approvals/#req-apr_")
     assert "token" not in asked[0]["url"]
@@ -123,7 +134,8 @@ def test_a_form_accept_never_approves_an_exfiltration_call(tmp_path: Path) -> No
 
 
 @pytest.mark.guarantee("apr-elicit-channel-capability")
-def test_a_client_without_the_capability_gets_no_elicitation(tmp_path: Path) -> None:
-    result, asked = run(tmp_path, None, "hello")
+@ERAS
+def test_a_client_without_the_capability_gets_no_elicitation(tmp_path: Path, era: str) -> None:
+    result, asked = run(tmp_path, None, "hello", era=era)
     assert asked == []
     assert result.is_error

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from stockade import __version__
+from stockade.approvals import INPUT_REQUIRED_RULE, round_from, serving_round
 from stockade.models import Approver, AuditSink, Category, Clock, ToolCall
 from stockade.textsafe import safe_text
 
@@ -275,7 +276,7 @@ class Gateway(Surface, HostTools):
                 listing.update({"cacheScope": "private", "ttlMs": 0})
             return result_response(rid, listing)
         if method == "tools/call":
-            return await self._tools_call(rid, params, client, notify)
+            return await self._tools_call(rid, params, client, notify, modern=modern)
         if method == "resources/list":
             return result_response(rid, await self._resources_list(client, modern))
         if method == "resources/read":
@@ -297,7 +298,13 @@ class Gateway(Surface, HostTools):
         )
 
     async def _tools_call(
-        self, rid: Any, params: dict[str, Any], client: str, notify: Notify | None = None
+        self,
+        rid: Any,
+        params: dict[str, Any],
+        client: str,
+        notify: Notify | None = None,
+        *,
+        modern: bool = False,
     ) -> dict[str, Any]:
         name = params.get("name")
         args = params.get("arguments", {})
@@ -331,4 +338,12 @@ class Gateway(Surface, HostTools):
         if isinstance(token, (str, int)) and not isinstance(token, bool):
             ctx.progress_token = token
             ctx.notify = notify
-        return result_response(rid, await self._chain(ctx))
+        # 2026-07-28: an approval may be asked through an input_required answer (and resumed by
+        # the retry's sealed requestState); the approver sees the round through a context var.
+        round_ = round_from(params, client) if modern else None
+        with serving_round(round_):
+            result = await self._chain(ctx)
+        asked = ctx.decision is not None and ctx.decision.rule == INPUT_REQUIRED_RULE
+        if asked and round_ is not None and round_.result is not None:
+            return result_response(rid, round_.result)
+        return result_response(rid, result)
