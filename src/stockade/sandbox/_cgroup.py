@@ -101,6 +101,23 @@ class Cgroup(ABC):
     def dirs(self) -> tuple[Path, ...]:
         """The group's directories (one per v1 controller, one in v2)."""
 
+    def parents(self) -> tuple[Path, ...]:
+        """Every ``stockade/`` parent directory of this hierarchy (v1: one per mounted hierarchy,
+        including those the runtime fills on its own, such as blkio, devices or freezer)."""
+        parent = self.root / PARENT
+        return (parent,) if parent.is_dir() else ()
+
+    def all_dirs(self) -> tuple[Path, ...]:
+        """Every directory of the run's group that exists now, in any hierarchy (to remove)."""
+        ours = list(self.dirs())
+        seen = {d.resolve() for d in ours}
+        for parent in self.parents():
+            d = parent / self.name
+            if d.is_dir() and d.resolve() not in seen:
+                seen.add(d.resolve())
+                ours.append(d)
+        return tuple(ours)
+
     def pids(self) -> list[int]:
         out: list[int] = []
         with contextlib.suppress(OSError, ValueError):
@@ -133,10 +150,11 @@ class Cgroup(ABC):
         return False
 
     def remove(self, bound_s: float = 10.0) -> None:
-        """Remove the cgroup (children first); a dying process may hold it (EBUSY): retry."""
+        """Remove the cgroup (children first) from every hierarchy it is in, ours and those the
+        runtime joined it to; a dying process may hold it (EBUSY): retry."""
         self.kill_all(bound_s)
         end = time.monotonic() + bound_s
-        for top in self.dirs():
+        for top in self.all_dirs():
             subs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
             for d in (*subs, top):
                 while True:

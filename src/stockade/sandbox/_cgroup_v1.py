@@ -23,6 +23,15 @@ class CgroupV1(Cgroup):
     def dirs(self) -> tuple[Path, ...]:
         return tuple(self.path(c) for c in V1_CONTROLLERS)
 
+    def parents(self) -> tuple[Path, ...]:
+        out: dict[Path, Path] = {}
+        with contextlib.suppress(OSError):
+            for hierarchy in sorted(self.root.iterdir()):
+                parent = hierarchy / PARENT
+                if parent.is_dir():
+                    out.setdefault(parent.resolve(), parent)
+        return tuple(out.values())
+
     def create(self, *, memory_bytes: int, host_pids: int, cpu_quota_us: int) -> None:
         for d in self.dirs():
             try:

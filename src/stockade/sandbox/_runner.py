@@ -25,7 +25,9 @@ from stockade.models import AuditSink, Bind, EndReason, RunStatus, Runtime, Sand
 from ._backends import Prepared, host_pids_backstop, prepare_bwrap, prepare_gvisor
 from ._cgroup import Cgroup, open_cgroup
 from ._cgroup_detect import cgroup_root
+from ._cgroup_sweep import sweep_stale
 from ._egress import EgressPolicy, IPNetwork
+from ._endreason import end_reason
 from ._image import check_image_spec
 from ._layout import check_spec_binds
 from ._pin import verify_pin
@@ -212,10 +214,9 @@ class Sandbox:
         rc = self._proc.returncode
         exit_code: int | None = rc if rc >= 0 else None
         sig: int | None = -rc if rc < 0 else (rc - 128 if rc > 128 else None)
-        reason = self._reason
-        if reason is None:
-            oom = usage.oom_kills > 0 or (sig == 9 and usage.memory_failcnt > 0)
-            reason = EndReason.MEMORY_LIMIT if oom else EndReason.EXITED
+        reason = end_reason(
+            self._reason, oom_kills=usage.oom_kills, memory_failcnt=usage.memory_failcnt, signal=sig
+        )
         self._outcome = Outcome(
             run_id=self.run_id,
             backend=self.backend,
@@ -400,6 +401,7 @@ def _start(
     except SandboxError as e:
         raise _refuse(audit, run_id, e) from None
     cgroup = open_cgroup(root, run_id)
+    sweep_stale(cgroup, time.time(), keep=run_id)  # what a crashed runner left, empty and old
     prepared = Prepared(argv=[])
     live = LiveRun(
         run_id=run_id, backend=backend, container_id=f"stockade-{run_id}",
