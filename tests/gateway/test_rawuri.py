@@ -111,8 +111,13 @@ def test_a_raw_uri_one_server_listed_is_read_and_subscribed_there_only(tmp_path:
     assert seen["sub"]["result"] == {}
     assert seen["unsub"]["result"] == {}
     updates = [n for n in seen["notes"] if n["method"] == "notifications/resources/updated"]
+    untrusted = {"stockade/trust": "untrusted"}
     assert updates == [
-        {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": URI}}
+        {
+            "jsonrpc": "2.0",
+            "method": "notifications/resources/updated",
+            "params": {"uri": URI, "_meta": untrusted},
+        }
     ]
     assert downstream(tmp_path, "watch") == [
         f"resources/subscribe {URI}",

@@ -43,7 +43,7 @@ from ._names import qualify, split
 from ._pinstore import PinStore
 from ._prompts import PromptOutput
 from ._resources import ResourceOutput
-from ._state import Notify
+from ._state import AddressedNotify, Notify
 from ._surface import Surface
 from ._taint import TaintTracker
 from ._timing import APPROVAL, CallTimer, Timed, timed_terminal
@@ -118,6 +118,7 @@ class Gateway(Surface, HostTools):
         self._clock = clock
         self._dirty: set[str] = set()
         self._notify: Notify | None = None
+        self._notify_to: AddressedNotify | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._chain = compose(
             [
@@ -198,6 +199,11 @@ class Gateway(Surface, HostTools):
 
     def set_notifier(self, notify: Notify) -> None:
         self._notify = notify
+
+    def set_addressed_notifier(self, notify: AddressedNotify) -> None:
+        """Log messages and resource updates go to ``notify(clients, note)`` instead of the
+        agent's notifier: for transports with several clients and sessions (HTTP)."""
+        self._notify_to = notify
 
     async def handle(
         self, msg: dict[str, Any], *, client: str, notify: Notify | None = None

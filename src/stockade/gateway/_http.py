@@ -8,11 +8,14 @@
 * Bounds request bodies to ``max_message_bytes`` while reading.
 * ``notifications/cancelled`` cancels an in-flight request of the same client and session (the
   server is told too); the cancelled POST ends with 204 and no JSON-RPC answer.
-* ``GET`` opens a server-sent-event stream that carries only ``notifications/*/list_changed``
-  (they name no content and go to every stream).
+* ``GET`` opens a server-sent-event stream. ``notifications/*/list_changed`` (they name no
+  content) go to every stream; a server's log messages and resource updates go, sanitised and
+  marked untrusted, only to a stream of a session that asked for them (a ``logging/setLevel`` at
+  or below the message's level; a ``resources/subscribe`` of that URI) and whose client the gateway
+  addressed (see :mod:`._httpnotes`), one stream per session.
 * A ``tools/call`` that names a ``progressToken`` from a client accepting ``text/event-stream`` is
   answered as an SSE stream carrying that call's own progress and then its response; every other
-  answer is JSON. Server log messages reach stdio clients only.
+  answer is JSON.
 * Elicitation (2025-11-25 sessions, with an :class:`ElicitationChannel`): a ``tools/call`` of a
   session whose client declared ``elicitation`` at ``initialize`` and accepts
   ``text/event-stream`` is answered as an SSE stream; an approval question for that call travels
@@ -49,6 +52,7 @@ from stockade.textsafe import safe_text
 
 from ._errors import ConfigError
 from ._gateway import MODERN_VERSION, SUPPORTED_VERSIONS, VERSION_META, Gateway
+from ._httpnotes import SessionNotes, session_note
 from ._jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_response, parse_message
 from ._stdio import ClientRequests, idle_ticker
 
@@ -119,13 +123,16 @@ class HttpTransport:
         self._hosts = {f"{h}:{port}" for h in hosts}
         self._origins = {f"http://{h}:{port}" for h in hosts}
         self._sessions: dict[str, str] = {}
-        self._streams: set[asyncio.Queue[dict[str, Any]]] = set()
+        # each open GET stream -> (its client, its session id if it named one)
+        self._streams: dict[asyncio.Queue[dict[str, Any]], tuple[str, str | None]] = {}
+        self._notes = SessionNotes()
         self._inflight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any] | None]] = {}
         self._channel = channel
         # Per session: the capabilities declared at initialize, and our open questions to it.
         self._caps: dict[str, dict[str, Any]] = {}
         self._asks: dict[str, ClientRequests] = {}
         gateway.set_notifier(self._broadcast)
+        gateway.set_addressed_notifier(self._deliver)
         self.app = Starlette(
             routes=[Route("/mcp", self._endpoint, methods=["GET", "POST", "DELETE"])]
         )
@@ -187,6 +194,7 @@ class HttpTransport:
 
     def _forget_session(self, sid: str) -> None:
         self._sessions.pop(sid, None)
+        self._notes.forget(sid)
         self._caps.pop(sid, None)
         self._asks.pop(sid, None)
 
@@ -289,6 +297,25 @@ class HttpTransport:
                 continue  # a stalled reader misses a hint; it re-lists when it reconnects
             queue.put_nowait({"jsonrpc": "2.0", "method": method})
 
+    async def _deliver(self, clients: frozenset[str], msg: dict[str, Any]) -> None:
+        """A log message or resource update: to the newest stream of each session of an
+        addressed client that asked for it; a stalled stream misses it."""
+        note = session_note(msg)
+        if note is None:
+            return
+        chosen: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        for queue, (client, sid) in self._streams.items():
+            if (
+                sid is not None
+                and client in clients
+                and self._sessions.get(sid) == client
+                and self._notes.wants(sid, note)
+            ):
+                chosen[sid] = queue  # streams are kept in opening order: the newest wins
+        for queue in chosen.values():
+            if not queue.full():
+                queue.put_nowait(note)
+
     def _stream(self, request: Request, client: str, sid: str | None) -> Response:
         if "text/event-stream" not in request.headers.get("accept", ""):
             return Response(status_code=406)
@@ -297,7 +324,7 @@ class HttpTransport:
         if len(self._streams) >= _MAX_STREAMS:
             return Response(status_code=429)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_STREAM_QUEUE)
-        self._streams.add(queue)
+        self._streams[queue] = (client, sid)
 
         async def events() -> AsyncIterator[bytes]:
             try:
@@ -309,7 +336,7 @@ class HttpTransport:
                         continue
                     yield _sse(msg)
             finally:
-                self._streams.discard(queue)
+                self._streams.pop(queue, None)
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -369,9 +396,13 @@ class HttpTransport:
             return self._progress_stream(msg, client, key, headers, sid)
         if _wants_progress(request, msg):
             return self._progress_stream(msg, client, key, headers)
+        # what this session asks to be told (a log level, a subscription), undone if refused
+        own = sid is not None and self._sessions.get(sid) == client
+        settle = self._notes.ask(sid, msg) if sid is not None and own else None
         task = asyncio.ensure_future(self.gateway.handle(msg, client=client))
         if key is not None and "method" in msg:
             self._inflight[key] = task
+        resp: dict[str, Any] | None = None
         try:
             resp = await task
         except StockadeError as e:  # the transport boundary: fail closed with an error answer
@@ -383,6 +414,8 @@ class HttpTransport:
                 raise  # this request itself is going away
             return Response(status_code=204, headers=headers)  # cancelled by the client: no answer
         finally:
+            if settle is not None:
+                settle(resp)  # refused, failed or cancelled: the session asked for nothing
             if key is not None and self._inflight.get(key) is task:
                 del self._inflight[key]
         if resp is None:

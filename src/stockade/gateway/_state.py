@@ -27,9 +27,11 @@ from ._launcher import Launcher
 from ._pinstore import PinStore
 from ._taint import TaintTracker
 
-__all__ = ["GatewayState", "Notify"]
+__all__ = ["AddressedNotify", "GatewayState", "Notify"]
 
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
+# A note for some clients only (the transport picks their sessions that asked for it).
+AddressedNotify = Callable[[frozenset[str], dict[str, Any]], Awaitable[None]]
 
 
 class GatewayState:
@@ -50,6 +52,7 @@ class GatewayState:
     _dirty: set[str]
     _last_used: dict[str, datetime]
     _notify: Notify | None
+    _notify_to: AddressedNotify | None
     _tasks: set[asyncio.Task[None]]
     _resource_chain: Next
     _prompt_chain: Next

@@ -4,6 +4,7 @@ notifications servers send that reach the agent."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from stockade.models import ToolCall
@@ -25,6 +26,7 @@ from ._prompts import (
 from ._resources import READ_TOOL, unwrap_uri
 from ._ressurface import ResourceSurface
 from ._state import Notify
+from ._trust import TRUST_META_KEY
 
 __all__ = ["MAX_PENDING_NOTES", "Surface"]
 
@@ -178,6 +180,8 @@ class Surface(ResourceSurface):
         channel: Notify | None = None  # a call's own channel (an HTTP SSE answer), else the agent's
         if method == "notifications/message":
             out = log_notification(server, params)
+            if out is not None and self._notify_to is not None:  # only clients that may see it
+                channel = functools.partial(self._notify_to, self._log_audience(server))
         elif method == "notifications/progress":
             token = params.get("progressToken")
             owner = self._progress.get(token) if isinstance(token, str) else None
@@ -188,7 +192,11 @@ class Surface(ResourceSurface):
             uri = params.get("uri")
             held = self._subscriptions.get((server, uri), set()) if isinstance(uri, str) else set()
             for form in sorted({f for _, f in held}):  # the uri as each subscriber named it
-                self._send_note(self._notify, self._updated(form))
+                to = self._notify
+                if self._notify_to is not None:  # only the clients holding it under that name
+                    holders = frozenset(c for c, f in held if f == form)
+                    to = functools.partial(self._notify_to, holders)
+                self._send_note(to, self._updated(form))
         elif method in (
             "notifications/prompts/list_changed",
             "notifications/resources/list_changed",
@@ -202,8 +210,16 @@ class Surface(ResourceSurface):
         return {
             "jsonrpc": "2.0",
             "method": "notifications/resources/updated",
-            "params": {"uri": uri},
+            "params": {"uri": uri, "_meta": {TRUST_META_KEY: "untrusted"}},
         }
+
+    def _log_audience(self, server: str) -> frozenset[str]:
+        """The clients that may see ``server``'s log messages: those its policy could allow
+        something (a tool, a resource read or a prompt) for."""
+        gates = [*self._exposed.get(server, {}), READ_TOOL, GET_PROMPT]
+        return frozenset(
+            c for c in self.config.clients if any(self._listable(c, server, g) for g in gates)
+        )
 
     def _send_note(self, notify: Notify | None, out: dict[str, Any]) -> None:
         if notify is None:
