@@ -12,6 +12,7 @@ from ._openapi import openapi_document
 from ._ratelimit import Limiter
 from ._ready import audit_ready, gvisor_ready, store_ready
 from ._revocations import StoreRevocations
+from ._rotation import CertificateRotation
 from ._server import ApiServer, listen
 from ._stop import RecordingStopper, StoreStopCheck
 
@@ -20,6 +21,7 @@ __all__ = [
     "ApiError",
     "ApiServer",
     "BadRequestError",
+    "CertificateRotation",
     "ControlPlane",
     "Limiter",
     "Metrics",

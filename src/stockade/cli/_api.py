@@ -14,6 +14,7 @@ from cryptography import x509
 from stockade import paths
 from stockade.api import (
     ApiServer,
+    CertificateRotation,
     ControlPlane,
     Metrics,
     ReadinessCheck,
@@ -29,10 +30,14 @@ from stockade.approvals import ApprovalStore
 from stockade.errors import IdentityError, StockadeError, UsageError
 from stockade.gates import AuditTarget
 from stockade.identity import (
+    CA_CERT_FILE,
+    CRL_FILE,
     CertificateAuthority,
+    CommandRenewer,
     CrlWatcher,
+    DirectoryRenewer,
+    ExternalRenewer,
     TokenAuthority,
-    renew_if_due,
     server_context,
 )
 from stockade.models import SystemClock
@@ -93,7 +98,20 @@ def api() -> None:
     "--auto-renew/--no-auto-renew",
     default=True,
     show_default=True,
-    help="Renew the served certificate from the CA when a third of its life is left.",
+    help="Renew the served certificate when a third of its life is left (from the CA on this "
+    "host, or with --renew-command / --renew-dir when the CA key is elsewhere).",
+)
+@click.option(
+    "--renew-command",
+    default=None,
+    help="CA elsewhere: run this (no shell) when due; it writes cert.pem and key.pem into "
+    "$STOCKADE_RENEW_DIR.",
+)
+@click.option(
+    "--renew-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="CA elsewhere: an external issuer refreshes cert.pem and key.pem here.",
 )
 @click.option("--opa-url", default=None, help="OPA server (https or loopback) for readiness.")
 @click.option(
@@ -113,13 +131,25 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     store_path: Path | None,
     check_runtime: bool,
     auto_renew: bool,
+    renew_command: str | None,
+    renew_dir: Path | None,
     opa_url: str | None,
     rego_files: tuple[Path, ...],
 ) -> None:
     """Serve the control API with CERT/KEY, requiring client certificates from the CA."""
     clock = SystemClock()
-    ca = CertificateAuthority.load(ca_dir or paths.home() / "ca")
-    tls = server_context(ca.cert_path, cert, key, ca.crl_path)
+    if renew_command and renew_dir:
+        raise UsageError("both --renew-command and --renew-dir given", "pick one renewal source")
+    renewer: ExternalRenewer | None = None
+    if renew_command:
+        renewer = CommandRenewer.parse(renew_command)
+    elif renew_dir is not None:
+        renewer = DirectoryRenewer(renew_dir)
+    ca_root = ca_dir or paths.home() / "ca"
+    # with an external renewer the CA key never needs to be on this host: its certificate will do
+    ca = None if renewer is not None else CertificateAuthority.load(ca_root)
+    ca_cert, crl_path = ca_root / CA_CERT_FILE, ca_root / CRL_FILE
+    tls = server_context(ca_cert, cert, key, crl_path)
     db = store_path or paths.run_store()
 
     def open_store() -> RunStore:
@@ -166,7 +196,7 @@ def serve(  # noqa: PLR0917 - click passes options positionally
         tokens=tokens,
         approvals=ApprovalStore(db),
         policy=loaded,
-        crl=CrlWatcher(ca.cert_path, ca.crl_path, clock),
+        crl=CrlWatcher(ca_cert, crl_path, clock),
         secrets=secret_store,
         readiness=readiness,
     )
@@ -174,27 +204,23 @@ def serve(  # noqa: PLR0917 - click passes options positionally
     click.echo(f"stockade control API on https://{safe_text(host)}:{sock.getsockname()[1]}")
     server = ApiServer(build_app(cp, metrics), sock, tls)
     if auto_renew:
-        threading.Thread(
-            target=_renew_loop, args=(server, ca, cert, key, metrics), daemon=True
-        ).start()
+        rotation = CertificateRotation(
+            server, cert, key, ca_cert, clock, crl=crl_path, ca=ca, renewer=renewer, metrics=metrics
+        )
+        threading.Thread(target=_renew_loop, args=(rotation,), daemon=True).start()
     server.run()
 
 
-def _renew_loop(
-    server: ApiServer, ca: CertificateAuthority, cert: Path, key: Path, metrics: Metrics
-) -> None:
-    clock, stop = SystemClock(), threading.Event()
+def _renew_loop(rotation: CertificateRotation) -> None:
+    stop = threading.Event()
     while not stop.wait(60):
         try:
-            if renew_if_due(ca, cert, key, clock):
-                server.rotate(cert, key, ca.crl_path)
-                renewed = x509.load_pem_x509_certificate(cert.read_bytes())
-                metrics.certificate_expiry(
-                    renewed.subject.rfc4514_string(), renewed.not_valid_after_utc.timestamp()
-                )
-                click.echo(f"renewed the served certificate (serial {renewed.serial_number})")
+            serial = rotation.tick()
         except (StockadeError, OSError, ValueError) as e:
             click.echo(safe_text(f"stockade: certificate renewal failed: {e}"), err=True)
+            continue
+        if serial is not None:
+            click.echo(f"renewed the served certificate (serial {serial})")
 
 
 @api.command(name="token")

@@ -15,6 +15,13 @@ from ._ca import (
     IssuedCertificate,
 )
 from ._crl import CrlWatcher
+from ._external import (
+    CommandRenewer,
+    DirectoryRenewer,
+    ExternalRenewer,
+    renew_external,
+    verify_renewal,
+)
 from ._renew import renew_if_due
 from ._roles import (
     ROLE_URI_PREFIX,
@@ -45,7 +52,10 @@ __all__ = [
     "ROLE_URI_PREFIX",
     "TOKEN_PREFIX",
     "CertificateAuthority",
+    "CommandRenewer",
     "CrlWatcher",
+    "DirectoryRenewer",
+    "ExternalRenewer",
     "IssuedCertificate",
     "MemoryRevocations",
     "PeerIdentity",
@@ -58,6 +68,8 @@ __all__ = [
     "identity_from_certificate",
     "identity_from_der",
     "peer_identity",
+    "renew_external",
     "renew_if_due",
     "server_context",
+    "verify_renewal",
 ]

@@ -1,4 +1,5 @@
-"""Renewing a served certificate before it expires (the CA on the same host)."""
+"""Renewing a served certificate before it expires (the CA on the same host; for a CA elsewhere
+see :mod:`._external`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from stockade.models import Clock
 from ._ca import CertificateAuthority
 from ._roles import identity_from_certificate
 
-__all__ = ["renew_if_due"]
+__all__ = ["install_pair", "is_due", "renew_if_due"]
 
 
 def _replace(path: Path, data: bytes, mode: int) -> None:
@@ -25,6 +26,18 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def is_due(current: x509.Certificate, clock: Clock, fraction: float = 1 / 3) -> bool:
+    """Whether less than ``fraction`` of ``current``'s lifetime is left."""
+    lifetime = current.not_valid_after_utc - current.not_valid_before_utc
+    return current.not_valid_after_utc - clock.now() <= lifetime * fraction
+
+
+def install_pair(cert: Path, key: Path, cert_pem: bytes, key_pem: bytes) -> None:
+    """Replace the served pair on disk: the key first (0600), then the certificate."""
+    _replace(key, key_pem, 0o600)
+    _replace(cert, cert_pem, 0o644)
 
 
 def renew_if_due(
@@ -38,8 +51,7 @@ def renew_if_due(
     except (OSError, ValueError) as e:
         raise IdentityError(f"cannot read the served certificate {cert}: {e}", "") from e
     lifetime = current.not_valid_after_utc - current.not_valid_before_utc
-    left = current.not_valid_after_utc - clock.now()
-    if left > lifetime * fraction:
+    if not is_due(current, clock, fraction):
         return False
     peer = identity_from_certificate(current)
     san = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -49,6 +61,5 @@ def renew_if_due(
     )
     validity = min(lifetime - timedelta(minutes=1), timedelta(days=30))
     issued = ca.issue(peer.name, peer.role, clock, validity=validity, hosts=hosts)
-    _replace(key, issued.key_pem, 0o600)
-    _replace(cert, issued.cert_pem, 0o644)
+    install_pair(cert, key, issued.cert_pem, issued.key_pem)
     return True
