@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import select
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
 
 from stockade.api import (
     ApiError,
@@ -37,6 +35,7 @@ from stockade.identity import (
 )
 
 from ._helpers import FixedClock, write_cert
+from .test_server import _served_serial
 
 HOSTS = ("localhost", "127.0.0.1")
 
@@ -70,14 +69,7 @@ class Pki:
         return httpx.Client(verify=ctx, timeout=5)
 
     def served_serial(self, port: int) -> int:
-        ctx = client_context(self.host / CA_CERT_FILE, self.operator.cert, self.operator.key)
-        with (
-            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-            ctx.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
-            der = tls.getpeercert(binary_form=True)
-        assert der is not None
-        return x509.load_der_x509_certificate(der).serial_number
+        return _served_serial(port, self.ca, self.operator)
 
 
 @pytest.fixture
