@@ -38,7 +38,8 @@ FORM: frozenset[ElicitMode] = frozenset({"form"})
 ACCEPT = {"action": "accept", "content": {"approve": True}}
 
 
-def decider(call: ToolCall, context: Any) -> Decision:
+def asks_approval(call: ToolCall, context: Any) -> Decision:
+    """config_change for any call; exfiltration when the message starts with ``leak``."""
     if str(call.arguments.get("message", "")).startswith("leak"):
         return Decision.require_approval("sends data out", Category.EXFILTRATION, rule="t")
     return Decision.require_approval("changes config", Category.CONFIG_CHANGE, rule="t")
@@ -104,7 +105,7 @@ def with_rig(tmp_path: Path, body: Callable[[Rig], Awaitable[Any]]) -> Any:
             GatewayConfig(servers=(spec,), clients=("alice", "bob"), approval_timeout_s=60),
             pins=PinStore(tmp_path / "pins"),
             launcher=SubprocessLauncher(),
-            decider=decider,
+            decider=asks_approval,
             approver=approver,
             audit=sink,
             clock=clock,

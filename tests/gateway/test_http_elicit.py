@@ -47,6 +47,7 @@ from stockade.testing import MemoryAuditSink
 
 pytestmark = pytest.mark.slow
 
+
 ECHO = Path(__file__).parent / "servers" / "sdk_echo.py"
 TOKEN = "alice-token-0123456789abcdef"  # noqa: S105 - a test credential
 TOKEN_B = "bob-token-0123456789abcdef01"  # noqa: S105 - a test credential
@@ -55,7 +56,8 @@ FORM: frozenset[ElicitMode] = frozenset({"form"})
 URL: frozenset[ElicitMode] = frozenset({"url"})
 
 
-def decider(call: ToolCall, context: Any) -> Decision:
+def asks_approval(call: ToolCall, context: Any) -> Decision:
+    """config_change for any call; exfiltration when the message starts with ``leak``."""
     if str(call.arguments.get("message", "")).startswith("leak"):
         return Decision.require_approval("sends data out", Category.EXFILTRATION, rule="t")
     return Decision.require_approval("changes config", Category.CONFIG_CHANGE, rule="t")
@@ -99,7 +101,7 @@ async def serve(
         GatewayConfig(servers=(spec,), clients=("alice", "bob"), approval_timeout_s=approval_s),
         pins=PinStore(tmp_path / "pins"),
         launcher=SubprocessLauncher(),
-        decider=decider,
+        decider=asks_approval,
         approver=approver,
         audit=sink,
         clock=clock,
