@@ -15,7 +15,7 @@ from ._config import ServerSpec, package_identity
 from ._downstream import DownstreamSession
 from ._errors import DownstreamError, NamespaceError
 from ._names import Namespace, qualify
-from ._pins import reconcile
+from ._pins import Pending, merge_pending, reconcile
 from ._state import GatewayState
 
 __all__ = ["ServerLifecycle"]
@@ -132,7 +132,7 @@ class ServerLifecycle(GatewayState):
         rec = reconcile(current, package, tools, tofu=spec.tofu, other_tools=others)
         if rec.pins != current:
             self._pins.save(rec.pins)
-        self._pins.save_pending(server, package, rec.pending)
+        self._save_pending(server, package, rec.pending, prompts=False)
         for ev in rec.events:
             self._audit.append("gateway.pin", {"server": server, **ev})
         ns = Namespace()
@@ -152,6 +152,17 @@ class ServerLifecycle(GatewayState):
                 continue
             exposed[name] = definition
         self._exposed[server] = exposed
+
+    def _save_pending(
+        self, server: str, package: str, pending: dict[str, Pending], *, prompts: bool
+    ) -> bool:
+        """Replace the tool (or prompt) half of a server's pending list; whether it changed."""
+        old_package, old = self._pins.load_pending(server)
+        merged = merge_pending(old if old_package == package else {}, pending, prompts=prompts)
+        if old_package == package and merged == old:
+            return False
+        self._pins.save_pending(server, package, merged)
+        return True
 
     def package_identity(self, server: str) -> str:
         """The identity pins bind to: the configured package plus the tree hash, computed once."""

@@ -4,6 +4,10 @@ Pure core (:func:`reconcile`) plus the pin-file model. A pin set belongs to one 
 package identity (image digest or package-tree hash): a different package voids every pin.
 Trust-on-first-use pins new tools only for servers whose policy opts into it, only when the scan
 found nothing, and never re-pins a *changed* definition: a change always waits for an operator.
+
+Prompts are pinned the same way, in the same pin set, under the key ``prompt:<name>`` (no tool
+name contains ``:``): the hashed definition is the prompt's name, title, description and
+arguments as the server lists them, so ``stockade tools diff``/``approve`` review them too.
 """
 
 from __future__ import annotations
@@ -17,7 +21,20 @@ from stockade.models import Frozen
 from ._canon import definition_hash
 from ._scan import Finding, scan_tool
 
-__all__ = ["Pending", "Pin", "PinSet", "Reconciled", "approve", "reconcile"]
+__all__ = [
+    "PROMPT_PREFIX",
+    "Pending",
+    "Pin",
+    "PinSet",
+    "Reconciled",
+    "approve",
+    "merge_pending",
+    "prompt_definition",
+    "reconcile",
+    "reconcile_prompts",
+]
+
+PROMPT_PREFIX = "prompt:"
 
 
 class Pin(Frozen):
@@ -124,3 +141,35 @@ def approve(pins: PinSet, pending: Pending, *, package: str, approved_by: str) -
     tools = dict(pins.tools) if pins.package == package else {}
     tools[pending.tool] = Pin(hash=pending.hash, approved_by=approved_by, findings=pending.findings)
     return PinSet(server=pins.server, package=package, tools=tools)
+
+
+def prompt_definition(prompt: dict[str, Any]) -> dict[str, Any] | None:
+    """What a prompt's pin hashes: its name (under ``prompt:``), title, description and arguments
+    exactly as listed; None for a prompt without a usable name (never listed)."""
+    name = prompt.get("name")
+    if not isinstance(name, str) or not name or len(name) > 200:
+        return None
+    out: dict[str, Any] = {"name": PROMPT_PREFIX + name}
+    for key in ("title", "description", "arguments"):
+        if key in prompt:
+            out[key] = prompt[key]
+    return out
+
+
+def reconcile_prompts(
+    pins: PinSet, package: str, prompts: list[dict[str, Any]], *, tofu: bool
+) -> Reconciled:
+    """:func:`reconcile` for a server's listed prompts; ``exposed`` is keyed by the prompt's own
+    name, ``pending`` by its pin key (``prompt:<name>``). Tool pins are kept as they are."""
+    defs = [d for p in prompts if (d := prompt_definition(p)) is not None]
+    rec = reconcile(pins, package, defs, tofu=tofu)
+    exposed = {k.removeprefix(PROMPT_PREFIX): v for k, v in rec.exposed.items()}
+    return rec.model_copy(update={"exposed": exposed})
+
+
+def merge_pending(
+    old: dict[str, Pending], new: dict[str, Pending], *, prompts: bool
+) -> dict[str, Pending]:
+    """A server's pending list with its prompt half (``prompts``) or its tool half replaced."""
+    keep = {k: v for k, v in old.items() if k.startswith(PROMPT_PREFIX) != prompts}
+    return {**keep, **new}

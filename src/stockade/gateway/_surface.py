@@ -14,6 +14,7 @@ from ._chain import CallContext, ToolResult
 from ._errors import DownstreamError, NamespaceError
 from ._jsonrpc import INVALID_PARAMS, error_response, result_response
 from ._names import split
+from ._pins import reconcile_prompts
 from ._prompts import (
     GET_PROMPT,
     LOG_LEVELS,
@@ -40,9 +41,14 @@ class Surface(ResourceSurface):
         entries: list[dict[str, Any]] = []
         for name, page in await self._each_server(client, "prompts", GET_PROMPT, "prompts/list"):
             items = page.get("prompts")
+            listed = [
+                p for p in (items if isinstance(items, list) else [])[:MAX_PROMPTS]
+                if isinstance(p, dict)
+            ]  # fmt: skip
+            pinned = self._pinned_prompts(name, listed)
             known: set[str] = set()
-            for prompt in (items if isinstance(items, list) else [])[:MAX_PROMPTS]:
-                entry = prompt_entry(name, prompt) if isinstance(prompt, dict) else None
+            for prompt in listed:
+                entry = prompt_entry(name, prompt) if prompt.get("name") in pinned else None
                 if entry is not None:
                     known.add(prompt["name"])
                     entries.append(entry)
@@ -52,9 +58,24 @@ class Surface(ResourceSurface):
             out.update({"cacheScope": "private", "ttlMs": 0})
         return out
 
+    def _pinned_prompts(self, server: str, listed: list[dict[str, Any]]) -> frozenset[str]:
+        """The names of the listed prompts whose definition is pinned (trust-on-first-use as for
+        tools); new or changed ones are hidden, pending for ``stockade tools approve``, audited
+        when that changes."""
+        package = self.package_identity(server)
+        current = self._pins.load(server)
+        rec = reconcile_prompts(current, package, listed, tofu=self.sessions[server].spec.tofu)
+        changed = rec.pins != current
+        if changed:
+            self._pins.save(rec.pins)
+        if self._save_pending(server, package, rec.pending, prompts=True) or changed:
+            for ev in rec.events:
+                self._audit.append("gateway.pin", {"server": server, **ev})
+        return frozenset(rec.exposed)
+
     async def _known_prompt(self, client: str, server: str, prompt: str) -> bool:
-        if prompt not in self._prompt_names.get(server, set()):
-            await self._prompts_list(client, modern=False)  # the server may have added it
+        """Re-listed at every get: a prompt changed since it was listed is hidden at once."""
+        await self._prompts_list(client, modern=False)
         return prompt in self._prompt_names.get(server, set())
 
     async def _prompts_get(self, rid: Any, params: dict[str, Any], client: str) -> dict[str, Any]:
