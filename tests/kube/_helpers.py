@@ -16,6 +16,8 @@ IMAGE = PinnedImage(registry="ghcr.io", repository="acme/tool", digest=DIGEST)
 REGISTRIES = ("ghcr.io/acme/*",)
 TOKEN = "t" * 43
 PROXY_IP = "10.96.0.50"
+PROXY_DIGEST = "sha256:" + "cd" * 32
+PROXY_IMAGE = PinnedImage(registry="ghcr.io", repository="acme/stockade", digest=PROXY_DIGEST)
 
 
 def example_policy() -> Policy:
@@ -43,7 +45,11 @@ def render_input(s: SandboxSpec | None = None, **kw: Any) -> RenderInput:
         "secret_values": dict.fromkeys(s.secrets, b"value"),
     }
     if s.network.mode == "allowlist":
-        base |= {"egress_proxy_ip": PROXY_IP, "egress_token": TOKEN}
+        base |= {
+            "egress_proxy_ip": PROXY_IP,
+            "egress_token": TOKEN,
+            "egress_proxy_image": PROXY_IMAGE,
+        }
     base.update(kw)
     return RenderInput(**base)
 

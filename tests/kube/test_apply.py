@@ -165,12 +165,12 @@ def test_a_dry_run_judges_an_existing_namespace_by_what_the_plan_will_write(
     store: RecordStore,
 ) -> None:
     cluster = healthy_cluster()
-    ns = copy.deepcopy(one(desired(), "Namespace"))
+    ns = copy.deepcopy(one(desired(), "Namespace", "namespace"))
     ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "privileged"
     cluster.put(ns)
     res = do_apply(cluster, store, desired(), execute=False)
     assert res.refusals == ()
-    change = next(c for c in res.plan.changes if c.ref.kind == "Namespace")
+    change = next(c for c in res.plan.changes if c.ref == ref_of(ns))
     assert change.action == Action.UPDATE
     assert "-    pod-security.kubernetes.io/enforce: privileged" in diff_text(change)
     assert "+    pod-security.kubernetes.io/enforce: restricted" in diff_text(change)
@@ -206,7 +206,7 @@ def test_the_diff_never_shows_secret_values() -> None:
 
 def test_server_added_fields_are_not_a_change() -> None:
     objs = desired()
-    ns = copy.deepcopy(one(objs, "Namespace"))
+    ns = copy.deepcopy(one(objs, "Namespace", "namespace"))
     ns["metadata"]["labels"]["kubernetes.io/metadata.name"] = ns["metadata"]["name"]
     ns["metadata"]["uid"] = "x"
     ns["status"] = {"phase": "Active"}
@@ -368,5 +368,8 @@ def test_rolling_back_one_run_keeps_the_shared_objects_another_run_still_uses(
     # The second run's apply created none of the shared objects, so its rollback removes only
     # its own; the kept shared objects stay (documented: delete the namespace by hand).
     rollback_run(cluster, store.latest(), execute=True)
-    assert not any(r.kind in ("Pod", "Secret") for r in cluster.objects)
+    assert not any(r.kind == "Pod" for r in cluster.objects)
+    secrets = [o for r, o in cluster.objects.items() if r.kind == "Secret"]
+    assert [s["metadata"]["name"] for s in secrets] == ["stockade-egress-tokens"]
+    assert secrets[0]["data"] == {}  # neither run's token hash is left
     assert any(r.kind == "Namespace" for r in cluster.objects)

@@ -11,7 +11,9 @@ from stockade.admission import Level, Verdict, evaluate, load_documents
 from stockade.kube import ADMISSION_KINDS, rules_for, runtime_class
 from stockade.testing import FakeCluster
 
-from ._helpers import EXAMPLE_POLICY, PROXY_IP, REGISTRIES
+from ._helpers import EXAMPLE_POLICY, PROXY_DIGEST, PROXY_IP, REGISTRIES
+
+PROXY_REF = f"ghcr.io/acme/stockade@{PROXY_DIGEST}"
 
 
 def run_cli(argv: list[str]) -> int:
@@ -35,7 +37,15 @@ def test_render_prints_yaml_that_stockade_admit_loads_and_allows(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, err = render(
-        capsys, "--server", "github", "--run-id", "c1", "--egress-proxy-ip", PROXY_IP
+        capsys,
+        "--server",
+        "github",
+        "--run-id",
+        "c1",
+        "--egress-proxy-ip",
+        PROXY_IP,
+        "--egress-proxy-image",
+        PROXY_REF,
     )
     assert code == 0, err
     docs = load_documents(out, "render.yaml")  # admission's strict loader: no aliases
@@ -50,7 +60,15 @@ def test_render_prints_yaml_that_stockade_admit_loads_and_allows(
 @pytest.mark.guarantee("k8s-secrets-granted-only")
 def test_render_redacts_the_egress_token(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = render(
-        capsys, "--server", "github", "--run-id", "c1", "--egress-proxy-ip", PROXY_IP
+        capsys,
+        "--server",
+        "github",
+        "--run-id",
+        "c1",
+        "--egress-proxy-ip",
+        PROXY_IP,
+        "--egress-proxy-image",
+        PROXY_REF,
     )
     assert code == 0
     secrets = [o for o in yaml.safe_load_all(out) if o["kind"] == "Secret"]

@@ -21,6 +21,7 @@ from stockade.kube import (
 from ._helpers import REPO, example_policy
 
 EXAMPLES = REPO / "examples" / "k8s"
+EXAMPLE_PROXY_IMAGE = "ghcr.io/acme/stockade@sha256:" + "7e" * 32
 
 
 @pytest.mark.parametrize(("name", "export"), [("gatekeeper", gatekeeper), ("kyverno", kyverno)])
@@ -38,7 +39,12 @@ def test_the_committed_render_equals_a_fresh_render_but_for_the_token() -> None:
     fresh = render_server(
         example_policy(),
         "github",
-        RunParams(run_id="example", egress_proxy_ip="10.96.0.50", egress_token="x" * 43),
+        RunParams(
+            run_id="example",
+            egress_proxy_ip="10.96.0.50",
+            egress_token="x" * 43,
+            egress_proxy_image=EXAMPLE_PROXY_IMAGE,
+        ),
     )
     assert committed == [redact(o) for o in fresh]
     rules = rules_for(committed, example_policy().registries)

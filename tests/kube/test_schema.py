@@ -8,7 +8,7 @@ import pytest
 
 from stockade.kube import Manifest, RunParams, redact, render_server
 
-from ._helpers import PROXY_IP, TOKEN, allowlist, example_policy, objs_of, one, spec
+from ._helpers import PROXY_DIGEST, PROXY_IP, TOKEN, allowlist, example_policy, objs_of, one, spec
 
 kv = pytest.importorskip(
     "kubernetes_validate", reason="kubernetes-validate is not installed (pip install -e '.[dev]')"
@@ -36,7 +36,12 @@ def test_every_rendered_object_validates_strictly(kw: dict[str, object]) -> None
 @pytest.mark.guarantee("k8s-render-schema")
 @pytest.mark.parametrize("server", ["docs-search", "github"])
 def test_the_example_policy_renders_schema_valid_manifests(server: str) -> None:
-    params = RunParams(run_id="e1", egress_proxy_ip=PROXY_IP, egress_token=TOKEN)
+    params = RunParams(
+        run_id="e1",
+        egress_proxy_ip=PROXY_IP,
+        egress_token=TOKEN,
+        egress_proxy_image=f"ghcr.io/acme/stockade@{PROXY_DIGEST}",
+    )
     for o in render_server(example_policy(), server, params):
         validate(o)
 

@@ -15,6 +15,7 @@ from stockade import paths
 from stockade.admission import StockadeRules
 from stockade.errors import StockadeError, UsageError
 from stockade.kube import (
+    CONFIG_DIR,
     Action,
     ApplyResult,
     AttachApi,
@@ -63,6 +64,7 @@ def _run_id(value: str | None) -> str:
 @click.option("--namespace", default=None, help="default: stockade-<server>")
 @click.option("--digest", default=None, help="sha256:... when the policy's image has only a tag")
 @click.option("--egress-proxy-ip", default=None, help="ClusterIP of the egress proxy Service")
+@click.option("--egress-proxy-image", default=None, help="stockade's image for the proxy (@sha256)")
 @click.option("--egress-namespace", default="stockade-egress", show_default=True)
 def render_cmd(  # noqa: PLR0917 - click passes every option positionally by name
     policy_file: str,
@@ -71,6 +73,7 @@ def render_cmd(  # noqa: PLR0917 - click passes every option positionally by nam
     namespace: str | None,
     digest: str | None,
     egress_proxy_ip: str | None,
+    egress_proxy_image: str | None,
     egress_namespace: str,
 ) -> None:
     """Print every object of one run as multi-document YAML (Secret values redacted)."""
@@ -80,6 +83,7 @@ def render_cmd(  # noqa: PLR0917 - click passes every option positionally by nam
         namespace=namespace,
         digest=digest,
         egress_proxy_ip=egress_proxy_ip,
+        egress_proxy_image=egress_proxy_image,
         egress_namespace=egress_namespace,
         egress_token=_secrets.token_urlsafe(32),
     )
@@ -165,6 +169,7 @@ def _with_cluster_options(fn: Any) -> Any:
 @click.option("--namespace", default=None)
 @click.option("--digest", default=None)
 @click.option("--egress-proxy-ip", default=None)
+@click.option("--egress-proxy-image", default=None)
 @click.option("--egress-namespace", default="stockade-egress", show_default=True)
 @click.option("--no-diff", is_flag=True, help="print the plan without diffs")
 @click.option(
@@ -180,6 +185,7 @@ def apply_cmd(  # noqa: PLR0917 - click passes every option positionally by name
     namespace: str | None,
     digest: str | None,
     egress_proxy_ip: str | None,
+    egress_proxy_image: str | None,
     egress_namespace: str,
     no_diff: bool,
     unsafe_assume_networkpolicy: bool,
@@ -195,6 +201,7 @@ def apply_cmd(  # noqa: PLR0917 - click passes every option positionally by name
         namespace=namespace,
         digest=digest,
         egress_proxy_ip=egress_proxy_ip,
+        egress_proxy_image=egress_proxy_image,
         egress_namespace=egress_namespace,
         egress_token=_secrets.token_urlsafe(32),
         secret_values=_secret_values(policy, server) if execute else None,
@@ -287,6 +294,39 @@ def status_cmd(  # noqa: PLR0917 - click passes every option positionally by nam
     reason = out.end_reason.value if out.end_reason else "-"
     click.echo(f"{ref}: {out.status.value} ({reason}): {safe_text(out.detail)}")
     return 0 if not out.ended or (out.end_reason == EndReason.EXITED and out.exit_code == 0) else 1
+
+
+@k8s.command("egress-proxy")
+@click.option("--listen", default="0.0.0.0:3128", show_default=True, help="HOST:PORT")
+@click.option(
+    "--config",
+    "config_dir",
+    default=CONFIG_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The mounted allowlists/ and tokens/ (ConfigMap and Secret).",
+)
+@click.option(
+    "--sockets",
+    default="/tmp/stockade-egress",  # noqa: S108 - the proxy Pod's own emptyDir
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+def egress_proxy_cmd(listen: str, config_dir: Path, sockets: Path) -> None:
+    """Serve the cluster egress proxy (what the rendered proxy Deployment runs)."""
+    from stockade.kube import ClusterEgressProxy, LineSink
+
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen {listen!r} is not HOST:PORT", "write e.g. 0.0.0.0:3128")
+    sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    proxy = ClusterEgressProxy((host.strip("[]"), int(port)), config_dir, sockets, audit=LineSink())
+    proxy.start()
+    click.echo(f"stockade: egress proxy listening on {listen}", err=True)
+    try:
+        threading.Event().wait()
+    finally:
+        proxy.close()
 
 
 def _connect_run(kubeconfig: str | None, context: str | None) -> AttachApi:
@@ -390,6 +430,7 @@ def _verify_image(
 @click.option("--namespace", default=None)
 @click.option("--digest", default=None)
 @click.option("--egress-proxy-ip", default=None)
+@click.option("--egress-proxy-image", default=None)
 @click.option("--egress-namespace", default="stockade-egress", show_default=True)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--plain-http", "plain_http", multiple=True, help="Loopback registry host:port.")
@@ -405,6 +446,7 @@ def run_cmd(  # noqa: PLR0917 - click passes every option positionally by name
     namespace: str | None,
     digest: str | None,
     egress_proxy_ip: str | None,
+    egress_proxy_image: str | None,
     egress_namespace: str,
     timeout_s: float | None,
     plain_http: tuple[str, ...],
@@ -424,6 +466,7 @@ def run_cmd(  # noqa: PLR0917 - click passes every option positionally by name
         namespace=namespace,
         digest=digest,
         egress_proxy_ip=egress_proxy_ip,
+        egress_proxy_image=egress_proxy_image,
         egress_namespace=egress_namespace,
         timeout_s=timeout_s,
         plain_http=plain_http,
@@ -443,6 +486,7 @@ def run_on_kubernetes(
     namespace: str | None = None,
     digest: str | None = None,
     egress_proxy_ip: str | None = None,
+    egress_proxy_image: str | None = None,
     egress_namespace: str = "stockade-egress",
     timeout_s: float | None = None,
     plain_http: tuple[str, ...] = (),
@@ -471,6 +515,7 @@ def run_on_kubernetes(
                 namespace=namespace,
                 digest=verified_digest,
                 egress_proxy_ip=egress_proxy_ip,
+                egress_proxy_image=egress_proxy_image,
                 egress_namespace=egress_namespace,
                 egress_token=_secrets.token_urlsafe(32),
                 secret_values=_secret_values(policy, server),

@@ -47,6 +47,7 @@ class KubeOptions:
     kubeconfig: str | None = None
     context: str | None = None
     egress_proxy_ip: str | None = None
+    egress_proxy_image: str | None = None
     egress_namespace: str = "stockade-egress"
     plain_http: tuple[str, ...] = ()
     unsafe_assume_networkpolicy: bool = False
@@ -81,6 +82,7 @@ class KubeGateway:
             policy,
             digests=self.digests,
             egress_proxy_ip=opts.egress_proxy_ip,
+            egress_proxy_image=opts.egress_proxy_image,
             egress_namespace=opts.egress_namespace,
             secret_values=functools.partial(_k8s._secret_values, policy),
         )
@@ -165,6 +167,7 @@ def plan(policy_path: Path, opts: KubeOptions) -> int:
                 run_id=rid,
                 digest=digest,
                 egress_proxy_ip=opts.egress_proxy_ip,
+                egress_proxy_image=opts.egress_proxy_image,
                 egress_namespace=opts.egress_namespace,
                 egress_token=_secrets.token_urlsafe(32),
             )
@@ -201,6 +204,7 @@ _OPTIONS = [
     click.option("--kubeconfig", default=None, type=click.Path(dir_okay=False)),
     click.option("--context", default=None, help="kubeconfig context (default: current)."),
     click.option("--egress-proxy-ip", default=None, help="ClusterIP of the egress proxy."),
+    click.option("--egress-proxy-image", default=None, help="stockade's proxy image (@sha256)."),
     click.option("--egress-namespace", default="stockade-egress", show_default=True),
     click.option("--plain-http", multiple=True, help="Loopback registry host:port."),
     click.option(
@@ -216,6 +220,7 @@ _KEYS = (
     "kubeconfig",
     "context",
     "egress_proxy_ip",
+    "egress_proxy_image",
     "egress_namespace",
     "plain_http",
     "unsafe_assume_networkpolicy",
@@ -234,7 +239,7 @@ def kube_gateway_options(f: _F) -> _F:
         if backend == "local":
             if opts != KubeOptions(egress_namespace=opts.egress_namespace):
                 raise UsageError(
-                    "--kubeconfig, --context, --egress-proxy-ip, --plain-http, "
+                    "--kubeconfig, --context, --egress-proxy-ip/-image, --plain-http, "
                     "--unsafe-assume-networkpolicy and --apply need --backend kubernetes",
                     "add --backend kubernetes, or drop them",
                 )

@@ -15,6 +15,7 @@ from ._attach import (
 from ._attached import STDERR_KILL_BYTES, AttachedPod
 from ._check import ADMISSION_KINDS, check_rendered, rules_for, verify_rendered
 from ._cluster import ClusterApi, ObjRef, ref_of
+from ._egress_proxy import ClusterEgressProxy, LineSink, Tenant, authenticate, load_tenants
 from ._errors import KubeError, PreflightError
 from ._from_policy import RunParams, render_server
 from ._gatekeeper import DEFAULT_SECRET_PATTERNS, ExportParams, gatekeeper
@@ -25,6 +26,7 @@ from ._names import check_namespace, check_run_id, namespace_for, run_fs_group, 
 from ._outcome import PodOutcome, pod_outcome
 from ._plan import Action, Change, Plan, diff_text, make_plan, project
 from ._preflight import Facts, networkpolicy_enforced, preflight, problems
+from ._proxy_objects import CONFIG_DIR, proxy_policy_spec, token_hash
 from ._records import RecordStore, default_record_dir
 from ._rego import REGO_PACKAGE, rego_module
 from ._rego_cluster import NAMESPACE_PACKAGE, NETPOL_PACKAGE, namespace_module, netpol_module
@@ -45,6 +47,7 @@ from ._yaml import REDACTED, dump_all, redact
 __all__ = [
     "ADMISSION_KINDS",
     "ATTACH_POLL_S",
+    "CONFIG_DIR",
     "DEFAULT_SECRET_PATTERNS",
     "EGRESS_PROXY_LABELS",
     "KYVERNO_COVERAGE",
@@ -65,11 +68,13 @@ __all__ = [
     "BoundedLog",
     "Change",
     "ClusterApi",
+    "ClusterEgressProxy",
     "ExportParams",
     "Facts",
     "KubeError",
     "KubeLauncher",
     "KubeRun",
+    "LineSink",
     "Manifest",
     "ObjRef",
     "Plan",
@@ -86,7 +91,9 @@ __all__ = [
     "RollbackStep",
     "RunParams",
     "Supervised",
+    "Tenant",
     "apply_run",
+    "authenticate",
     "check_namespace",
     "check_rendered",
     "check_run_id",
@@ -95,6 +102,7 @@ __all__ = [
     "dump_all",
     "gatekeeper",
     "kyverno",
+    "load_tenants",
     "make_plan",
     "namespace_for",
     "namespace_module",
@@ -106,6 +114,7 @@ __all__ = [
     "preflight",
     "problems",
     "project",
+    "proxy_policy_spec",
     "pump",
     "record_for",
     "redact",
@@ -122,6 +131,7 @@ __all__ = [
     "slug",
     "steps",
     "supervise",
+    "token_hash",
     "verify_rendered",
     "wait_running",
 ]

@@ -18,7 +18,7 @@ from ._plan import Action, Plan, make_plan
 from ._preflight import Facts, preflight, problems
 from ._records import RecordStore
 from ._render import RUNTIME_CLASS, Manifest
-from ._rollback import RollbackRecord, RollbackStep, record_for, steps
+from ._rollback import RollbackRecord, RollbackStep, clean, record_for, steps
 
 __all__ = ["ApplyResult", "RollbackResult", "apply_run", "rollback_run"]
 
@@ -41,7 +41,13 @@ class RollbackResult:
 
 
 def _namespace_ref(desired: tuple[Manifest, ...]) -> ObjRef:
-    (ns,) = [ref_of(o) for o in desired if o["kind"] == "Namespace"]
+    """The run's namespace (the Pod's; an allowlist run also renders the proxy's)."""
+    (pod,) = [o for o in desired if o["kind"] == "Pod"]
+    (ns,) = [
+        ref_of(o)
+        for o in desired
+        if o["kind"] == "Namespace" and o["metadata"]["name"] == pod["metadata"]["namespace"]
+    ]
     return ns
 
 
@@ -54,6 +60,13 @@ def _write(api: ClusterApi, desired: Manifest, live: Manifest | None) -> None:
     if rv is not None:
         body["metadata"]["resourceVersion"] = rv  # optimistic concurrency: no lost update
     api.replace(body)
+
+
+def _without(live: Manifest, keys: tuple[str, ...]) -> Manifest:
+    """A merged object with one run's keys removed (other runs' entries untouched)."""
+    body = clean(live)
+    body["data"] = {k: v for k, v in (live.get("data") or {}).items() if k not in keys}
+    return body
 
 
 def apply_run(
@@ -115,12 +128,23 @@ def apply_run(
     return ApplyResult(plan, (), record, True)
 
 
+def _proxy_users(api: ClusterApi, record: RollbackRecord) -> frozenset[str]:
+    """Other runs with an entry in the egress proxy's allowlists (they still need the proxy)."""
+    mine = {k for c in record.changes for k in c.merged_keys}
+    users: set[str] = set()
+    for c in record.changes:
+        if c.merged_keys and c.kind == "ConfigMap":
+            live = api.get(c.ref)
+            users |= set((live or {}).get("data") or {})
+    return frozenset(users - mine)
+
+
 def rollback_run(
     api: ClusterApi, record: RollbackRecord, *, execute: bool, audit: AuditSink | None = None
 ) -> RollbackResult:
     namespaces = {c.namespace for c in record.changes if c.kind == "Pod"}
     others = frozenset(r for ns in sorted(namespaces) for r in api.run_ids(ns)) - {record.run_id}
-    todo = steps(record, others)
+    todo = steps(record, others, _proxy_users(api, record))
     if execute:
         if audit is not None:
             audit.append(
@@ -132,7 +156,10 @@ def rollback_run(
             if s.action == "keep":
                 continue
             current = api.get(s.ref)
-            if s.action == "delete":
+            if s.action == "unmerge":
+                if current is not None:
+                    _write(api, _without(current, s.keys), current)
+            elif s.action == "delete":
                 if current is not None:
                     api.delete(s.ref)
             else:

@@ -13,12 +13,14 @@ from typing import Any
 from stockade.admission import Level, StockadeRules, Verdict, evaluate
 
 from ._errors import KubeError
+from ._names import LABEL_ROLE
+from ._proxy_objects import proxy_policy_spec
 from ._render import EGRESS_PROXY_LABELS, PSA_LABELS, RUNTIME_CLASS, RUNTIME_HANDLER, Manifest
 
 __all__ = ["ADMISSION_KINDS", "check_rendered", "rules_for", "verify_rendered"]
 
 #: Kinds the admission validator judges (a workload, or an inert kind it allows).
-ADMISSION_KINDS = frozenset({"Pod", "Secret", "Service"})
+ADMISSION_KINDS = frozenset({"Pod", "Secret", "Service", "ConfigMap", "Deployment"})
 
 
 def rules_for(objs: Iterable[Manifest], registries: tuple[str, ...]) -> StockadeRules:
@@ -51,6 +53,12 @@ def _peer_is_proxy(peer: Any) -> bool:
 
 def _netpol(o: Manifest) -> list[str]:
     spec, out = o.get("spec", {}), []
+    if o.get("metadata", {}).get("labels", {}).get(LABEL_ROLE) == "egress-proxy-policy":
+        ports = [p for r in spec.get("ingress") or [] for p in r.get("ports") or []]
+        port = ports[0].get("port") if ports else None
+        if not isinstance(port, int) or spec != proxy_policy_spec(port):
+            out.append(f"{_where(o)}: the proxy's policy differs from the one stockade renders")
+        return out
     if sorted(spec.get("policyTypes", [])) != ["Egress", "Ingress"]:
         out.append(f"{_where(o)}: policyTypes {spec.get('policyTypes')}, expected both")
     if spec.get("ingress"):

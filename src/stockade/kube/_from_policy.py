@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from stockade.errors import PolicyError
+from stockade.errors import PolicyError, StockadeError
 from stockade.models import PinnedImage
 from stockade.policy import Policy
 from stockade.sandbox import Overrides, build_spec, policy_limits
@@ -31,6 +31,8 @@ class RunParams:
     egress_proxy_ip: str | None = None
     egress_namespace: str = "stockade-egress"
     egress_token: str | None = None
+    #: stockade's own image for the egress proxy (allowlist profiles), pinned by digest.
+    egress_proxy_image: str | None = None
     secret_values: Mapping[str, bytes] | None = None
 
 
@@ -44,6 +46,20 @@ def _pinned(image: str, digest: str | None) -> PinnedImage:
             )
         ref = ref.model_copy(update={"digest": digest})
         ref = type(ref).model_validate(ref.model_dump())  # re-validate the digest
+    return ref.pinned()
+
+
+def _proxy_image(params: RunParams) -> PinnedImage:
+    text = params.egress_proxy_image or ""
+    try:
+        ref = parse_reference(text)
+    except StockadeError as e:
+        raise KubeError(f"--egress-proxy-image: {e.what}", e.fix) from None
+    if ref.digest is None:
+        raise KubeError(
+            f"--egress-proxy-image {text[:200]!r} is not pinned by digest",
+            "pass REGISTRY/REPO@sha256:... (a tag can be moved)",
+        )
     return ref.pinned()
 
 
@@ -65,6 +81,7 @@ def render_server(policy: Policy, server: str, params: RunParams) -> tuple[Manif
         raise KubeError(
             f"--digest is invalid: {e.errors()[0]['msg']}", "pass sha256:<64 hex>"
         ) from None
+    proxy_image = None if params.egress_proxy_image is None else _proxy_image(params)
     spec = build_spec((str(image),), policy_limits(policy, server), Overrides())
     values = params.secret_values
     if values is None:
@@ -79,6 +96,7 @@ def render_server(policy: Policy, server: str, params: RunParams) -> tuple[Manif
             egress_namespace=params.egress_namespace,
             egress_proxy_ip=params.egress_proxy_ip,
             egress_token=params.egress_token,
+            egress_proxy_image=proxy_image,
             secret_values=values,
             image_entrypoint=True,
         )

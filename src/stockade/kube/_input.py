@@ -71,6 +71,8 @@ class RenderInput(Frozen):
     egress_proxy_ip: str | None = None
     egress_proxy_port: int = Field(default=3128, gt=0, lt=65536)
     egress_token: str | None = None
+    #: stockade's own image (pinned by digest) the egress proxy Deployment runs.
+    egress_proxy_image: PinnedImage | None = None
     #: Values of the granted secrets (by stockade secret name); rendered into the run's Secret.
     secret_values: Mapping[str, bytes] = Field(default_factory=dict)
     max_pods: int = Field(default=10, gt=0, le=1000)
@@ -157,6 +159,12 @@ def proxy_ip(inp: RenderInput) -> str:
         ) from None
     if ip.is_unspecified or ip.is_multicast or ip.is_loopback:
         raise KubeError(f"egress proxy IP {ip} is not a unicast address", "pass its ClusterIP")
+    if inp.egress_proxy_image is None:
+        raise KubeError(
+            "network profile 'allowlist' needs the egress proxy's image (got none)",
+            "pass --egress-proxy-image REGISTRY/REPO@sha256:... (stockade's own image, from a "
+            "registry the policy lists)",
+        )
     if len(inp.egress_token) < 32:
         raise KubeError("the per-run egress token is shorter than 32 characters", "use a new one")
     return str(ip)

@@ -53,6 +53,7 @@ def policy_renderer(
     *,
     digests: Mapping[str, str] | None = None,
     egress_proxy_ip: str | None = None,
+    egress_proxy_image: str | None = None,
     egress_namespace: str = "stockade-egress",
     secret_values: Callable[[str], Mapping[str, bytes]] | None = None,
 ) -> Render:
@@ -66,6 +67,7 @@ def policy_renderer(
             run_id=run_id,
             digest=(digests or {}).get(server.name),
             egress_proxy_ip=egress_proxy_ip,
+            egress_proxy_image=egress_proxy_image,
             egress_namespace=egress_namespace,
             egress_token=secrets.token_urlsafe(32),
             secret_values=None if secret_values is None else secret_values(server.name),

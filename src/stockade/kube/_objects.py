@@ -20,6 +20,7 @@ from ._input import (
     secret,
 )
 from ._names import LABEL_MANAGED, LABEL_ROLE, LABEL_RUN
+from ._proxy_objects import proxy_objects
 
 __all__ = ["default_deny", "egress_objects", "namespace", "quota_and_limits", "runtime_class"]
 
@@ -41,7 +42,8 @@ def default_deny(inp: RenderInput) -> Manifest:
 
 
 def egress_objects(inp: RenderInput) -> list[Manifest]:
-    """Per-run allow rule to the proxy only (no DNS), its Service and the run's token."""
+    """Per-run allow rule to the proxy only (no DNS), the run's token, and the proxy itself
+    (namespace, policies, Service, this run's allowlist and token hash, Deployment)."""
     ip, names = proxy_ip(inp), run_names(inp)
     if inp.egress_token is None:  # proxy_ip refuses this already; never render without it
         raise KubeError("no egress token", "pass one")
@@ -103,7 +105,8 @@ def egress_objects(inp: RenderInput) -> list[Manifest]:
             ],
         },
     }
-    return [service, token, netpol]
+    infra = proxy_objects(inp, inp.egress_token)
+    return [*infra[:3], service, *infra[3:], token, netpol]
 
 
 def quota_and_limits(inp: RenderInput) -> list[Manifest]:

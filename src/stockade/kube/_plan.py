@@ -10,6 +10,7 @@ from typing import Any
 
 from ._cluster import ObjRef, ref_of
 from ._errors import KubeError
+from ._proxy_objects import MERGED
 from ._render import Manifest
 from ._yaml import dump_all, redact
 
@@ -56,6 +57,19 @@ def _same(live: Manifest, desired: Manifest) -> bool:
     return bool(project(live, desired) == desired)
 
 
+def _merge(obj: Manifest, cur: Manifest, ref: ObjRef) -> Manifest:
+    """A run's own keys added to a live merged object (the proxy's allowlists or tokens)."""
+    live_data: dict[str, Any] = dict(cur.get("data") or {})
+    mine: dict[str, Any] = dict(obj.get("data") or {})
+    taken = sorted(k for k in mine if k in live_data and live_data[k] != mine[k])
+    if taken:
+        raise KubeError(
+            f"{ref} already has an entry for run {taken[0]!r}: a run id is used once",
+            "use a new --run-id, or roll back the earlier run",
+        )
+    return {**obj, "data": {**live_data, **mine}}
+
+
 def make_plan(
     desired: tuple[Manifest, ...],
     live: Mapping[ObjRef, Manifest | None],
@@ -64,16 +78,18 @@ def make_plan(
     """One change per desired object, in order. Secrets are per run and immutable: one that
     already exists is a run-id collision and is refused, never overwritten."""
     out: list[Change] = []
-    for obj in desired:
-        ref = ref_of(obj)
+    for given in desired:
+        ref = ref_of(given)
         cur = live.get(ref)
+        merge = (ref.kind, ref.name) in MERGED and cur is not None
+        obj = _merge(given, cur, ref) if merge and cur is not None else given
         if obj["kind"] in prerequisites:
             action = Action.PREREQUISITE
         elif cur is None:
             action = Action.CREATE
         elif _same(cur, obj):
             action = Action.UNCHANGED
-        elif obj["kind"] in ("Secret", "Pod"):
+        elif obj["kind"] in ("Secret", "Pod") and (ref.kind, ref.name) not in MERGED:
             raise KubeError(
                 f"{ref} already exists and differs (got a live object, expected none): a run "
                 "id is used once",

@@ -14,7 +14,9 @@ from stockade.models import Clock, Frozen
 from ._cluster import ObjRef
 from ._errors import KubeError
 from ._input import Manifest, names_for_run
+from ._names import LABEL_ROLE
 from ._plan import Action, Plan
+from ._proxy_objects import INFRA_ROLES, MERGED
 
 __all__ = [
     "RecordedChange",
@@ -53,8 +55,14 @@ class RecordedChange(Frozen):
     kind: str
     namespace: str
     name: str
-    #: The object as it was before the apply; None when the apply created it.
+    #: The object as it was before the apply; None when the apply created it (or merged into it).
     previous: dict[str, Any] | None = None
+    #: Keys this run added to a shared merged object (its rollback removes exactly these).
+    merged_keys: tuple[str, ...] = ()
+    #: Whether this apply created the merged object.
+    merged_created: bool = False
+    #: Shared egress-proxy infrastructure: kept while other runs still use the proxy.
+    keep: bool = False
 
     @property
     def ref(self) -> ObjRef:
@@ -73,17 +81,21 @@ def record_for(plan: Plan, *, clock: Clock, server: str, run_id: str) -> Rollbac
     now = clock.now()
     changes: list[RecordedChange] = []
     for c in plan.writes:
-        if c.action == Action.UPDATE and c.ref.kind == "Secret":
+        r, merged = c.ref, (c.ref.kind, c.ref.name) in MERGED
+        if c.action == Action.UPDATE and r.kind == "Secret" and not merged:
             raise KubeError(f"{c.ref} would be overwritten", "use a new run id")
         prev = clean(c.live) if c.action == Action.UPDATE and c.live is not None else None
-        r = c.ref
+        role = c.desired.get("metadata", {}).get("labels", {}).get(LABEL_ROLE)
         changes.append(
             RecordedChange(
                 api_version=r.api_version,
                 kind=r.kind,
                 namespace=r.namespace,
                 name=r.name,
-                previous=prev,
+                previous=None if merged else prev,  # never a copy of other runs' entries
+                merged_keys=tuple(sorted(c.desired.get("data") or {})) if merged else (),
+                merged_created=merged and c.action == Action.CREATE,
+                keep=role in INFRA_ROLES and not merged,
             )
         )
     return RollbackRecord(
@@ -97,9 +109,10 @@ def record_for(plan: Plan, *, clock: Clock, server: str, run_id: str) -> Rollbac
 
 @dataclass(frozen=True)
 class RollbackStep:
-    action: Literal["delete", "restore", "keep"]
+    action: Literal["delete", "restore", "keep", "unmerge"]
     ref: ObjRef
     previous: Manifest | None
+    keys: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return f"{self.action:>8}  {self.ref}"
@@ -113,17 +126,27 @@ def is_run_object(ref: ObjRef, run_id: str) -> bool:
 
 
 def steps(
-    record: RollbackRecord, other_runs: frozenset[str] = frozenset()
+    record: RollbackRecord,
+    other_runs: frozenset[str] = frozenset(),
+    proxy_users: frozenset[str] = frozenset(),
 ) -> tuple[RollbackStep, ...]:
     """Undo in reverse order: delete what the apply created, restore what it changed.
 
-    Shared objects (namespace, default-deny, quota, limits, proxy Service) the apply created are
-    kept while ``other_runs`` (other stockade runs' Pods in the namespace) still depend on them.
+    Shared objects (namespace, default-deny, quota, limits) the apply created are kept while
+    ``other_runs`` (other stockade runs' Pods in the namespace) still depend on them; the egress
+    proxy's objects while ``proxy_users`` (other runs with an entry in its allowlists) remain.
+    A merged object loses exactly this run's keys (deleted once no other run has an entry).
     """
     out = []
     for c in reversed(record.changes):
         shared = not is_run_object(c.ref, record.run_id)
-        if c.previous is None and shared and other_runs:
+        if c.merged_keys and (proxy_users or not c.merged_created):
+            out.append(RollbackStep("unmerge", c.ref, None, c.merged_keys))
+        elif c.merged_keys:
+            out.append(RollbackStep("delete", c.ref, None))
+        elif (c.keep and proxy_users) or (
+            not c.keep and c.previous is None and shared and other_runs
+        ):
             out.append(RollbackStep("keep", c.ref, None))
         elif c.previous is None:
             out.append(RollbackStep("delete", c.ref, None))
