@@ -145,8 +145,10 @@ def push(
     *,
     message: str = GREETING,
     slip: bool = False,
+    config: dict[str, object] | None = None,
 ) -> ImageReference:
-    """Push a busybox image whose command echoes ``message``; returns the digest-pinned ref."""
+    """Push a busybox image whose command echoes ``message`` (its config updated with ``config``,
+    e.g. ``Env``/``User``); returns the digest-pinned ref."""
     ref = parse_reference(f"{registry.host}/{name}:{tag}")
     blob = _layer({"etc/message": message.encode()}, slip=slip)
     diff_id = "sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest()
@@ -154,7 +156,7 @@ def push(
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Entrypoint": ["/bin/busybox"], "Cmd": ["echo", message]},
+            "config": {"Entrypoint": ["/bin/busybox"], "Cmd": ["echo", message], **(config or {})},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         },
         sort_keys=True,
@@ -248,6 +250,10 @@ def _policy(registry: Registry, *, require_digest: bool, server_image: str) -> s
         "    verify: [team]\n"
         "  - name: unruled\n"
         f"    image: {server_image}\n"
+        "  - name: netted\n"
+        f"    image: {server_image}\n"
+        "    verify: [team]\n"
+        "    network: [api.example.com]\n"
     )
 
 
@@ -481,3 +487,61 @@ def test_an_image_run_without_a_policy_is_refused_and_recorded(world: World) -> 
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     _assert_refused(world, r, "an image run needs a policy")
+
+
+# -- what an image's config may ask of its run -----------------------------------------------------
+
+HOSTILE_ENV = [
+    "LANG=C.UTF-8",
+    "PATH=/tmp:.::/bin:/run/secrets:/../usr/bin",
+    "API_TOKEN=image-baked-credential",
+    "LD_PRELOAD=/tmp/evil.so",
+    "HTTPS_PROXY=http://attacker.example:3128",
+]
+
+
+@pytest.mark.guarantee("sandbox-image-config")
+def test_an_images_env_reaches_its_run_only_through_the_filters(world: World) -> None:
+    pinned = push(world.registry, "stockade/envy", "v1", config={"Env": HOSTILE_ENV})
+    sign(world.registry, pinned, world.key)
+    r = world.run("--image", str(pinned), "--", "/bin/busybox", "env")
+    assert r.returncode == 0, r.stderr
+    env = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    assert env["LANG"] == "C.UTF-8"
+    assert env["PATH"] == "/bin"  # only the image's own directories
+    assert "image-baked-credential" not in r.stdout
+    assert not {"API_TOKEN", "LD_PRELOAD", "HTTPS_PROXY"} & env.keys()
+
+
+@pytest.mark.guarantee("sandbox-image-config")
+@pytest.mark.parametrize("user", ["0", "root", "1000:0"])
+def test_an_image_whose_config_names_root_or_a_user_name_is_refused_and_recorded(
+    world: World, user: str
+) -> None:
+    pinned = push(world.registry, "stockade/rooted", user.replace(":", "-"), config={"User": user})
+    sign(world.registry, pinned, world.key)
+    r = world.run("--image", str(pinned))
+    _assert_refused(world, r, "root or not numeric")
+
+
+@pytest.mark.guarantee("sandbox-image-config")
+def test_an_images_numeric_non_root_user_is_the_runs_uid_and_gid(world: World) -> None:
+    pinned = push(world.registry, "stockade/userly", "v1", config={"User": "1000:1001"})
+    sign(world.registry, pinned, world.key)
+    r = world.run("--image", str(pinned), "--", "/bin/busybox", "sh", "-c", "id -u; id -g")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1000", "1001"]
+
+
+@pytest.mark.guarantee("sandbox-image-no-egress")
+def test_an_image_server_whose_policy_allowlists_egress_is_refused_not_run_without_it(
+    world: World,
+) -> None:
+    pinned = push(world.registry, "stockade/app", "v1")
+    sign(world.registry, pinned, world.key)
+    r = world.run("--server", "netted")
+    _assert_refused(world, r, "image runs get no egress")
+    assert "api.example.com" in r.stderr
+    ok = world.run("--server", "netted", "--network", "none")  # the operator's explicit choice
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == GREETING + "\n"

@@ -15,9 +15,11 @@ import pytest
 
 from stockade.errors import SandboxError
 from stockade.models import EndReason, Runtime, SandboxSpec
-from stockade.sandbox import cgroup_root, find_gvisor, launch
+from stockade.sandbox import cgroup_root, launch
 from stockade.sandbox._cgroup_sweep import MIN_AGE_S, is_stale, sweep_stale
 from stockade.sandbox._cgroup_v1 import CgroupV1
+
+from .test_runner_lifecycle import _skip_unless
 
 PY = "/usr/bin/python3"
 RUN = "0123456789abcdef0123456789abcdef"
@@ -96,12 +98,7 @@ def test_the_sweep_removes_only_old_empty_groups_of_our_naming(tmp_path: Path) -
 
 @pytest.fixture
 def gvisor_state(tmp_path: Path) -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("RUNNER TESTS NEED ROOT (cgroups)")
-    try:
-        find_gvisor()
-    except SandboxError as e:
-        pytest.skip(f"BACKEND gvisor UNAVAILABLE: {e.what}")
+    _skip_unless(Runtime.GVISOR)
     state = tmp_path / "state"
     state.mkdir()
     return state

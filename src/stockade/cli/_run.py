@@ -303,6 +303,8 @@ def _image_spec(  # noqa: PLR0917 (the run's whole context, passed once)
             replace(overrides, cwd=prepared.workdir),
             image_digest=prepared.verified.pinned.digest,
             rootfs=prepared.rootfs,
+            image_env=prepared.env,
+            image_user=prepared.user,
         )
         check_image_spec(spec)
     except StockadeError as e:

@@ -1,7 +1,9 @@
 """What an image run must look like before the gVisor backend starts it (fail closed).
 
 An image always runs on gVisor with its verified, unpacked rootfs as the read-only root; it gets
-no host path, and no egress (the allowlist relay needs the host's python inside the sandbox).
+no host path, and no egress: the allowlist relay needs the host's python inside the sandbox, so an
+image spec whose network is an allowlist is refused (never run without the network it was
+granted).
 """
 
 from __future__ import annotations
@@ -56,10 +58,14 @@ def check_image_spec(spec: SandboxSpec) -> None:
             "remove --ro/--rw and fs_allowlist for image servers",
         )
     if spec.network.mode != "none":
+        domains = ", ".join(spec.network.domains) or "none listed"
         raise SandboxError(
-            f"an image run asked for network {spec.network.mode}; the egress relay needs the "
-            "host's python inside the sandbox, which an image root does not have",
-            "use network: none for image servers",
+            f"image runs get no egress: the policy allowlists {domains} for an image run (got "
+            f"network {spec.network.mode}, expected none); the allowlist proxy is reached through "
+            "a relay run by the host's python inside the sandbox, which an image root does not "
+            "have, and stockade will not run the image silently without the network it was granted",
+            "set network: none for the image server (or pass --network none), or run the tool as "
+            "a command server to give it the allowlisted egress",
         )
     if not os.path.isabs(spec.rootfs) or not _is_dir("/", spec.rootfs):
         raise SandboxError(

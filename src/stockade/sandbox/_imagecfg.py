@@ -2,18 +2,25 @@
 
 ``Env`` entries are kept only when they are well-formed ``NAME=value`` pairs with a portable
 name that does not look like a credential (an image must not smuggle tokens into every run, and
-names such as ``LD_PRELOAD`` change what the loader runs); ``PATH`` is kept. ``User`` must be a
-numeric, non-root uid (optionally ``uid:gid`` with a numeric non-root gid); root, a user name or
-anything else refuses the run unless the policy sets the uid itself.
+names such as ``LD_PRELOAD`` change what the loader runs). ``PATH`` keeps only directories of
+the image itself: absolute, normalised entries outside the mounts stockade adds over the image's
+root (``/tmp``, ``/run``, ``/proc``, ``/dev``, ``/sys``); an empty entry (the working directory),
+a relative one or one with ``..`` is dropped, and a PATH with nothing left is dropped (the
+sandbox's default applies). ``User`` must be a numeric, non-root uid (optionally ``uid:gid`` with
+a numeric non-root gid); root, a user name or anything else refuses the run unless the policy
+sets the uid itself.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 from stockade.errors import SandboxError
 
-__all__ = ["image_env", "image_uid"]
+from ._oci import SANDBOX_TMP
+
+__all__ = ["image_env", "image_gid", "image_path", "image_uid"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _CREDENTIAL = re.compile(
@@ -23,6 +30,24 @@ _CREDENTIAL = re.compile(
 )
 _LOADER = re.compile(r"^(LD_|GCONV_PATH$|HOSTALIASES$|RES_OPTIONS$|LOCALDOMAIN$|.*_PROXY$)", re.I)
 _MAX_VALUE = 4096
+_NOT_THE_IMAGE = (SANDBOX_TMP, "/run", "/proc", "/dev", "/sys")  # mounted over the image's root
+DEFAULT_ID = 65532
+
+
+def image_path(value: str) -> str | None:
+    """``value`` (a PATH) with only the image's own directories, or None when none is left."""
+    kept: list[str] = []
+    for entry in value.split(":"):
+        if not entry.startswith("/") or ".." in entry.split("/"):
+            continue
+        norm = posixpath.normpath(entry)
+        if norm != entry.rstrip("/") or norm.startswith("//"):
+            continue
+        if any(norm == m or norm.startswith(m + "/") for m in _NOT_THE_IMAGE):
+            continue
+        if norm not in kept:
+            kept.append(norm)
+    return ":".join(kept) or None
 
 
 def image_env(entries: object) -> tuple[tuple[str, str], ...]:
@@ -45,6 +70,11 @@ def image_env(entries: object) -> tuple[tuple[str, str], ...]:
             continue
         if _CREDENTIAL.search(name) or _LOADER.match(name):
             continue
+        if name == "PATH":
+            path = image_path(value)
+            if path is None:
+                continue
+            value = path
         out[name] = value
     return tuple(sorted(out.items()))
 
@@ -66,7 +96,7 @@ def image_uid(user: object, policy_uid: int | None) -> int:
             raise SandboxError(f"policy uid {policy_uid} is root or negative", "use a uid > 0")
         return policy_uid
     if user is None or user == "":
-        return 65532
+        return DEFAULT_ID
     if not isinstance(user, str):
         raise SandboxError("image config User is not a string", "fix the image config")
     uid_s, _, gid_s = user.partition(":")
@@ -79,3 +109,13 @@ def image_uid(user: object, policy_uid: int | None) -> int:
             "set a numeric non-root USER in the image, or set the uid in the policy",
         )
     return uid
+
+
+def image_gid(user: object) -> int:
+    """The gid of an image ``User`` that :func:`image_uid` accepted: its numeric non-root gid, or
+    the default sandbox gid 65532 when it names none (or is not a string)."""
+    if not isinstance(user, str):
+        return DEFAULT_ID
+    _, sep, gid_s = user.partition(":")
+    gid = _non_root_id(gid_s, "gid") if sep else None
+    return gid if gid is not None else DEFAULT_ID

@@ -14,6 +14,9 @@ from stockade.errors import SandboxError
 from stockade.models import Bind, NetworkProfile, Runtime, SandboxSpec
 from stockade.policy import Policy
 
+from ._imagecfg import DEFAULT_ID, image_gid, image_uid
+from ._imagecfg import image_env as filter_image_env
+
 __all__ = ["Overrides", "PolicyLimits", "build_spec", "policy_limits"]
 
 
@@ -138,10 +141,15 @@ def build_spec(
     *,
     image_digest: str | None = None,
     rootfs: str | None = None,
+    image_env: tuple[str, ...] = (),
+    image_user: str = "",
 ) -> SandboxSpec:
     """The spec for ``argv``: policy limits, tightened by ``overrides``; loosening is an error.
 
-    ``image_digest`` and ``rootfs`` describe a verified, unpacked image (run on gVisor only).
+    ``image_digest`` and ``rootfs`` describe a verified, unpacked image (run on gVisor only);
+    ``image_env`` and ``image_user`` are its config's ``Env`` and ``User``, taken only through
+    the filters of :mod:`._imagecfg` (the policy's env wins over the image's; a root or named
+    user refuses).
     """
     if not argv:
         raise SandboxError("no command to run (got an empty argv)", "pass: stockade run -- CMD")
@@ -154,9 +162,15 @@ def build_spec(
                 "drop --runtime namespaces",
             )
         runtime = overrides.runtime
+    env, uid, gid = limits.env, DEFAULT_ID, DEFAULT_ID
+    if rootfs is not None:
+        env = tuple(sorted({**dict(filter_image_env(list(image_env))), **dict(limits.env)}.items()))
+        uid, gid = image_uid(image_user, None), image_gid(image_user)
     try:
         return SandboxSpec(
             argv=argv,
+            uid=uid,
+            gid=gid,
             cwd=overrides.cwd,
             runtime=runtime,
             image_digest=image_digest,
@@ -169,7 +183,7 @@ def build_spec(
             timeout_s=_tighter("timeout_s", limits.timeout_s, overrides.timeout_s),
             network=_network(limits.network, overrides.network),
             secrets=limits.secrets,
-            env=limits.env,
+            env=env,
         )
     except ValidationError as e:
         raise SandboxError(

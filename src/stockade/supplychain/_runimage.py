@@ -43,11 +43,20 @@ class ImageGate(Frozen):
 
 
 class PreparedImage(Frozen):
+    """A verified, unpacked image and what its config asks of the run.
+
+    ``env`` and ``user`` are the config's ``Env`` and ``User`` as the image states them: untrusted
+    requests that the sandbox's spec builder filters (``stockade.sandbox.build_spec``), never
+    applied as they are.
+    """
+
     verified: VerifiedImage
     manifest_digest: str  # the platform manifest unpacked
     rootfs: str
     argv: tuple[str, ...]
     workdir: str
+    env: tuple[str, ...] = ()
+    user: str = ""
 
 
 def _rule(policy: Policy, name: str, server: str | None) -> SignatureRule:
@@ -152,6 +161,27 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _env(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RegistryError(
+            f"image config Env is a {type(value).__name__}, expected a list of NAME=value",
+            "fix the image",
+        )
+    return tuple(v for v in value if isinstance(v, str))
+
+
+def _user(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RegistryError(
+            f"image config User is a {type(value).__name__}, expected a string", "fix the image"
+        )
+    return value
+
+
 def prepare_image(
     client: RegistryClient,
     text: str,
@@ -194,6 +224,8 @@ def prepare_image(
         rootfs=str(rootfs),
         argv=argv,
         workdir=workdir,
+        env=_env(cfg.get("Env")),
+        user=_user(cfg.get("User")),
     )
 
 
