@@ -92,7 +92,7 @@ class KubernetesCluster:
 
         try:
             items = self._apps.list_namespaced_daemon_set(namespace, _request_timeout=TIMEOUT_S)
-        except (client.ApiException, OSError) as e:
+        except (client.ApiException, OSError, ValueError) as e:  # ValueError: a malformed answer
             raise _fail("listing DaemonSets in", namespace, e) from None
         return tuple(sorted(str(d.metadata.name) for d in items.items if d.metadata))
 
@@ -120,7 +120,7 @@ class KubernetesCluster:
             pods = core.list_namespaced_pod(
                 namespace, label_selector=LABEL_RUN, _request_timeout=TIMEOUT_S
             )
-        except (client.ApiException, OSError) as e:
+        except (client.ApiException, OSError, ValueError) as e:  # ValueError: a malformed answer
             raise _fail("listing Pods in", namespace, e) from None
         return frozenset(
             p.metadata.labels[LABEL_RUN] for p in pods.items if p.metadata and p.metadata.labels
