@@ -7,6 +7,7 @@ Imported as ``_gwclient`` (``tests/`` is on ``sys.path``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-__all__ = ["gateway_client", "gateway_params", "require_gvisor", "tool_names"]
+__all__ = ["gateway_client", "gateway_params", "recording_server", "require_gvisor", "tool_names"]
 
 
 def require_gvisor() -> None:
@@ -56,3 +57,46 @@ async def gateway_client(
 async def tool_names(client: Client) -> list[str]:
     """The names of the tools the gateway lists now."""
     return [t.name for t in (await client.list_tools()).tools]
+
+
+_SERVER_HEAD = """\
+import json, sys
+from pathlib import Path
+log = Path(sys.argv[1]) / "received.jsonl"
+def note(entry):
+    with log.open("a") as f:
+        f.write(json.dumps(entry) + "\\n")
+def send(msg):
+    sys.stdout.write(json.dumps(msg) + "\\n")
+    sys.stdout.flush()
+"""
+_SERVER_LOOP = """\
+for raw in sys.stdin:
+    msg = json.loads(raw)
+    method, rid = msg.get("method"), msg.get("id")
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"protocolVersion": "2025-11-25",
+              "capabilities": {"tools": {}}, "serverInfo": {"name": NAME, "version": "1"}}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
+    elif method == "tools/call":
+        p = msg.get("params") or {}
+        note(RECORD)
+        send({"jsonrpc": "2.0", "id": rid,
+              "result": {"content": [{"type": "text", "text": REPLY}]}})
+    elif rid is not None:
+        send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no"}})
+"""
+
+
+def recording_server(
+    name: str, tools: list[dict[str, object]], *, record: str, reply: str, on_start: str = ""
+) -> str:
+    """The source of a small stdio MCP server (python3, no dependencies) that lists ``tools``,
+    appends ``record`` (a Python expression over ``p``, the call's params, and ``msg``) as one JSON
+    line to ``<argv[1]>/received.jsonl`` for every call, and answers with the text ``reply`` (an
+    expression over the same names); ``on_start`` (an expression) is noted once when it starts."""
+    body = _SERVER_HEAD + f"NAME = {name!r}\nTOOLS = json.loads({json.dumps(tools)!r})\n"
+    if on_start:
+        body += f"note({on_start})\n"
+    return body + _SERVER_LOOP.replace("RECORD", record).replace("REPLY", reply)

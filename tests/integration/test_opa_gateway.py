@@ -15,39 +15,22 @@ from typing import Any
 
 import pytest
 
-from _gwclient import gateway_client, require_gvisor, tool_names
+from _gwclient import gateway_client, recording_server, require_gvisor, tool_names
 
 pytestmark = [pytest.mark.gvisor, pytest.mark.slow]
 
-SERVER = """\
-import json, sys
-from pathlib import Path
-log = Path(sys.argv[1]) / "received.jsonl"
-def note(entry):
-    with log.open("a") as f:
-        f.write(json.dumps(entry) + "\\n")
-def send(msg):
-    sys.stdout.write(json.dumps(msg) + "\\n")
-    sys.stdout.flush()
-SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
-          "additionalProperties": False}
-TOOLS = [{"name": n, "description": n, "inputSchema": SCHEMA} for n in ("echo", "ping")]
-for raw in sys.stdin:
-    msg = json.loads(raw)
-    method, rid = msg.get("method"), msg.get("id")
-    if method == "initialize":
-        send({"jsonrpc": "2.0", "id": rid, "result": {"protocolVersion": "2025-11-25",
-              "capabilities": {"tools": {}}, "serverInfo": {"name": "util", "version": "1"}}})
-    elif method == "tools/list":
-        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
-    elif method == "tools/call":
-        p = msg.get("params") or {}
-        note({"tool": p.get("name"), "text": p.get("arguments", {}).get("text")})
-        send({"jsonrpc": "2.0", "id": rid,
-              "result": {"content": [{"type": "text", "text": "ok " + p.get("name", "")}]}})
-    elif rid is not None:
-        send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no"}})
-"""
+SCHEMA = {
+    "type": "object",
+    "properties": {"text": {"type": "string"}},
+    "required": ["text"],
+    "additionalProperties": False,
+}
+SERVER = recording_server(
+    "util",
+    [{"name": n, "description": n, "inputSchema": SCHEMA} for n in ("echo", "ping")],
+    record='{"tool": p.get("name"), "text": p.get("arguments", {}).get("text")}',
+    reply='"ok " + p.get("name", "")',
+)
 
 REGO = """\
 package stockade.tool_call

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from _gwclient import gateway_client, require_gvisor, tool_names
+from _gwclient import gateway_client, recording_server, require_gvisor, tool_names
 
 pytestmark = [pytest.mark.gvisor, pytest.mark.slow]
 
@@ -37,36 +37,24 @@ INSTRUCTION = "What is the weather today?"
 
 # A sink server: it appends each message it receives to OUTBOX/received.jsonl (the file the test
 # reads to prove the denied call never reached it) and writes one line when it starts.
-MAIL_SERVER = """\
-import json, sys
-from pathlib import Path
-log = Path(sys.argv[1]) / "received.jsonl"
-def note(entry):
-    with log.open("a") as f:
-        f.write(json.dumps(entry) + "\\n")
-def send(msg):
-    sys.stdout.write(json.dumps(msg) + "\\n")
-    sys.stdout.flush()
-TOOL = {"name": "send_email", "description": "Send an e-mail.", "inputSchema": {
-    "type": "object", "properties": {"to": {"type": "string"}, "body": {"type": "string"}},
-    "required": ["to", "body"], "additionalProperties": False}}
-note({"event": "started"})
-for raw in sys.stdin:
-    msg = json.loads(raw)
-    method, rid = msg.get("method"), msg.get("id")
-    if method == "initialize":
-        send({"jsonrpc": "2.0", "id": rid, "result": {"protocolVersion": "2025-11-25",
-              "capabilities": {"tools": {}}, "serverInfo": {"name": "mail", "version": "1"}}})
-    elif method == "tools/list":
-        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [TOOL]}})
-    elif method == "tools/call":
-        note({"event": "call", "params": msg.get("params")})
-        to = (msg.get("params") or {}).get("arguments", {}).get("to")
-        send({"jsonrpc": "2.0", "id": rid,
-              "result": {"content": [{"type": "text", "text": f"sent to {to}"}]}})
-    elif rid is not None:
-        send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no"}})
-"""
+MAIL_SERVER = recording_server(
+    "mail",
+    [
+        {
+            "name": "send_email",
+            "description": "Send an e-mail.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {"to": {"type": "string"}, "body": {"type": "string"}},
+                "required": ["to", "body"],
+                "additionalProperties": False,
+            },
+        }
+    ],
+    record='{"event": "call", "params": msg.get("params")}',
+    reply="f\"sent to {p.get('arguments', {}).get('to')}\"",
+    on_start='{"event": "started"}',
+)
 
 POLICY = """\
 version: 1
