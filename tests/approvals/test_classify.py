@@ -93,6 +93,9 @@ servers:
       rules:
         - {{tool: fetch, action: allow, tier: low}}
         - {{tool: post, action: approve, category: exfiltration}}
+  - name: offline
+    image: registry.example.com/web@sha256:{d}
+    network: none
 """.format(d="0" * 64)
     result = parse_policy(text, file=str(tmp_path / "p.yaml"))
     assert result.policy is not None, result.errors
@@ -103,6 +106,10 @@ servers:
     assert rules.safe_tools == ("fetch",)
     assert classify(call("fetch", url="https://docs.example.com/"), rules).categories == ()
     assert rules_from_policy(policy, "other") == ClassifierRules()
+    # only a server whose policy says network: none counts as offline (unknown: networked)
+    assert rules.network is True
+    assert rules_from_policy(policy, "offline").network is False
+    assert rules_from_policy(policy, "other").network is True
 
 
 def test_the_classifying_decider_only_tightens_an_allow() -> None:

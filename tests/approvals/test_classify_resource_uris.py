@@ -7,16 +7,13 @@ argument of any tool call, or inside the identifier itself) still counts as a ne
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockade.approvals import ClassifierRules, classify, rules_from_policy
+from stockade.approvals import ClassifierRules, classify
 from stockade.approvals._classify import NETWORK_SCHEMES, RESOURCE_TOOL
 from stockade.models import Category, ToolCall
-from stockade.policy import parse_policy
 
 OFFLINE = ClassifierRules(path_allowlist=("/data",), network=False)
 ONLINE = ClassifierRules(path_allowlist=("/data",), approved_domains=("docs.example.com",))
@@ -151,26 +148,6 @@ def test_an_approved_domain_stays_approved_under_every_reading() -> None:
     assert cats(tool("fetch", url="https://docs.example.com/a"), ONLINE) == ()
     assert cats(tool("fetch", url="HTTPS://DOCS.EXAMPLE.COM/a"), ONLINE) == ()
     assert cats(tool("fetch", url="https://user@docs.example.com:8443/a"), ONLINE) == ()
-
-
-def test_network_none_in_the_policy_marks_the_server_offline(tmp_path: Path) -> None:
-    text = """
-version: 1
-default: deny
-registries: [registry.example.com/web]
-servers:
-  - name: web
-    image: registry.example.com/web@sha256:{d}
-    network: none
-  - name: net
-    image: registry.example.com/web@sha256:{d}
-    network: {{mode: allowlist, domains: [docs.example.com]}}
-""".format(d="0" * 64)
-    result = parse_policy(text, file=str(tmp_path / "p.yaml"))
-    assert result.policy is not None, result.errors
-    assert rules_from_policy(result.policy, "web").network is False
-    assert rules_from_policy(result.policy, "net").network is True
-    assert rules_from_policy(result.policy, "other").network is True
 
 
 _LABEL = st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True)

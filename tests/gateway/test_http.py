@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _httpserve import INIT, free_port, serving
 
 from stockade.gateway import (
     ConfigError,
@@ -25,16 +26,6 @@ from stockade.testing import FakeClock, MemoryAuditSink, ScriptedApprover, Stati
 TOKEN = "alice-token-0123456789abcdef"  # noqa: S105 - a test credential
 PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 def headers(**extra: str) -> dict[str, str]:
@@ -341,14 +332,6 @@ def test_an_http_client_cancels_its_own_in_flight_call_and_gets_no_answer(
 def test_a_get_stream_receives_list_changed_when_a_rug_pull_hides_a_tool(
     tmp_path: Path, evil_spec: Callable[..., ServerSpec]
 ) -> None:
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-
     async def go() -> tuple[list[str], list[str]]:
         gw = Gateway(
             GatewayConfig(servers=(evil_spec("rugpull", tofu=True),), clients=("alice",)),
@@ -359,20 +342,11 @@ def test_a_get_stream_receives_list_changed_when_a_rug_pull_hides_a_tool(
             audit=MemoryAuditSink(),
             clock=FakeClock(),
         )
-        t = HttpTransport(gw, host="127.0.0.1", port=port, tokens={"alice": TOKEN})
-        server = uvicorn.Server(
-            uvicorn.Config(t.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
+        t = HttpTransport(gw, host="127.0.0.1", port=free_port(), tokens={"alice": TOKEN})
         await asyncio.wait_for(gw.start(), 20)
-        serving = asyncio.ensure_future(server.serve())
         events: list[str] = []
         try:
-            for _ in range(500):  # bounded wait for uvicorn to listen
-                if server.started:
-                    break
-                await asyncio.sleep(0.01)
-            base = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+            async with serving(t) as base, httpx.AsyncClient(base_url=base, timeout=10) as c:
                 init = await c.post("/mcp", json=INIT, headers=headers())
                 h = headers(**{"mcp-session-id": init.headers["mcp-session-id"]})
                 sse = {**h, "accept": "text/event-stream"}
@@ -393,8 +367,6 @@ def test_a_get_stream_receives_list_changed_when_a_rug_pull_hides_a_tool(
                 )
                 tools = [x["name"] for x in after.json()["result"]["tools"]]
         finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, 10)
             await gw.close()
         return events, tools
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from _httpserve import INIT, free_port, serving
 
 from stockade.gateway import (
     Gateway,
@@ -149,12 +148,6 @@ class NotCarol:
         return Decision.deny("not for this client", rule="test.deny")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Session:
     def __init__(self, c: httpx.AsyncClient, client: str) -> None:
         self.c = c
@@ -162,17 +155,7 @@ class Session:
         self.h: dict[str, str] = {}
 
     async def start(self) -> None:
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-        resp = await self.c.post("/mcp", json=init, headers=self.headers())
+        resp = await self.c.post("/mcp", json=INIT, headers=self.headers())
         assert resp.status_code == 200
         self.h = {"mcp-session-id": resp.headers["mcp-session-id"]}
 
@@ -210,7 +193,6 @@ async def until_marker(lines: AsyncIterator[str]) -> list[dict[str, Any]]:
 
 @pytest.mark.guarantee("gw-http-notes-routed")
 def test_http_sessions_get_only_the_logs_and_updates_they_asked_for(tmp_path: Path) -> None:
-    port = free_port()
     spec = ServerSpec(
         name="notes", command=(sys.executable, str(NOTES), URI), tofu=True, call_timeout_s=10
     )
@@ -225,19 +207,12 @@ def test_http_sessions_get_only_the_logs_and_updates_they_asked_for(tmp_path: Pa
             audit=MemoryAuditSink(),
             clock=FakeClock(),
         )
-        t = HttpTransport(gw, host="127.0.0.1", port=port, tokens=TOKENS)
-        server = uvicorn.Server(
-            uvicorn.Config(t.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
+        t = HttpTransport(gw, host="127.0.0.1", port=free_port(), tokens=TOKENS)
         await asyncio.wait_for(gw.start(), 20)
-        serving = asyncio.ensure_future(server.serve())
         try:
-            for _ in range(500):  # bounded wait for uvicorn to listen
-                if server.started:
-                    break
-                await asyncio.sleep(0.01)
             async with (
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c,
+                serving(t) as base,
+                httpx.AsyncClient(base_url=base, timeout=10) as c,
                 contextlib.AsyncExitStack() as stack,
             ):
                 names = {"a": "alice", "b": "bob", "c": "alice", "e": "carol"}
@@ -257,8 +232,6 @@ def test_http_sessions_get_only_the_logs_and_updates_they_asked_for(tmp_path: Pa
                 assert "poked" in poked["result"]["content"][0]["text"]
                 return {k: await until_marker(v) for k, v in lines.items()}
         finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, 10)
             await gw.close()
 
     seen = asyncio.run(go())

@@ -9,20 +9,12 @@ levels (it logs everything), so filtering is the gateway's.
 
 from __future__ import annotations
 
-import json
 import sys
+
+from _mini import initialized, note, refuse, reply, requests
 
 URI = sys.argv[1]
 POKE = {"name": "poke", "description": "Send notes.", "inputSchema": {"type": "object"}}
-
-
-def send(msg: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(msg) + "\n")
-    sys.stdout.flush()
-
-
-def note(method: str, params: dict[str, object]) -> None:
-    send({"jsonrpc": "2.0", "method": method, "params": params})
 
 
 def log(level: str, data: object) -> None:
@@ -30,24 +22,18 @@ def log(level: str, data: object) -> None:
 
 
 def main() -> None:
-    for raw in sys.stdin:
-        msg = json.loads(raw)
-        method, rid = msg.get("method"), msg.get("id")
-        params = msg.get("params") or {}
+    for method, rid, params in requests():
         if method == "initialize":
             caps = {"resources": {"subscribe": True}, "logging": {}, "tools": {}}
-            info = {"name": "notes", "version": "1"}
-            result = {"protocolVersion": "2025-11-25", "capabilities": caps, "serverInfo": info}
-            send({"jsonrpc": "2.0", "id": rid, "result": result})
+            initialized(rid, "notes", caps)
         elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [POKE]}})
+            reply(rid, {"tools": [POKE]})
         elif method == "resources/list":
-            res = [{"uri": URI, "name": "watched"}]
-            send({"jsonrpc": "2.0", "id": rid, "result": {"resources": res}})
+            reply(rid, {"resources": [{"uri": URI, "name": "watched"}]})
         elif method == "resources/templates/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"resourceTemplates": []}})
+            reply(rid, {"resourceTemplates": []})
         elif method in ("resources/subscribe", "resources/unsubscribe", "logging/setLevel"):
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+            reply(rid, {})
             if method == "resources/subscribe":
                 note("notifications/resources/updated", {"uri": params.get("uri")})
         elif method == "tools/call":
@@ -57,10 +43,9 @@ def main() -> None:
             log("emergency", "end")
             note("notifications/resources/updated", {"uri": URI})
             note("notifications/resources/list_changed", {})
-            text = [{"type": "text", "text": "poked"}]
-            send({"jsonrpc": "2.0", "id": rid, "result": {"content": text}})
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "nope"}})
+            reply(rid, {"content": [{"type": "text", "text": "poked"}]})
+        else:
+            refuse(rid)
 
 
 if __name__ == "__main__":

@@ -7,51 +7,37 @@ that uri; every subscribe/unsubscribe it receives is appended to the file LOG (`
 
 from __future__ import annotations
 
-import json
 import sys
+
+from _mini import initialized, note, refuse, reply, requests
 
 URI = sys.argv[1]
 TEMPLATE = sys.argv[2]
 LOG = sys.argv[3]
 
 
-def send(msg: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(msg) + "\n")
-    sys.stdout.flush()
-
-
 def main() -> None:
-    for raw in sys.stdin:
-        msg = json.loads(raw)
-        method, rid = msg.get("method"), msg.get("id")
-        params = msg.get("params") or {}
+    for method, rid, params in requests():
         if method == "initialize":
-            caps = {"resources": {"subscribe": True}}
-            info = {"name": "watch", "version": "1"}
-            result = {"protocolVersion": "2025-11-25", "capabilities": caps, "serverInfo": info}
-            send({"jsonrpc": "2.0", "id": rid, "result": result})
+            initialized(rid, "watch", {"resources": {"subscribe": True}})
         elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": []}})
+            reply(rid, {"tools": []})
         elif method == "resources/list":
-            res = [{"uri": URI, "name": "watched"}]
-            send({"jsonrpc": "2.0", "id": rid, "result": {"resources": res}})
+            reply(rid, {"resources": [{"uri": URI, "name": "watched"}]})
         elif method == "resources/templates/list":
             tpls = [{"uriTemplate": TEMPLATE, "name": "tpl"}] if TEMPLATE else []
-            send({"jsonrpc": "2.0", "id": rid, "result": {"resourceTemplates": tpls}})
+            reply(rid, {"resourceTemplates": tpls})
         elif method == "resources/read":
             item = {"uri": params.get("uri"), "mimeType": "text/plain", "text": "watched text"}
-            send({"jsonrpc": "2.0", "id": rid, "result": {"contents": [item]}})
+            reply(rid, {"contents": [item]})
         elif method in ("resources/subscribe", "resources/unsubscribe"):
             with open(LOG, "a", encoding="utf-8") as log:
                 log.write(f"{method} {params.get('uri')}\n")
-            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+            reply(rid, {})
             if method == "resources/subscribe":
-                note = {"uri": params.get("uri")}
-                send(
-                    {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": note}
-                )
-        elif rid is not None:
-            send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "nope"}})
+                note("notifications/resources/updated", {"uri": params.get("uri")})
+        else:
+            refuse(rid)
 
 
 if __name__ == "__main__":
