@@ -8,14 +8,24 @@ stockade renders plus DaemonSets, and for each kind GET (item and list, with an 
 equality ``labelSelector``), POST (409 when it exists), PUT (404 when absent, 409 on a stale
 ``resourceVersion``), DELETE, and ``GET .../pods/NAME/log`` (``container``, ``limitBytes``).
 ``fail`` maps (method, path) to a status to inject API errors. Every request is recorded.
+
+Attach: ``GET .../pods/NAME/attach`` with a websocket upgrade speaks the channel protocol
+(``v5.channel.k8s.io``, else ``v4``): binary messages prefixed by a channel byte (0 stdin,
+1 stdout, 2 stderr, 3 status; v5: ``255, ch`` closes a channel). Behind it runs ``attach_argv``
+as a real child process (e.g. a Python MCP server), its pipes as the "container's" stdio. With
+``run_pods`` a created Pod is at once ``Running``.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import http.server
 import json
 import socket
+import struct
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -62,6 +72,10 @@ class ApiServerDouble:
         self.logs: dict[tuple[str, str], str] = {}
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.fail: dict[tuple[str, str], int] = {}
+        self.run_pods = False
+        self.attach_argv: list[str] | None = None
+        #: (path, query, chosen subprotocol) of every attach
+        self.attaches: list[tuple[str, dict[str, list[str]], str]] = []
         self._version = 0
         self._lock = threading.Lock()
 
@@ -82,7 +96,7 @@ class ApiServerDouble:
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
         if new.get("kind") == "Pod":
-            new.setdefault("status", {"phase": "Pending"})
+            new.setdefault("status", {"phase": "Running" if self.run_pods else "Pending"})
         self.objects[key] = new
         return new
 
@@ -224,6 +238,122 @@ class ApiServerDouble:
         return code, "application/json", json.dumps(obj).encode()
 
 
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_STDIN, _STDOUT, _STDERR, _STATUS, _CLOSE = 0, 1, 2, 3, 255
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the client closed the websocket")
+        buf += chunk
+    return buf
+
+
+def _recv_frame(sock: socket.socket) -> tuple[int, bytes]:
+    b0, b1 = _recv_exact(sock, 2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack(">H", _recv_exact(sock, 2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", _recv_exact(sock, 8))[0]
+    mask = _recv_exact(sock, 4) if b1 & 0x80 else b""
+    data = _recv_exact(sock, n)
+    if mask:
+        data = bytes(c ^ mask[i % 4] for i, c in enumerate(data))
+    return b0 & 0x0F, data
+
+
+class _Frames:
+    """Server-side frame writer (unmasked, one lock: two pump threads write)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock, self._lock = sock, threading.Lock()
+
+    def send(self, opcode: int, data: bytes) -> None:
+        n = len(data)
+        if n < 126:
+            head = bytes([0x80 | opcode, n])
+        elif n < 1 << 16:
+            head = bytes([0x80 | opcode, 126]) + struct.pack(">H", n)
+        else:
+            head = bytes([0x80 | opcode, 127]) + struct.pack(">Q", n)
+        with self._lock:
+            self._sock.sendall(head + data)
+
+
+def _attach(double: ApiServerDouble, handler: http.server.BaseHTTPRequestHandler) -> None:
+    """Upgrade to a websocket and bridge the channels to a new ``attach_argv`` process."""
+    offered = [p.strip() for p in handler.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    proto = next(p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered)
+    parts = urlsplit(handler.path)
+    with double._lock:
+        double.attaches.append((parts.path, parse_qs(parts.query), proto))
+    key = handler.headers["Sec-WebSocket-Key"]
+    accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()  # noqa: S324 - RFC 6455
+    handler.wfile.write(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n"
+        ).encode()
+    )
+    handler.wfile.flush()
+    handler.close_connection = True
+    sock = handler.connection
+    frames = _Frames(sock)
+    assert double.attach_argv is not None, "set attach_argv to attach"
+    proc = subprocess.Popen(
+        double.attach_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+
+    def pump(pipe: Any, channel: int) -> None:
+        try:
+            while chunk := pipe.read1(65536):
+                frames.send(0x2, bytes([channel]) + chunk)
+            if channel == _STDOUT:  # the container ended: status, then close
+                proc.wait(timeout=10)
+                status = {"metadata": {}, "status": "Success"}
+                frames.send(0x2, bytes([_STATUS]) + json.dumps(status).encode())
+                frames.send(0x8, struct.pack(">H", 1000))
+        except OSError:
+            return
+
+    threads = [
+        threading.Thread(target=pump, args=(proc.stdout, _STDOUT), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, _STDERR), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            opcode, data = _recv_frame(sock)
+            if opcode == 0x8:
+                break
+            if opcode == 0x9:
+                frames.send(0xA, data)
+            elif opcode in (0x1, 0x2) and data[:1] == bytes([_STDIN]):
+                proc.stdin.write(data[1:])
+                proc.stdin.flush()
+            elif opcode == 0x2 and data == bytes([_CLOSE, _STDIN]):
+                proc.stdin.close()
+    except (OSError, ValueError):
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # our own child, by its handle
+        proc.wait(timeout=10)
+        for t in threads:
+            t.join(10)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if not pipe.closed:
+                pipe.close()
+
+
 def _handler(double: ApiServerDouble) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -233,6 +363,9 @@ def _handler(double: ApiServerDouble) -> type[http.server.BaseHTTPRequestHandler
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _serve(self) -> None:
+            if self.headers.get("Upgrade", "").lower() == "websocket" and "/attach" in self.path:
+                _attach(double, self)
+                return
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n else b""
             code, ctype, data = double.handle(self.command, self.path, body)

@@ -208,3 +208,59 @@ def test_a_missing_kubeconfig_context_is_a_kube_error(tmp_path: Path) -> None:
     kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
     with pytest.raises(KubeError, match="kubeconfig"):
         connect(str(kubeconfig), None)
+
+
+# -- attach: the real websocket (kubernetes.stream + websocket-client) to a real MCP server ------
+
+SDK_ECHO = Path(__file__).resolve().parents[1] / "gateway" / "servers" / "sdk_echo.py"
+
+
+@pytest.mark.guarantee("k8s-attach-mcp")
+def test_the_gateway_session_speaks_mcp_over_the_real_attach_websocket(
+    double: tuple[ApiServerDouble, Path], tmp_path: Path
+) -> None:
+    import asyncio
+    import sys
+
+    from stockade.gateway import DownstreamSession, ServerSpec
+    from stockade.kube import KubeLauncher
+    from stockade.store import RunStore
+
+    d, kubeconfig = double
+    d.run_pods = True
+    d.attach_argv = [sys.executable, str(SDK_ECHO)]
+    before = set(d.objects)
+    objs = objs_of(run_id="w1")
+    runs = RunStore.open(tmp_path / "runs.db")
+    launcher = KubeLauncher(
+        cluster(kubeconfig),
+        lambda server, rid: objs,
+        records=RecordStore(tmp_path / "records"),
+        clock=FakeClock(),
+        wait=lambda s: None,
+        store=runs,
+        new_run_id=lambda: "w1",
+    )
+    session = DownstreamSession(
+        ServerSpec(name="tool", command=("in-a-pod",)), launcher, max_message_bytes=1 << 20
+    )
+
+    async def go() -> tuple[list[dict[str, object]], dict[str, object]]:
+        await asyncio.wait_for(session.start(), 30)
+        try:
+            tools = await asyncio.wait_for(session.list_tools(), 30)
+            result = await asyncio.wait_for(session.call_tool("echo", {"message": "ws"}), 30)
+        finally:
+            await asyncio.wait_for(session.close(), 30)
+        return tools, result
+
+    tools, result = asyncio.run(go())
+    assert [t["name"] for t in tools] == ["echo"]
+    assert "Echo: ws" in str(result["content"])
+    ((path, query, proto),) = d.attaches
+    assert path == "/api/v1/namespaces/stockade-tool/pods/stockade-w1/attach"
+    assert (query["container"], query["stdin"], query["tty"]) == (["server"], ["true"], ["false"])
+    assert proto == "v5.channel.k8s.io"
+    assert set(d.objects) == before  # stop rolled the run back through the real client
+    assert runs.get("w1").backend == "kubernetes"
+    runs.close()
