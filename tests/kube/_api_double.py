@@ -73,6 +73,8 @@ class ApiServerDouble:
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.fail: dict[tuple[str, str], int] = {}
         self.run_pods = False
+        #: every object created through POST, as stored (deleted ones included)
+        self.created: list[dict[str, Any]] = []
         self.attach_argv: list[str] | None = None
         #: (path, query, chosen subprotocol) of every attach
         self.attaches: list[tuple[str, dict[str, list[str]], str]] = []
@@ -192,7 +194,9 @@ class ApiServerDouble:
                 key = (gv, resource, ns, obj["metadata"]["name"])
                 if key in self.objects:
                     return self._json(409, _status(409, "AlreadyExists", f"{kind} exists"))
-                return self._json(201, self._store(key, obj))
+                stored = self._store(key, obj)
+                self.created.append(copy.deepcopy(stored))
+                return self._json(201, stored)
         cur = self.objects.get(key)
         if method == "GET":
             if cur is None:

@@ -8,7 +8,9 @@ to it starts ``tests/gateway/servers/sdk_echo.py`` with pipes as its stdio). Wit
 ``--verified DIGEST`` the registry side of the supply-chain gate is replaced by its result (the
 tests of the gate itself run it for real); without it the real gate runs. Every created object
 is appended to ``STATE_DIR/created.jsonl`` and the objects left at exit go to
-``STATE_DIR/final.json``.
+``STATE_DIR/final.json``. When ARGV has ``--kubeconfig``, the cluster adapter is not replaced:
+the real ``kubernetes`` client talks to whatever that kubeconfig names (the tests' loopback
+ApiServerDouble).
 """
 
 from __future__ import annotations
@@ -138,8 +140,9 @@ def main(args: list[str]) -> None:
     sep = args.index("--")
     state, opts, argv = Path(args[0]), args[1:sep], args[sep + 1 :]
     cluster = ProcessCluster(state)
-    k8s_cli._connect = lambda kubeconfig, context: cluster  # type: ignore[assignment]
-    k8s_cli._connect_run = lambda kubeconfig, context: cluster  # type: ignore[assignment]
+    if "--kubeconfig" not in argv:  # else the real client adapter talks to that API server
+        k8s_cli._connect = lambda kubeconfig, context: cluster  # type: ignore[assignment]
+        k8s_cli._connect_run = lambda kubeconfig, context: cluster  # type: ignore[assignment]
     k8s_cli._wait = lambda s: threading.Event().wait(min(s, 0.05))  # type: ignore[assignment]
     if opts[:1] == ["--verified"]:
         digest = opts[1]

@@ -216,3 +216,45 @@ def test_the_mcp_sdk_client_calls_a_tool_of_a_server_running_as_a_pod_behind_the
     assert rec.status.value == "killed"  # stopped by the gateway at exit; Pod deleted
     assert kinds[:2] == ["verification", "image"]
     assert "k8s" in kinds
+
+
+async def _session_real_client(tmp_path: Path, policy: Path, kubeconfig: Path) -> dict[str, Any]:
+    args = [str(DOUBLE), str(tmp_path / "state"), "--verified", DIGEST, "--", "gateway"]
+    args += ["--policy", str(policy), "--stdio", "--backend", "kubernetes", "--apply"]
+    args += ["--kubeconfig", str(kubeconfig)]
+    env = {
+        "STOCKADE_HOME": str(tmp_path / "home"),
+        "PATH": os.environ.get("PATH", ""),
+        "TMPDIR": str(tmp_path),  # the client's discovery cache
+    }
+    params = StdioServerParameters(command=sys.executable, args=args, env=env)
+    async with Client(params, read_timeout_seconds=30) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        echo = await client.call_tool("echo__echo", {"message": "over the websocket"})
+    return {"tools": tools, "echo": echo}
+
+
+@pytest.mark.guarantee("k8s-attach-mcp")
+def test_one_command_serves_a_pod_through_the_real_client_and_attach_websocket(
+    tmp_path: Path, policy: Path
+) -> None:
+    from ._api_double import ApiServerDouble, serve
+    from .test_client_adapter import SDK_ECHO, daemonset
+
+    (tmp_path / "state").mkdir()
+    d = ApiServerDouble()
+    d.put(runtime_class())
+    d.put(daemonset("cilium"))
+    d.run_pods = True
+    d.attach_argv = [sys.executable, str(SDK_ECHO)]
+    before = set(d.objects)
+    with serve(d, tmp_path) as kubeconfig:
+        seen = asyncio.run(asyncio.wait_for(_session_real_client(tmp_path, policy, kubeconfig), 60))
+    assert "echo__echo" in seen["tools"]
+    assert "Echo: over the websocket" in seen["echo"].content[0].text
+    ((path, _, _),) = d.attaches
+    assert path.startswith("/api/v1/namespaces/stockade-echo/pods/stockade-")
+    (pod,) = [o for o in d.created if o["kind"] == "Pod"]
+    assert pod["spec"]["runtimeClassName"] == "gvisor"
+    assert pod["spec"]["containers"][0]["image"] == f"ghcr.io/acme/echo-mcp@{DIGEST}"
+    assert set(d.objects) == before  # the gateway's exit rolled the run back
