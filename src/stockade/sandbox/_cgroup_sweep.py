@@ -4,9 +4,9 @@ A runner that dies between creating a run's cgroup and removing it leaves ``stoc
 directories; its live-state file (``_reap``) is gone with its temporary home, or was never
 written. At the next launch, the groups that are certainly stale are removed: a name of our own
 form (a run id: 32 lowercase hex digits), older than :data:`MIN_AGE_S` (a launch in progress
-elsewhere has its group populated within seconds), and empty: the kernel refuses ``rmdir`` of a
-group that still holds a process or a child group, so a live run is never touched. Nothing else
-under ``stockade/`` and nothing outside it is ever removed.
+elsewhere has its group populated within seconds, and gives up after its 30 s join bound), and
+empty: the kernel refuses ``rmdir`` of a group that still holds a process or a child group, so a
+live run is never touched. Nothing else under ``stockade/`` and nothing outside it is removed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ._cgroup import Cgroup
 __all__ = ["MIN_AGE_S", "is_stale", "sweep_stale"]
 
 #: How old (modification time) an empty run group must be before it counts as stale.
-MIN_AGE_S = 600.0
+MIN_AGE_S = 120.0
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
