@@ -201,7 +201,9 @@ class Surface(ResourceSurface):
         channel: Notify | None = None  # a call's own channel (an HTTP SSE answer), else the agent's
         if method == "notifications/message":
             out = log_notification(server, params)
-            if out is not None and self._notify_to is not None:  # only clients that may see it
+            if len(self._tasks) >= MAX_PENDING_NOTES:
+                out = None  # a flooding server: dropped before any audience is worked out
+            elif out is not None and self._notify_to is not None:  # only clients that may see it
                 channel = functools.partial(self._notify_to, self._log_audience(server))
         elif method == "notifications/progress":
             token = params.get("progressToken")
