@@ -264,3 +264,46 @@ def test_the_gateway_session_speaks_mcp_over_the_real_attach_websocket(
     assert set(d.objects) == before  # stop rolled the run back through the real client
     assert runs.get("w1").backend == "kubernetes"
     runs.close()
+
+
+def test_ws_attach_never_closes_the_websocket_while_a_read_is_in_progress() -> None:
+    import threading
+
+    from stockade.kube._client import WsAttach
+
+    class Ws:  # a stand-in with WSClient's method names
+        def __init__(self) -> None:
+            self.reading, self.release = threading.Event(), threading.Event()
+            self.in_read = self.overlap = False
+            self.open = True
+
+        def is_open(self) -> bool:
+            return self.open
+
+        def peek_stdout(self) -> bytes:
+            return b""
+
+        def read_stdout(self, timeout: float) -> bytes:
+            self.in_read = True
+            self.reading.set()
+            self.release.wait(5)
+            self.in_read = False
+            return b"x"
+
+        def close(self) -> None:
+            self.overlap = self.in_read
+            self.open = False
+
+    ws = Ws()
+    attach = WsAttach(ws, io_timeout_s=5)
+    reader = threading.Thread(target=attach.read_stdout, args=(0.2,))
+    reader.start()
+    assert ws.reading.wait(5)
+    closer = threading.Thread(target=attach.close)
+    closer.start()
+    closer.join(0.2)  # give an unserialised close the chance to overlap the read
+    ws.release.set()
+    closer.join(5)
+    reader.join(5)
+    assert not ws.overlap
+    assert not ws.open

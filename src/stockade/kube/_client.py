@@ -6,6 +6,7 @@ failure becomes a :class:`KubeError` (a 404 on ``get`` is "absent", nothing else
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from ._cluster import ObjRef, ref_of
@@ -16,6 +17,8 @@ from ._render import Manifest
 __all__ = ["KubernetesCluster", "WsAttach", "connect"]
 
 TIMEOUT_S = 30
+#: Longest a single websocket send or receive may block (the attach stream).
+IO_TIMEOUT_S = 10.0
 
 
 def _fail(op: str, what: str, e: Exception) -> KubeError:
@@ -150,10 +153,21 @@ class KubernetesCluster:
 
 
 class WsAttach:
-    """An :class:`AttachStream` over the client's ``WSClient`` (binary channels)."""
+    """An :class:`AttachStream` over the client's ``WSClient`` (binary channels).
 
-    def __init__(self, ws: Any) -> None:
+    Reads and ``close`` never run at the same time: the websocket library's ``close`` reads the
+    peer's close reply itself, and a reader racing it could take those bytes and then wait on a
+    socket that is being closed (seen against the loopback API double). Every socket operation
+    is also bounded by ``io_timeout_s`` (a frame that never completes is an error, not a hang).
+    """
+
+    def __init__(self, ws: Any, *, io_timeout_s: float = IO_TIMEOUT_S) -> None:
         self._ws = ws
+        self._io_timeout = io_timeout_s
+        self._read_lock = threading.Lock()
+        sock = getattr(ws, "sock", None)
+        if sock is not None and hasattr(sock, "settimeout"):
+            sock.settimeout(io_timeout_s)
 
     def _guard(self, op: str, fn: Any, *args: Any) -> Any:
         from websocket import WebSocketException
@@ -174,21 +188,30 @@ class WsAttach:
         self._guard("stdin close", self._ws.close_channel, 0)
 
     def read_stdout(self, timeout_s: float) -> bytes:
-        if not self._ws.is_open() and not self._ws.peek_stdout():
-            return b""
-        return bytes(self._guard("read", self._ws.read_stdout, timeout_s) or b"")
+        with self._read_lock:
+            if not self._ws.is_open() and not self._ws.peek_stdout():
+                return b""
+            return bytes(self._guard("read", self._ws.read_stdout, timeout_s) or b"")
 
     def read_stderr(self, timeout_s: float) -> bytes:
-        if not self._ws.is_open() and not self._ws.peek_stderr():
-            return b""
-        return bytes(self._guard("read", self._ws.read_stderr, timeout_s) or b"")
+        with self._read_lock:
+            if not self._ws.is_open() and not self._ws.peek_stderr():
+                return b""
+            return bytes(self._guard("read", self._ws.read_stderr, timeout_s) or b"")
 
     @property
     def is_open(self) -> bool:
         return bool(self._ws.is_open())
 
     def close(self) -> None:
-        self._guard("close", self._ws.close)
+        # A reader holds the lock for at most one bounded read; close anyway if it does not
+        # let go (the socket timeout bounds that read too).
+        got = self._read_lock.acquire(timeout=self._io_timeout + 1)
+        try:
+            self._guard("close", self._ws.close)
+        finally:
+            if got:
+                self._read_lock.release()
 
 
 def connect(kubeconfig: str | None, context: str | None) -> KubernetesCluster:
