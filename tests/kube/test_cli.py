@@ -32,21 +32,16 @@ def render(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, s
     return code, out, err
 
 
+def render_github(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    proxy = ("--egress-proxy-ip", PROXY_IP, "--egress-proxy-image", PROXY_REF)
+    return render(capsys, "--server", "github", "--run-id", "c1", *proxy)
+
+
 @pytest.mark.guarantee("k8s-render-admitted")
 def test_render_prints_yaml_that_stockade_admit_loads_and_allows(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = render(
-        capsys,
-        "--server",
-        "github",
-        "--run-id",
-        "c1",
-        "--egress-proxy-ip",
-        PROXY_IP,
-        "--egress-proxy-image",
-        PROXY_REF,
-    )
+    code, out, err = render_github(capsys)
     assert code == 0, err
     docs = load_documents(out, "render.yaml")  # admission's strict loader: no aliases
     objs = [d.obj for d in docs]
@@ -59,17 +54,7 @@ def test_render_prints_yaml_that_stockade_admit_loads_and_allows(
 
 @pytest.mark.guarantee("k8s-secrets-granted-only")
 def test_render_redacts_the_egress_token(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = render(
-        capsys,
-        "--server",
-        "github",
-        "--run-id",
-        "c1",
-        "--egress-proxy-ip",
-        PROXY_IP,
-        "--egress-proxy-image",
-        PROXY_REF,
-    )
+    code, out, _ = render_github(capsys)
     assert code == 0
     secrets = [o for o in yaml.safe_load_all(out) if o["kind"] == "Secret"]
     assert secrets

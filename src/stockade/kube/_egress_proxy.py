@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stockade.models import AuditEvent
+from stockade.sandbox._proxy import _splice as splice  # the local proxy's own relay
 
 from ._errors import KubeError
 from ._names import check_run_id
@@ -151,20 +152,6 @@ def _target(head: bytes) -> str:
     return first[:300]
 
 
-def _splice(a: socket.socket, b: socket.socket) -> None:
-    def pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := src.recv(65536):
-                dst.sendall(chunk)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    t = threading.Thread(target=pump, args=(b, a), daemon=True)
-    t.start()
-    pump(a, b)
-    t.join(_IO_TIMEOUT_S)
-
-
 class ClusterEgressProxy:
     """Listens on ``listen``; per-run :class:`EgressProxy` instances on Unix sockets in
     ``sockets``. ``resolver``/``allowed_ranges`` as for the local proxy (tests only)."""
@@ -265,7 +252,7 @@ class ClusterEgressProxy:
                 inner.connect(str(path))
                 inner.sendall(head)
                 conn.settimeout(None)
-                _splice(conn, inner)
+                splice(conn, inner)
         except OSError:
             return
         finally:

@@ -38,6 +38,7 @@ __all__ = [
     "object_meta",
     "pod_resources",
     "proxy_ip",
+    "restricted_context",
     "run_names",
     "secret",
 ]
@@ -90,6 +91,22 @@ class RenderInput(Frozen):
     def _ns(cls, v: str) -> str:
         check_namespace(v)
         return v
+
+
+def restricted_context(uid: int, gid: int) -> Manifest:
+    """The container securityContext of every Pod stockade renders (Pod Security restricted)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": gid,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "appArmorProfile": {"type": "RuntimeDefault"},
+        "procMount": "Default",
+    }
 
 
 def object_meta(inp: RenderInput, name: str, role: str, *, namespaced: bool = True) -> Manifest:

@@ -17,7 +17,14 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from ._input import EGRESS_PROXY_LABELS, PSA_LABELS, RUNTIME_CLASS, Manifest, RenderInput
+from ._input import (
+    EGRESS_PROXY_LABELS,
+    PSA_LABELS,
+    RUNTIME_CLASS,
+    Manifest,
+    RenderInput,
+    restricted_context,
+)
 from ._names import LABEL_MANAGED, LABEL_ROLE
 
 __all__ = [
@@ -94,21 +101,6 @@ def proxy_policy_spec(port: int) -> Manifest:
     }
 
 
-def _security() -> Manifest:
-    return {
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": PROXY_UID,
-        "runAsGroup": PROXY_UID,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-        "appArmorProfile": {"type": "RuntimeDefault"},
-        "procMount": "Default",
-    }
-
-
 def _deployment(inp: RenderInput) -> Manifest:
     port = inp.egress_proxy_port
     pod_labels = {**EGRESS_PROXY_LABELS, LABEL_MANAGED: "stockade", LABEL_ROLE: "egress-proxy"}
@@ -119,7 +111,7 @@ def _deployment(inp: RenderInput) -> Manifest:
         "command": ["stockade", "k8s", "egress-proxy"],
         "args": ["--listen", f"0.0.0.0:{port}", "--config", CONFIG_DIR],
         "ports": [{"name": "proxy", "containerPort": port, "protocol": "TCP"}],
-        "securityContext": _security(),
+        "securityContext": restricted_context(PROXY_UID, PROXY_UID),
         "resources": {"requests": dict(_RESOURCES), "limits": dict(_RESOURCES)},
         "volumeMounts": [
             {"name": "allowlists", "mountPath": f"{CONFIG_DIR}/allowlists", "readOnly": True},

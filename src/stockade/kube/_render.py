@@ -21,6 +21,7 @@ from ._input import (
     RenderInput,
     object_meta,
     pod_resources,
+    restricted_context,
     run_names,
     secret,
 )
@@ -55,21 +56,6 @@ def _refuse_unsupported(spec: SandboxSpec) -> None:
         )
 
 
-def _container_security(spec: SandboxSpec) -> Manifest:
-    return {
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": spec.uid,
-        "runAsGroup": spec.gid,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-        "appArmorProfile": {"type": "RuntimeDefault"},
-        "procMount": "Default",
-    }
-
-
 def _pod(inp: RenderInput) -> Manifest:
     spec, names = inp.spec, run_names(inp)
     env: list[Manifest] = [{"name": k, "value": v} for k, v in spec.env]
@@ -101,7 +87,7 @@ def _pod(inp: RenderInput) -> Manifest:
         "stdin": True,
         "stdinOnce": True,
         "tty": False,
-        "securityContext": _container_security(spec),
+        "securityContext": restricted_context(spec.uid, spec.gid),
         "resources": {"requests": dict(res), "limits": dict(res)},
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
