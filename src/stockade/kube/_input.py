@@ -33,6 +33,7 @@ __all__ = [
     "SECRETS_DIR",
     "Manifest",
     "RenderInput",
+    "hardened_pod",
     "names_for_run",
     "namespace_meta",
     "object_meta",
@@ -91,6 +92,19 @@ class RenderInput(Frozen):
     def _ns(cls, v: str) -> str:
         check_namespace(v)
         return v
+
+
+def hardened_pod() -> Manifest:
+    """Pod-level fields every Pod stockade renders sets: no token, no links, no host sharing."""
+    return {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "hostNetwork": False,
+        "hostPID": False,
+        "hostIPC": False,
+        "shareProcessNamespace": False,
+        "os": {"name": "linux"},
+    }
 
 
 def restricted_context(uid: int, gid: int) -> Manifest:

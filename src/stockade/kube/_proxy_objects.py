@@ -23,6 +23,7 @@ from ._input import (
     RUNTIME_CLASS,
     Manifest,
     RenderInput,
+    hardened_pod,
     restricted_context,
 )
 from ._names import LABEL_MANAGED, LABEL_ROLE
@@ -122,13 +123,7 @@ def _deployment(inp: RenderInput) -> Manifest:
     }
     pod_spec = {
         "runtimeClassName": RUNTIME_CLASS,
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "hostNetwork": False,
-        "hostPID": False,
-        "hostIPC": False,
-        "shareProcessNamespace": False,
-        "os": {"name": "linux"},
+        **hardened_pod(),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": PROXY_UID,
