@@ -9,15 +9,19 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stockade.kube import (
     ADMISSION_KINDS,
     KubeError,
     Manifest,
     RecordStore,
+    RollbackRecord,
     RunParams,
     apply_run,
     check_rendered,
@@ -185,8 +189,8 @@ def _cluster() -> FakeCluster:
     return c
 
 
-def _apply(cluster: FakeCluster, store: RecordStore, run_id: str, token: str) -> None:
-    apply_run(
+def _apply(cluster: FakeCluster, store: RecordStore, run_id: str, token: str) -> RollbackRecord:
+    res = apply_run(
         cluster,
         render(run_id, egress_token=token),
         execute=True,
@@ -195,6 +199,8 @@ def _apply(cluster: FakeCluster, store: RecordStore, run_id: str, token: str) ->
         server="tool",
         run_id=run_id,
     )
+    assert res.record is not None
+    return res.record
 
 
 def _entries(cluster: FakeCluster, kind: str) -> set[str]:
@@ -244,3 +250,29 @@ def test_a_second_apply_of_a_run_id_with_another_token_is_refused(tmp_path: Path
 def test_the_helper_image_constant_is_pinned() -> None:
     img = PinnedImage(registry="ghcr.io", repository="acme/stockade", digest=PROXY_DIGEST)
     assert str(img).endswith(PROXY_DIGEST)
+
+
+@pytest.mark.guarantee("k8s-egress-proxy-rendered")
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(order=st.permutations(range(4)), undo=st.permutations(range(4)), stop=st.integers(0, 4))
+def test_the_proxy_entries_are_exactly_the_live_runs_in_any_apply_and_rollback_order(
+    tmp_path: Path, order: list[int], undo: list[int], stop: int
+) -> None:
+    cluster, store = _cluster(), RecordStore(tmp_path / uuid.uuid4().hex)
+    records, live = {}, set()
+    for i in order:
+        records[f"p{i}"] = _apply(cluster, store, f"p{i}", str(i) * 43)
+        live.add(f"p{i}")
+        assert _entries(cluster, "ConfigMap") == _entries(cluster, "Secret") == live
+    for i in undo[:stop]:
+        rollback_run(cluster, records[f"p{i}"], execute=True)
+        live.discard(f"p{i}")
+        present = {r.name for r in cluster.objects}
+        if "stockade-egress-allowlists" in present:
+            assert _entries(cluster, "ConfigMap") == _entries(cluster, "Secret") == live
+        else:
+            assert not live
+    if live:  # the proxy still serves the remaining runs
+        assert ref_of(deployment(render())) in cluster.objects

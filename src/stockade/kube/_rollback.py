@@ -93,7 +93,8 @@ def record_for(plan: Plan, *, clock: Clock, server: str, run_id: str) -> Rollbac
                 namespace=r.namespace,
                 name=r.name,
                 previous=None if merged else prev,  # never a copy of other runs' entries
-                merged_keys=tuple(sorted(c.desired.get("data") or {})) if merged else (),
+                # only this run's own key: the desired object also holds the other runs' entries
+                merged_keys=(run_id,) if merged else (),
                 merged_created=merged and c.action == Action.CREATE,
                 keep=role in INFRA_ROLES and not merged,
             )
