@@ -258,3 +258,31 @@ def test_one_command_serves_a_pod_through_the_real_client_and_attach_websocket(
     assert pod["spec"]["runtimeClassName"] == "gvisor"
     assert pod["spec"]["containers"][0]["image"] == f"ghcr.io/acme/echo-mcp@{DIGEST}"
     assert set(d.objects) == before  # the gateway's exit rolled the run back
+
+
+ALLOWLIST = POLICY.replace(
+    "    network: none\n", "    network:\n      mode: allowlist\n      domains: [api.example.com]\n"
+)
+
+
+@pytest.mark.guarantee("k8s-refuse-unappliable")
+@pytest.mark.guarantee("k8s-egress-proxy-rendered")
+def test_an_allowlist_server_plans_the_egress_proxy_and_is_refused_without_its_image(
+    policy: Path,
+    fake: FakeCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _verified(monkeypatch)
+    policy.write_text(ALLOWLIST)
+    assert _gateway(policy, "--egress-proxy-ip", "10.96.0.50") == 1
+    assert (
+        "would refuse: server echo: network profile 'allowlist' needs the egress proxy's image"
+        in (capsys.readouterr().err)
+    )
+    proxy = "ghcr.io/acme/stockade@sha256:" + "7e" * 32
+    assert _gateway(policy, "--egress-proxy-ip", "10.96.0.50", "--egress-proxy-image", proxy) == 0
+    out = capsys.readouterr().out
+    assert "create  Deployment stockade-egress/stockade-egress-proxy" in out
+    assert "create  ConfigMap stockade-egress/stockade-egress-allowlists" in out
+    assert fake.calls == []
