@@ -533,15 +533,23 @@ def test_an_images_numeric_non_root_user_is_the_runs_uid_and_gid(world: World) -
     assert r.stdout.split() == ["1000", "1001"]
 
 
+@pytest.mark.guarantee("sandbox-image-egress")
 @pytest.mark.guarantee("sandbox-image-no-egress")
-def test_an_image_server_whose_policy_allowlists_egress_is_refused_not_run_without_it(
+def test_an_image_server_whose_policy_allowlists_egress_runs_behind_its_own_proxy(
     world: World,
 ) -> None:
     pinned = push(world.registry, "stockade/app", "v1")
     sign(world.registry, pinned, world.key)
-    r = world.run("--server", "netted")
-    _assert_refused(world, r, "image runs get no egress")
-    assert "api.example.com" in r.stderr
+    # An unlisted name only: the proxy refuses it before any lookup (no address leaves loopback).
+    script = "echo $HTTP_PROXY; /bin/busybox wget -q -O- http://unlisted.test/ 2>&1; echo end"
+    r = world.run("--server", "netted", "--", "/bin/busybox", "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "http://10.253.0.1:3128"
+    assert "403" in r.stdout
+    log = (world.home / "audit" / "audit.jsonl").read_text()
+    assert "egress.blocked" in log
+    assert "unlisted.test" in log
     ok = world.run("--server", "netted", "--network", "none")  # the operator's explicit choice
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == GREETING + "\n"

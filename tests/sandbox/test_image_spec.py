@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,6 @@ def test_a_complete_gvisor_image_spec_passes(rootfs: Path) -> None:
     [
         ({"runtime": Runtime.NAMESPACES}, "gvisor only"),
         ({"binds": (Bind(source="/srv", target="/srv", mode="ro"),)}, "no host path"),
-        ({"network": NetworkProfile(mode="allowlist", domains=("a.example",))}, "network"),
         ({"image_digest": None}, "both rootfs and image_digest"),
         ({"image_digest": "sha256:short"}, "sha256:<64 hex>"),
         ({"rootfs": "relative/root"}, "absolute directory"),
@@ -62,3 +63,27 @@ def test_a_rootfs_without_mount_points_or_with_a_symlinked_one_is_refused(rootfs
     (rootfs / "tmp").symlink_to("/tmp")
     with pytest.raises(SandboxError, match="mount point"):
         check_image_spec(_spec(rootfs))
+
+
+@pytest.mark.guarantee("sandbox-image-egress")
+def test_an_image_spec_with_an_allowlist_passes_where_its_egress_namespaces_can_be_built(
+    rootfs: Path,
+) -> None:
+    check_image_spec(_spec(rootfs, network=NetworkProfile(mode="allowlist", domains=("a.test",))))
+
+
+@pytest.mark.guarantee("sandbox-image-no-egress")
+def test_an_image_spec_with_an_allowlist_is_refused_where_the_mechanism_is_missing(
+    rootfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = shutil.which
+
+    def which(name: str, mode: int = os.F_OK | os.X_OK, path: str | None = None) -> str | None:
+        return None if name == "nsenter" else real(name, mode, path)
+
+    monkeypatch.setattr(shutil, "which", which)
+    spec = _spec(rootfs, network=NetworkProfile(mode="allowlist", domains=("a.test", "b.test")))
+    with pytest.raises(SandboxError, match="image runs get no egress on this host") as e:
+        check_image_spec(spec)
+    assert "a.test, b.test" in e.value.what
+    assert "nsenter" in e.value.what

@@ -17,6 +17,7 @@ from ._bwrap import bwrap_argv
 from ._cgroup import Cgroup
 from ._landlock import with_landlock
 from ._layout import HostLayout, etc_files, host_layout
+from ._netns import NetPair, mask_argv
 from ._oci import guest_nofile, oci_config
 from ._probe import GvisorRuntime
 from ._protocols import SecretSource
@@ -77,7 +78,9 @@ def prepare_gvisor(
     state: Path,
     cgroup: Cgroup,
     secrets: SecretSource | None,
+    netns: NetPair | None = None,
 ) -> Prepared:
+    """``netns``: an image run's egress namespaces (the workload's is handed to runsc)."""
     values = _fetch(spec, secrets)
     run_dir = state / "runs" / run_id
     bundle = run_dir / "bundle"
@@ -133,6 +136,10 @@ def prepare_gvisor(
     cfg["linux"]["seccomp"] = oci_seccomp()
     if spec.rootfs is not None:
         cfg["root"] = {"path": spec.rootfs, "readonly": True}
+    if netns is not None:
+        for ns in cfg["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = netns.workload_path
     (bundle / "config.json").write_text(json.dumps(cfg, indent=1))
     runsc_root = state / "runsc"
     runsc_root.mkdir(mode=0o700, exist_ok=True)
@@ -140,10 +147,16 @@ def prepare_gvisor(
     flags = [f"--root={runsc_root}", f"--platform={rt.platform}", "--oci-seccomp"]
     # The sandbox never gets a network device: the allowlist profile speaks to the runner's
     # proxy through a bound Unix socket (host-uds=open lets the guest connect to it).
-    flags += ["--network=none"]
-    if spec.network.mode == "allowlist":
-        flags += ["--host-uds=open"]
+    # An image run's allowlist instead gets the veth of its own namespace (nothing else in it).
+    if netns is not None:
+        flags += ["--network=sandbox"]
+    else:
+        flags += ["--network=none"]
+        if spec.network.mode == "allowlist":
+            flags += ["--host-uds=open"]
     argv = [rt.runsc, *flags, "run", "--bundle", str(bundle), cid]
+    if netns is not None:
+        argv = mask_argv(netns, argv)
     return Prepared(
         argv=argv,
         container_id=cid,

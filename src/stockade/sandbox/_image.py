@@ -1,9 +1,9 @@
 """What an image run must look like before the gVisor backend starts it (fail closed).
 
 An image always runs on gVisor with its verified, unpacked rootfs as the read-only root; it gets
-no host path, and no egress: the allowlist relay needs the host's python inside the sandbox, so an
-image spec whose network is an allowlist is refused (never run without the network it was
-granted).
+no host path. Its allowlisted egress goes through a veth into a namespace that holds only the
+run's proxy (``_netns``): when this host cannot build that, the image spec is refused (never run
+without the network it was granted).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import stat
 from stockade.errors import SandboxError
 from stockade.models import Runtime, SandboxSpec
 
+from ._netns import check_tools
 from ._oci import SANDBOX_TMP, SECRETS_DIR
 
 __all__ = ["check_image_spec"]
@@ -57,16 +58,8 @@ def check_image_spec(spec: SandboxSpec) -> None:
             "an image run was given host paths (binds); image runs get no host path",
             "remove --ro/--rw and fs_allowlist for image servers",
         )
-    if spec.network.mode != "none":
-        domains = ", ".join(spec.network.domains) or "none listed"
-        raise SandboxError(
-            f"image runs get no egress: the policy allowlists {domains} for an image run (got "
-            f"network {spec.network.mode}, expected none); the allowlist proxy is reached through "
-            "a relay run by the host's python inside the sandbox, which an image root does not "
-            "have, and stockade will not run the image silently without the network it was granted",
-            "set network: none for the image server (or pass --network none), or run the tool as "
-            "a command server to give it the allowlisted egress",
-        )
+    if spec.network.mode == "allowlist":
+        check_tools(spec.network.domains)  # refuses: "image runs get no egress on this host"
     if not os.path.isabs(spec.rootfs) or not _is_dir("/", spec.rootfs):
         raise SandboxError(
             f"image rootfs {spec.rootfs!r} is not an existing absolute directory",

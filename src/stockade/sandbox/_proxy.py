@@ -135,7 +135,9 @@ def _splice(a: socket.socket, b: socket.socket) -> None:
 
 
 class EgressProxy:
-    """One proxy per run, listening on a Unix socket at ``path``."""
+    """One proxy per run, listening on a Unix socket at ``path``, or on ``listener`` (a listening
+    socket the runner made elsewhere: inside an image run's proxy namespace, whose file ``path``
+    then names and which the proxy neither binds nor unlinks)."""
 
     def __init__(
         self,
@@ -145,6 +147,7 @@ class EgressProxy:
         audit: AuditSink | None = None,
         run_id: str | None = None,
         resolver: Callable[[str], list[str]] = system_resolver,
+        listener: socket.socket | None = None,
     ) -> None:
         self.policy = policy
         self.path = path
@@ -152,9 +155,13 @@ class EgressProxy:
         self._run_id = run_id
         self._resolve = resolver
         self._lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.bind(str(path))
-        self._sock.listen(64)
+        self._owns_path = listener is None
+        if listener is not None:
+            self._sock = listener
+        else:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sock.bind(str(path))
+            self._sock.listen(64)
         self._closed = False
         self._thread = threading.Thread(target=self._serve, daemon=True, name="egress-proxy")
 
@@ -168,8 +175,9 @@ class EgressProxy:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._thread.join(5)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if self._owns_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
     def _record(self, allowed: bool, data: dict[str, object]) -> None:
         if self._audit is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from stockade.models import EndReason, RunStatus
 
 from ._cgroup import open_cgroup
+from ._netns import NetPair, delete_pair
 from ._protocols import RunStoreLike
 
 __all__ = ["LiveRun", "process_start_time", "reap_leftovers"]
@@ -45,6 +46,8 @@ class LiveRun:
     runner_pid: int
     runner_start: str
     egress_dir: str = ""
+    #: An image run's egress namespaces (``_netns.NetPair``), space-separated; deleted last.
+    netns: str = ""
 
     def write(self, state: Path) -> Path:
         live = state / "live"
@@ -90,6 +93,9 @@ def destroy(run: LiveRun, runsc: str | None, *, kill: bool = True) -> None:
     for d in (run.run_dir, run.secrets_dir, run.egress_dir):
         if d:
             shutil.rmtree(d, ignore_errors=True)
+    if run.netns:
+        workload, _, proxy = run.netns.partition(" ")
+        delete_pair(NetPair(workload=workload, proxy=proxy))
 
 
 def reap_leftovers(state: Path, runsc: str | None, store: RunStoreLike | None) -> list[str]:

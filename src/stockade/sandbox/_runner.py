@@ -30,6 +30,9 @@ from ._egress import EgressPolicy, IPNetwork
 from ._endreason import end_reason
 from ._image import check_image_spec
 from ._layout import check_spec_binds
+from ._netns import NETNS_DIR, NetPair, create_pair
+from ._netns import PROXY_ADDR as NETNS_PROXY_ADDR
+from ._netns import PROXY_PORT as NETNS_PROXY_PORT
 from ._pin import verify_pin
 from ._probe import find_bwrap, find_gvisor, landlock_abi
 from ._proxy import EgressProxy, system_resolver
@@ -269,18 +272,45 @@ def _with_egress(
     except OSError:
         proxy.close()
         raise
-    url = f"http://127.0.0.1:{PROXY_PORT}"
-    env = dict(spec.env)
-    for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        env[k] = url
     wrapped = spec.model_copy(
         update={
             "argv": relay_argv(spec.argv, RELAY_PYTHON),
-            "env": tuple(env.items()),
+            "env": _proxy_env(spec, f"http://127.0.0.1:{PROXY_PORT}"),
             "binds": (*spec.binds, Bind(source=str(d), target=PROXY_DIR, mode="ro")),
         }
     )
     return wrapped, proxy, str(d)
+
+
+def _proxy_env(spec: SandboxSpec, url: str) -> tuple[tuple[str, str], ...]:
+    env = dict(spec.env)
+    for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env[k] = url
+    return tuple(env.items())
+
+
+def _with_image_egress(
+    spec: SandboxSpec,
+    pair: NetPair,
+    *,
+    run_id: str,
+    audit: AuditSink | None,
+    resolver: Callable[[str], list[str]],
+    ranges: tuple[IPNetwork, ...],
+) -> tuple[SandboxSpec, EgressProxy]:
+    """An image run: the proxy listens inside its own namespace, reached over the run's veth."""
+    listener = create_pair(pair)
+    try:
+        proxy = EgressProxy(
+            EgressPolicy(spec.network.domains, ranges), NETNS_DIR / pair.proxy, audit=audit,
+            run_id=run_id,
+            resolver=resolver, listener=listener,
+        ).start()  # fmt: skip
+    except (OSError, RuntimeError):
+        listener.close()
+        raise
+    url = f"http://{NETNS_PROXY_ADDR}:{NETNS_PROXY_PORT}"
+    return spec.model_copy(update={"env": _proxy_env(spec, url)}), proxy
 
 
 def _refuse(audit: AuditSink | None, run_id: str, err: SandboxError) -> SandboxError:
@@ -383,7 +413,8 @@ def _start(
             )
         if spec.rootfs is not None or spec.image_digest is not None:
             check_image_spec(spec)
-        if spec.network.mode == "allowlist" and not Path(RELAY_PYTHON).is_file():
+        image = spec.rootfs is not None
+        if spec.network.mode == "allowlist" and not image and not Path(RELAY_PYTHON).is_file():
             raise SandboxError(
                 f"network profile 'allowlist' needs {RELAY_PYTHON} in the sandbox for its relay",
                 "install python3, or use --network none",
@@ -410,10 +441,19 @@ def _start(
         runner_start=process_start_time(os.getpid()),
     )  # fmt: skip
     proxy: EgressProxy | None = None
+    pair: NetPair | None = None
     landlock = False
     try:
         live.write(state)
-        if spec.network.mode == "allowlist":
+        if spec.network.mode == "allowlist" and image:
+            pair = NetPair.for_run(run_id)
+            live = LiveRun(**{**asdict(live), "netns": f"{pair.workload} {pair.proxy}"})
+            live.write(state)  # before the namespaces exist: a crash from here on is reaped
+            spec, proxy = _with_image_egress(
+                spec, pair, run_id=run_id, audit=audit, resolver=egress_resolver,
+                ranges=egress_ranges,
+            )  # fmt: skip
+        elif spec.network.mode == "allowlist":
             spec, proxy, egress_dir = _with_egress(
                 spec, run_id, audit, egress_resolver, egress_ranges
             )
@@ -426,7 +466,7 @@ def _start(
         )
         if rt is not None:
             prepared = prepare_gvisor(
-                spec, rt, run_id=run_id, state=state, cgroup=cgroup, secrets=secrets
+                spec, rt, run_id=run_id, state=state, cgroup=cgroup, secrets=secrets, netns=pair
             )
         elif bwrap is not None:
             landlock = landlock_abi() > 0 and Path(RELAY_PYTHON).is_file()

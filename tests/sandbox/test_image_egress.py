@@ -1,0 +1,179 @@
+"""An image run's allowlisted egress: a veth into a namespace that holds only the run's proxy.
+
+Real gVisor, a real image root (busybox-static alone, nothing of the host), a real origin on the
+host's loopback reached only through the proxy; everything is torn down after the run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stockade.errors import SandboxError
+from stockade.models import NetworkProfile, SandboxSpec
+from stockade.sandbox import find_gvisor, launch
+from stockade.sandbox._netns import NETNS_DIR, PROXY_ADDR, NetPair, mask_argv
+
+from .test_refusal import ListSink
+
+pytestmark = pytest.mark.gvisor
+
+BUSYBOX = Path("/bin/busybox")
+DIGEST = "sha256:" + "b" * 64
+
+# The workload: the allowlisted name through the proxy, an unlisted name, a direct connection to
+# the origin's port on the proxy's address and on its own loopback, the host's files.
+SCRIPT = """
+bb=/bin/busybox
+$bb wget -q -O- http://allowed.test:{port}/ && echo " GOT-ALLOWED"
+$bb wget -q -O- http://unlisted.test:{port}/ 2>&1 | $bb head -c 200; echo " rc-unlisted"
+for target in "{proxy} {port}" "127.0.0.1 {port}" "{proxy} 22"; do
+  if echo x | $bb nc -w 2 $target >/dev/null 2>&1; then echo "DIRECT-OPEN $target"; fi
+done
+$bb ls /usr/bin/python3 /etc/passwd 2>/dev/null || echo "no-host-files"
+"""
+
+
+class Origin:
+    """A plain HTTP server on the host's loopback (the 'allowlisted destination')."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port: int = self.sock.getsockname()[1]
+        self.hits = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.hits += 1
+            c.settimeout(5)
+            try:
+                c.recv(65536)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            except OSError:
+                pass
+            c.close()
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    o = Origin()
+    yield o
+    o.sock.close()
+
+
+@pytest.fixture
+def image_root(tmp_path: Path) -> Path:
+    if os.geteuid() != 0:
+        pytest.skip("RUNNER TESTS NEED ROOT (cgroups, network namespaces)")
+    try:
+        find_gvisor()
+    except SandboxError as e:
+        pytest.skip(f"BACKEND gvisor UNAVAILABLE: {e.what}")
+    if not BUSYBOX.is_file():
+        pytest.skip("BUSYBOX ABSENT: apt-get install busybox-static")
+    root = tmp_path / "rootfs"
+    for d in ("bin", "proc", "dev", "tmp", "etc"):
+        (root / d).mkdir(parents=True)
+    shutil.copy(BUSYBOX, root / "bin" / "busybox")
+    return root
+
+
+def _leftovers(state: Path, run_id: str) -> list[str]:
+    left = [str(p) for p in NETNS_DIR.glob(f"stockade-{run_id}-*")]
+    r = subprocess.run(
+        [find_gvisor().runsc, f"--root={state / 'runsc'}", "list", "-q"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    left += [f"container {c}" for c in r.stdout.split() if run_id in c]
+    left += [str(p) for p in Path("/sys/fs/cgroup").rglob(f"*{run_id}*")]
+    left += [str(p) for p in (state / "live").glob("*.json")]
+    return left
+
+
+@pytest.mark.guarantee("sandbox-image-egress")
+def test_an_image_reaches_a_listed_name_only_through_its_proxy_and_everything_is_torn_down(
+    image_root: Path, origin: Origin, tmp_path: Path
+) -> None:
+    sink = ListSink()
+    mapping = {"allowed.test": ["127.0.0.1"], "unlisted.test": ["127.0.0.1"]}
+    spec = SandboxSpec(
+        argv=("/bin/busybox", "sh", "-c", SCRIPT.format(port=origin.port, proxy=PROXY_ADDR)),
+        image_digest=DIGEST,
+        rootfs=str(image_root),
+        network=NetworkProfile(mode="allowlist", domains=("allowed.test",)),
+        timeout_s=60,
+        cpu_seconds=30,
+    )
+    state = tmp_path / "state"
+    sb = launch(
+        spec, state=state, audit=sink, run_id="imgegress",
+        egress_resolver=lambda h: mapping.get(h, []),
+        egress_ranges=(ipaddress.ip_network("127.0.0.1/32"),),
+    )  # fmt: skip
+    assert sb.stdout is not None
+    assert sb.stderr is not None
+    out = sb.stdout.read().decode()
+    err = sb.stderr.read().decode()
+    sb.stdout.close()
+    sb.stderr.close()
+    outcome = sb.wait(60)
+    assert "hello GOT-ALLOWED" in out, out + err
+    assert "403" in out  # the unlisted name: refused by the proxy
+    assert "DIRECT-OPEN" not in out
+    assert "no-host-files" in out
+    assert origin.hits == 1  # only the allowlisted request reached the origin
+    blocked = [d for e, d, _ in sink.events if e == "egress.blocked"]
+    allowed = [d for e, d, _ in sink.events if e == "egress.allowed"]
+    assert len(allowed) == 1
+    assert len(blocked) == 1
+    assert "unlisted.test" in str(blocked[0])
+    assert outcome.exit_code == 0, out + err
+    assert outcome.cleanup_error == ""
+    assert _leftovers(state, "imgegress") == []
+
+
+@pytest.mark.guarantee("sandbox-image-egress")
+def test_an_image_run_whose_egress_namespaces_cannot_be_built_is_refused_and_leaves_nothing(
+    image_root: Path, tmp_path: Path
+) -> None:
+    # A namespace of that name already exists: building the pair fails, the run is refused.
+    pair = NetPair.for_run("imgclash")
+    subprocess.run(["ip", "netns", "add", pair.proxy], check=True, timeout=30)
+    try:
+        sink = ListSink()
+        spec = SandboxSpec(
+            argv=("/bin/busybox", "true"),
+            image_digest=DIGEST,
+            rootfs=str(image_root),
+            network=NetworkProfile(mode="allowlist", domains=("allowed.test",)),
+        )
+        state = tmp_path / "state"
+        with pytest.raises(SandboxError, match="egress namespaces"):
+            launch(spec, state=state, audit=sink, run_id="imgclash")
+        assert [e for e, _, _ in sink.events] == ["sandbox.refused"]
+        assert not (NETNS_DIR / pair.workload).exists()
+        assert list((state / "live").glob("*.json")) == []
+    finally:
+        subprocess.run(["ip", "netns", "delete", pair.proxy], check=False, timeout=30)
+
+
+def test_runsc_is_masked_only_inside_its_own_mount_namespace() -> None:
+    argv = mask_argv(NetPair.for_run("x"), ["/usr/bin/runsc", "run", "c"])
+    assert argv[1:5] == ["--mount", "--propagation", "private", "--"]
+    assert argv[-3:] == ["/usr/bin/runsc", "run", "c"]
+    assert str(NETNS_DIR / "stockade-x-w") in argv
