@@ -152,6 +152,7 @@ def test_a_command_server_cannot_run_on_kubernetes(
     [
         (["--kubeconfig", "k"], "need --backend kubernetes"),
         (["--apply"], "need --backend kubernetes"),
+        (["--egress-namespace", "other"], "need --backend kubernetes"),
         (["--backend", "kubernetes", "--unsafe-no-sandbox"], "always sandboxed"),
     ],
 )

@@ -237,9 +237,9 @@ def kube_gateway_options(f: _F) -> _F:
         backend = kw.pop("backend")
         opts = KubeOptions(**{k: kw.pop(k) for k in _KEYS}, execute=kw.pop("k8s_apply"))
         if backend == "local":
-            if opts != KubeOptions(egress_namespace=opts.egress_namespace):
+            if opts != KubeOptions():
                 raise UsageError(
-                    "--kubeconfig, --context, --egress-proxy-ip/-image, --plain-http, "
+                    "--kubeconfig, --context, --egress-proxy-ip/-image/-namespace, --plain-http, "
                     "--unsafe-assume-networkpolicy and --apply need --backend kubernetes",
                     "add --backend kubernetes, or drop them",
                 )
