@@ -19,8 +19,9 @@ import pytest
 
 from stockade.errors import SandboxError
 from stockade.models import NetworkProfile, SandboxSpec
-from stockade.sandbox import find_gvisor, launch
-from stockade.sandbox._netns import NETNS_DIR, PROXY_ADDR, NetPair, mask_argv
+from stockade.sandbox import cgroup_root, find_gvisor, launch, reap_leftovers
+from stockade.sandbox._netns import NETNS_DIR, PROXY_ADDR, NetPair, create_pair, mask_argv
+from stockade.sandbox._reap import LiveRun
 
 from .test_refusal import ListSink
 
@@ -177,3 +178,26 @@ def test_runsc_is_masked_only_inside_its_own_mount_namespace() -> None:
     assert argv[1:5] == ["--mount", "--propagation", "private", "--"]
     assert argv[-3:] == ["/usr/bin/runsc", "run", "c"]
     assert str(NETNS_DIR / "stockade-x-w") in argv
+
+
+@pytest.mark.guarantee("sandbox-image-egress")
+def test_the_reaper_deletes_the_egress_namespaces_of_a_run_whose_runner_died(
+    tmp_path: Path,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("RUNNER TESTS NEED ROOT (network namespaces)")
+    pair = NetPair.for_run("imgreap")
+    listener = create_pair(pair)
+    listener.close()
+    dead = subprocess.Popen(["/bin/true"])
+    dead.wait(timeout=30)
+    LiveRun(
+        run_id="imgreap", backend="gvisor", container_id="stockade-imgreap",
+        runsc_root=str(tmp_path / "runsc"), cgroup_root=str(cgroup_root()),
+        run_dir="", secrets_dir="", runner_pid=dead.pid, runner_start="1",
+        netns=f"{pair.workload} {pair.proxy}",
+    ).write(tmp_path)  # fmt: skip
+    assert (NETNS_DIR / pair.workload).exists()
+    assert reap_leftovers(tmp_path, None, None) == ["imgreap"]
+    assert not (NETNS_DIR / pair.workload).exists()
+    assert not (NETNS_DIR / pair.proxy).exists()
