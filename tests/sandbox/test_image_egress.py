@@ -39,6 +39,7 @@ $bb wget -q -O- http://unlisted.test:{port}/ 2>&1 | $bb head -c 200; echo " rc-u
 for target in "{proxy} {port}" "127.0.0.1 {port}" "{proxy} 22"; do
   if echo x | $bb nc -w 2 $target >/dev/null 2>&1; then echo "DIRECT-OPEN $target"; fi
 done
+$bb ip route | $bb grep -q default && echo "HAS-DEFAULT-ROUTE"
 $bb ls /usr/bin/python3 /etc/passwd 2>/dev/null || echo "no-host-files"
 """
 
@@ -136,6 +137,7 @@ def test_an_image_reaches_a_listed_name_only_through_its_proxy_and_everything_is
     assert "hello GOT-ALLOWED" in out, out + err
     assert "403" in out  # the unlisted name: refused by the proxy
     assert "DIRECT-OPEN" not in out
+    assert "HAS-DEFAULT-ROUTE" not in out
     assert "no-host-files" in out
     assert origin.hits == 1  # only the allowlisted request reached the origin
     blocked = [d for e, d, _ in sink.events if e == "egress.blocked"]
