@@ -308,7 +308,7 @@ def status_cmd(  # noqa: PLR0917 - click passes every option positionally by nam
 )
 @click.option(
     "--sockets",
-    default="/tmp/stockade-egress",  # noqa: S108 - the proxy Pod's own emptyDir
+    default="/tmp/stockade-egress",  # nosec B108  # noqa: S108 - the proxy Pod's own emptyDir, not a host temp file
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
 )
