@@ -9,21 +9,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
-import socket
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stockade.errors import SandboxError
-from stockade.models import NetworkProfile, SandboxSpec
+from stockade.models import NetworkProfile, Runtime, SandboxSpec
 from stockade.sandbox import cgroup_root, find_gvisor, launch, reap_leftovers
 from stockade.sandbox._netns import NETNS_DIR, PROXY_ADDR, NetPair, create_pair, mask_argv
 from stockade.sandbox._reap import LiveRun
 
+from .test_egress import Upstream, upstream  # noqa: F401  (the allowlisted destination)
 from .test_refusal import ListSink
+from .test_runner_lifecycle import _skip_unless
 
 pytestmark = pytest.mark.gvisor
 
@@ -44,48 +43,9 @@ $bb ls /usr/bin/python3 /etc/passwd 2>/dev/null || echo "no-host-files"
 """
 
 
-class Origin:
-    """A plain HTTP server on the host's loopback (the 'allowlisted destination')."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port: int = self.sock.getsockname()[1]
-        self.hits = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            c.settimeout(5)
-            try:
-                c.recv(65536)
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
-            except OSError:
-                pass
-            c.close()
-
-
-@pytest.fixture
-def origin() -> Iterator[Origin]:
-    o = Origin()
-    yield o
-    o.sock.close()
-
-
 @pytest.fixture
 def image_root(tmp_path: Path) -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("RUNNER TESTS NEED ROOT (cgroups, network namespaces)")
-    try:
-        find_gvisor()
-    except SandboxError as e:
-        pytest.skip(f"BACKEND gvisor UNAVAILABLE: {e.what}")
+    _skip_unless(Runtime.GVISOR)
     if not BUSYBOX.is_file():
         pytest.skip("BUSYBOX ABSENT: apt-get install busybox-static")
     root = tmp_path / "rootfs"
@@ -109,12 +69,14 @@ def _leftovers(state: Path, run_id: str) -> list[str]:
 
 @pytest.mark.guarantee("sandbox-image-egress")
 def test_an_image_reaches_a_listed_name_only_through_its_proxy_and_everything_is_torn_down(
-    image_root: Path, origin: Origin, tmp_path: Path
+    image_root: Path,
+    upstream: Upstream,  # noqa: F811  (the fixture imported from test_egress)
+    tmp_path: Path,
 ) -> None:
     sink = ListSink()
     mapping = {"allowed.test": ["127.0.0.1"], "unlisted.test": ["127.0.0.1"]}
     spec = SandboxSpec(
-        argv=("/bin/busybox", "sh", "-c", SCRIPT.format(port=origin.port, proxy=PROXY_ADDR)),
+        argv=("/bin/busybox", "sh", "-c", SCRIPT.format(port=upstream.port, proxy=PROXY_ADDR)),
         image_digest=DIGEST,
         rootfs=str(image_root),
         network=NetworkProfile(mode="allowlist", domains=("allowed.test",)),
@@ -134,12 +96,12 @@ def test_an_image_reaches_a_listed_name_only_through_its_proxy_and_everything_is
     sb.stdout.close()
     sb.stderr.close()
     outcome = sb.wait(60)
-    assert "hello GOT-ALLOWED" in out, out + err
+    assert "ok GOT-ALLOWED" in out, out + err
     assert "403" in out  # the unlisted name: refused by the proxy
     assert "DIRECT-OPEN" not in out
     assert "HAS-DEFAULT-ROUTE" not in out
     assert "no-host-files" in out
-    assert origin.hits == 1  # only the allowlisted request reached the origin
+    assert len(upstream.received) == 1  # only the allowlisted request reached the origin
     blocked = [d for e, d, _ in sink.events if e == "egress.blocked"]
     allowed = [d for e, d, _ in sink.events if e == "egress.allowed"]
     assert len(allowed) == 1
