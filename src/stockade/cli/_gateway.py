@@ -208,7 +208,7 @@ def gateway(
         RunStore.open(store_path or paths.run_store()) as store,
         contextlib.ExitStack() as cleanup,
     ):
-        sink = with_alerts(log, hooks, clock)
+        sink = counted_sink(with_alerts(log, hooks, clock), store_path or paths.run_store(), clock)
         sink.append(
             "gateway.start",
             {
@@ -263,6 +263,10 @@ def gateway(
                     secrets=secret_store,
                 )
             launcher, run_ids = sandboxed, sandboxed.run_ids
+        if loaded is not None:  # OPA's secret_access, when delegated, before each launch
+            from stockade.gateway._opa_step import opa_launcher_for
+
+            launcher = opa_launcher_for(loaded.policy, launcher, audit=sink)
 
         def evidence(server: str, data: dict[str, Any]) -> None:
             if server in run_ids:
@@ -414,6 +418,14 @@ def _stop_on_kill(
         )
 
     return stop
+
+
+def counted_sink(inner: Any, db: Path, clock: Any) -> Any:
+    """The gateway's audit sink: ``inner``, counting each ``egress.blocked`` of a run in the run
+    store at ``db`` (``stockade_egress_blocked_total`` on ``/metrics``); the launchers get it."""
+    from stockade.store import EgressCounter, RunStore
+
+    return EgressCounter(inner, lambda: RunStore.open(db), clock)
 
 
 def _warm_pools(loaded: Any) -> dict[str, int]:

@@ -60,7 +60,9 @@ class PoolLauncher:
 
     def _pool_for(self, server: ServerSpec) -> WarmPool | None:
         size = self._sizes.get(server.name, 0)
-        if not size:
+        if not size or server.sandbox.secrets:
+            # Secrets are per run: a pooled sandbox never holds one, so every secret is delivered
+            # by a launch, after the launcher's gates (OPA's secret_access) have been asked.
             return None
         spec = sandbox_spec_for(server)
         pool = self._pools.get(server.name)
