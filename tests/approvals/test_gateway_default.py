@@ -1,4 +1,4 @@
-"""``stockade gateway`` picks the approval store by default for a policy with sensitive rules.
+"""``stockade gateway`` picks the approval store by default for every stockade policy.
 
 Fast and without gVisor (``--unsafe-no-sandbox``): the MCP SDK client calls a sink in a tainted
 context; with no ``--approver`` the call waits as a pending request until an operator denies it;
@@ -56,9 +56,17 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def _session(tmp_path: Path, *extra: str) -> dict[str, Any]:
+SEND = ("mail__send_email", {"to": "x@y", "body": "b"})
+
+
+async def _session(
+    tmp_path: Path,
+    *extra: str,
+    text: str = POLICY,
+    call_: tuple[str, dict[str, Any]] = SEND,
+) -> dict[str, Any]:
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
+    policy.write_text(text)
     params = StdioServerParameters(
         command=sys.executable,
         args=[
@@ -70,7 +78,7 @@ async def _session(tmp_path: Path, *extra: str) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     async with Client(params, read_timeout_seconds=60) as client:
         await client.call_tool("mail__echo", {"message": "untrusted text enters the context"})
-        call = asyncio.create_task(client.call_tool("mail__send_email", {"to": "x@y", "body": "b"}))
+        call = asyncio.create_task(client.call_tool(*call_))
         if not extra:
             for _ in range(200):  # bounded: about 20 s
                 out = await asyncio.to_thread(_cli, tmp_path, "approvals", "list", "--json")
@@ -109,3 +117,20 @@ def test_the_list_approver_with_nothing_listed_denies_a_sensitive_call_at_once(
     assert "denied" in seen["result"].content[0].text
     listed = _cli(tmp_path, "approvals", "list", "--json", "--all")
     assert json.loads(listed.stdout) == []
+
+
+@pytest.mark.guarantee("apr-gateway-default-store-any-policy")
+def test_without_sensitive_rules_a_url_to_a_new_domain_still_waits_for_an_operator(
+    tmp_path: Path,
+) -> None:
+    plain = POLICY.replace("          category: exfiltration\n", "")
+    url = {"message": "fetch https://collect.attacker.example/upload?d=1"}
+    seen = asyncio.run(
+        asyncio.wait_for(_session(tmp_path, text=plain, call_=("mail__echo", url)), 120)
+    )
+    (req,) = seen["pending"]  # a pending request the operator sees, not a silent deny
+    assert req["category"] == "new_network_domain"
+    assert req["call"]["tool"] == "echo"
+    assert "collect.attacker.example" in req["reason"]
+    assert seen["result"].is_error
+    assert "carol" in seen["result"].content[0].text

@@ -18,7 +18,7 @@ from stockade.approvals import (
     State,
     StoreApprover,
     VetoDecider,
-    has_sensitive_rules,
+    default_approver,
     new_request,
     watch_kill,
 )
@@ -79,10 +79,12 @@ def _run(rs: RunStore, run_id: str = "run_mail") -> str:
     return run_id
 
 
-def test_a_policy_with_a_sensitive_category_makes_the_store_approver_the_default() -> None:
-    assert has_sensitive_rules(_policy())
+@pytest.mark.guarantee("apr-gateway-default-store")
+def test_every_stockade_policy_makes_the_store_approver_the_default_with_or_without_rules() -> None:
+    assert default_approver(_policy()) == "store"
     plain = _parse(POLICY_TEXT.replace("          category: exfiltration\n", ""))
-    assert not has_sensitive_rules(plain)
+    assert default_approver(plain) == "store"  # argument inspection may still ask for a human
+    assert default_approver(None) == "list"  # the stand-alone gateway: format has no store
 
 
 @pytest.mark.guarantee("apr-veto-decider")

@@ -58,7 +58,7 @@ from ._remember import MAX_REMEMBER_S, Remembered, covering, remember_from, url_
 from ._rounds import Round, current_round, round_from, serving_round
 from ._serve import PageServer, loopback_socket
 from ._store import ApprovalStore
-from ._veto import VetoDecider, has_sensitive_rules, watch_kill
+from ._veto import VetoDecider, default_approver, watch_kill
 from ._web import CSP, approval_app
 from ._wiring import check_page_url, elicitation_channel, policy_file_hash, store_approver
 
@@ -117,6 +117,7 @@ __all__ = [
     "client_modes",
     "covering",
     "current_round",
+    "default_approver",
     "elicitation_channel",
     "error_result",
     "escalate",
@@ -124,7 +125,6 @@ __all__ = [
     "expire_if_due",
     "form_answer",
     "form_request",
-    "has_sensitive_rules",
     "input_required",
     "loopback_socket",
     "metrics",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from stockade.models import AuditSink, Clock, Decision, ToolCall
 from stockade.policy import Policy
@@ -27,16 +27,20 @@ from ._escalating import EscalatingDecider
 from ._kill import KillSwitch
 from ._store import ApprovalStore
 
-__all__ = ["VetoDecider", "has_sensitive_rules", "watch_kill"]
+__all__ = ["VetoDecider", "default_approver", "watch_kill"]
 
 
-def has_sensitive_rules(policy: Policy) -> bool:
-    """Whether any tool rule of ``policy`` can ask for a human (a category or an approval)."""
-    return any(
-        r.category is not None or r.action == "approve"
-        for s in policy.doc.servers
-        for r in s.tools.rules
-    )
+def default_approver(policy: Policy | None) -> Literal["store", "list"]:
+    """Who answers ``require_approval`` when ``stockade gateway`` is given no ``--approver``.
+
+    ``store`` (the operator channels) for every stockade policy; ``list`` (deny what is not in
+    ``--auto-approve``) only for the stand-alone ``gateway:`` format, which has no approval store.
+    Tool rules are not the only way a call comes to need a human: under any stockade policy
+    argument inspection (a URL to a never-approved domain, a path outside the allowlist, an
+    amount, a credential), escalation and a delegated OPA ``tool_call`` can turn an allow into
+    ``require_approval``, and the ``list`` approver would deny those without asking anybody.
+    """
+    return "list" if policy is None else "store"
 
 
 class VetoDecider:

@@ -120,8 +120,8 @@ _policy_option = click.option(
     type=click.Choice(["list", "tty", "store"]),
     default=None,
     help="Who answers require_approval: the --auto-approve list (else deny), /dev/tty, or the "
-    "approval store (answered with 'stockade approvals' or its web page). Default: store when "
-    "the policy has sensitive rules, else list (which denies what is not listed).",
+    "approval store (answered with 'stockade approvals' or its web page). Default: store for a "
+    "stockade policy, list (which denies what is not listed) for a 'gateway:' section.",
 )
 @click.option(
     "--approval-page",
@@ -281,11 +281,10 @@ def gateway(
                     out[s.name] = {"sandbox": "none: gateway runs with --unsafe-no-sandbox"}
             return out
 
-        if approver is None:
-            from stockade.approvals import has_sensitive_rules
+        if approver is None:  # any stockade policy: the operator channels (docs/approvals.md §5)
+            from stockade.approvals import default_approver
 
-            sensitive = loaded is not None and has_sensitive_rules(loaded.policy)
-            approver = "store" if sensitive else "list"
+            approver = default_approver(None if loaded is None else loaded.policy)
         approver_obj: Approver
         channel: Any = None  # the MCP elicitation channel (store approver only)
         if approver == "store":
