@@ -161,7 +161,7 @@ def test_an_allowlist_run_without_a_proxy_image_is_refused() -> None:
     ("image", "message"),
     [
         ("ghcr.io/acme/stockade:v1", "not pinned by digest"),
-        ("docker.io/evil/proxy@" + PROXY_DIGEST, "fail stockade's checks"),
+        ("docker.io/evil/proxy@" + PROXY_DIGEST, "not in the policy's registries allowlist"),
         ("Not A Reference", "--egress-proxy-image"),
     ],
 )

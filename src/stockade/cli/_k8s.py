@@ -53,6 +53,12 @@ def k8s() -> None:
     """Run tool servers as hardened gVisor Pods on Kubernetes."""
 
 
+_PROXY_IMAGE_HELP = (
+    "stockade's image for the egress proxy (REF@sha256:..., from a listed registry); "
+    "overrides the policy's kubernetes.egress_proxy_image"
+)
+
+
 def _run_id(value: str | None) -> str:
     return value if value is not None else _secrets.token_hex(8)
 
@@ -64,7 +70,7 @@ def _run_id(value: str | None) -> str:
 @click.option("--namespace", default=None, help="default: stockade-<server>")
 @click.option("--digest", default=None, help="sha256:... when the policy's image has only a tag")
 @click.option("--egress-proxy-ip", default=None, help="ClusterIP of the egress proxy Service")
-@click.option("--egress-proxy-image", default=None, help="stockade's image for the proxy (@sha256)")
+@click.option("--egress-proxy-image", default=None, help=_PROXY_IMAGE_HELP)
 @click.option("--egress-namespace", default="stockade-egress", show_default=True)
 def render_cmd(  # noqa: PLR0917 - click passes every option positionally by name
     policy_file: str,
@@ -169,7 +175,7 @@ def _with_cluster_options(fn: Any) -> Any:
 @click.option("--namespace", default=None)
 @click.option("--digest", default=None)
 @click.option("--egress-proxy-ip", default=None)
-@click.option("--egress-proxy-image", default=None)
+@click.option("--egress-proxy-image", default=None, help=_PROXY_IMAGE_HELP)
 @click.option("--egress-namespace", default="stockade-egress", show_default=True)
 @click.option("--no-diff", is_flag=True, help="print the plan without diffs")
 @click.option(
@@ -430,7 +436,7 @@ def _verify_image(
 @click.option("--namespace", default=None)
 @click.option("--digest", default=None)
 @click.option("--egress-proxy-ip", default=None)
-@click.option("--egress-proxy-image", default=None)
+@click.option("--egress-proxy-image", default=None, help=_PROXY_IMAGE_HELP)
 @click.option("--egress-namespace", default="stockade-egress", show_default=True)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--plain-http", "plain_http", multiple=True, help="Loopback registry host:port.")

@@ -204,7 +204,7 @@ _OPTIONS = [
     click.option("--kubeconfig", default=None, type=click.Path(dir_okay=False)),
     click.option("--context", default=None, help="kubeconfig context (default: current)."),
     click.option("--egress-proxy-ip", default=None, help="ClusterIP of the egress proxy."),
-    click.option("--egress-proxy-image", default=None, help="stockade's proxy image (@sha256)."),
+    click.option("--egress-proxy-image", default=None, help=_k8s._PROXY_IMAGE_HELP),
     click.option("--egress-namespace", default="stockade-egress", show_default=True),
     click.option("--plain-http", multiple=True, help="Loopback registry host:port."),
     click.option(

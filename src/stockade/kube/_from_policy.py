@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from stockade.errors import PolicyError, StockadeError
 from stockade.models import PinnedImage
-from stockade.policy import Policy
+from stockade.policy import Policy, image_repository, registry_matches
 from stockade.sandbox import Overrides, build_spec, policy_limits
 from stockade.supplychain import parse_reference
 
@@ -49,16 +49,30 @@ def _pinned(image: str, digest: str | None) -> PinnedImage:
     return ref.pinned()
 
 
-def _proxy_image(params: RunParams) -> PinnedImage:
-    text = params.egress_proxy_image or ""
+def _proxy_image(policy: Policy, params: RunParams) -> PinnedImage | None:
+    """The egress proxy's image: ``--egress-proxy-image`` when given, else the policy's
+    ``kubernetes.egress_proxy_image``; either way pinned by digest and from a listed registry."""
+    text, source = params.egress_proxy_image, "--egress-proxy-image"
+    if text is None:
+        section = policy.doc.kubernetes
+        text = None if section is None else section.egress_proxy_image
+        source = "kubernetes.egress_proxy_image"
+    if text is None:
+        return None
     try:
         ref = parse_reference(text)
     except StockadeError as e:
-        raise KubeError(f"--egress-proxy-image: {e.what}", e.fix) from None
+        raise KubeError(f"{source}: {e.what}", e.fix) from None
     if ref.digest is None:
         raise KubeError(
-            f"--egress-proxy-image {text[:200]!r} is not pinned by digest",
+            f"{source} {text[:200]!r} is not pinned by digest",
             "pass REGISTRY/REPO@sha256:... (a tag can be moved)",
+        )
+    repo = image_repository(text)[0]
+    if not any(registry_matches(p, repo) for p in policy.registries):
+        raise KubeError(
+            f"{source} {text[:200]!r} is not in the policy's registries allowlist",
+            f"use stockade's image from a listed registry, or add a pattern covering {repo}",
         )
     return ref.pinned()
 
@@ -81,7 +95,7 @@ def render_server(policy: Policy, server: str, params: RunParams) -> tuple[Manif
         raise KubeError(
             f"--digest is invalid: {e.errors()[0]['msg']}", "pass sha256:<64 hex>"
         ) from None
-    proxy_image = None if params.egress_proxy_image is None else _proxy_image(params)
+    proxy_image = _proxy_image(policy, params)
     spec = build_spec((str(image),), policy_limits(policy, server), Overrides())
     values = params.secret_values
     if values is None:

@@ -193,8 +193,8 @@ def proxy_ip(inp: RenderInput) -> str:
     if inp.egress_proxy_image is None:
         raise KubeError(
             "network profile 'allowlist' needs the egress proxy's image (got none)",
-            "pass --egress-proxy-image REGISTRY/REPO@sha256:... (stockade's own image, from a "
-            "registry the policy lists)",
+            "set kubernetes.egress_proxy_image in the policy or pass --egress-proxy-image "
+            "REGISTRY/REPO@sha256:... (stockade's own image, from a registry the policy lists)",
         )
     if len(inp.egress_token) < 32:
         raise KubeError("the per-run egress token is shorter than 32 characters", "use a new one")

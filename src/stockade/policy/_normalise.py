@@ -40,7 +40,7 @@ V0_TOP = ("default", "allow")
 V0_ENTRY = ("name", "fs_allowlist", "network", "cpu_seconds", "memory_mb")
 V1_TOP = (
     "version", "default", "registries", "secret_store", "approvals", "clients", "servers",
-    "signatures", "opa",
+    "signatures", "opa", "kubernetes",
 )  # fmt: skip
 
 # Keys that ask for something stockade never grants, with the reason given to the operator.

@@ -41,6 +41,7 @@ __all__ = [
     "CategoryApproval",
     "ClientRule",
     "FsEntry",
+    "KubernetesPolicy",
     "NetworkSpec",
     "PolicyDoc",
     "ServerPolicy",
@@ -299,6 +300,30 @@ class ClientRule(_M):
         return v
 
 
+class KubernetesPolicy(_M):
+    """Settings of the Kubernetes backend (docs/kubernetes.md); none is needed to run locally."""
+
+    #: stockade's own image the cluster egress proxy Deployment runs (allowlist servers): pinned
+    #: by digest, from a registry the policy lists (checked across the file in ``cross_checks``).
+    egress_proxy_image: str | None = None
+
+    @field_validator("egress_proxy_image")
+    @classmethod
+    def _proxy_image(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            _, _, digest = image_repository(v)
+        except ValueError as e:
+            raise _bad(str(e), "write REGISTRY/REPO@sha256:<digest> (stockade's image)") from e
+        if digest is None:
+            raise _bad(
+                f"kubernetes.egress_proxy_image {v[:200]!r} is not pinned by digest",
+                "write REGISTRY/REPO@sha256:<digest> (a tag can be moved)",
+            )
+        return v
+
+
 class PolicyDoc(_M):
     version: Literal[1] = 1
     default: Literal["deny"]
@@ -309,12 +334,15 @@ class PolicyDoc(_M):
     servers: tuple[ServerPolicy, ...] = ()
     signatures: SignaturesPolicy = SignaturesPolicy()
     opa: OpaPolicy | None = None
+    kubernetes: KubernetesPolicy | None = None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         out = handler(self)
         if isinstance(out, dict) and out.get("opa") is None:
             out.pop("opa", None)  # no opa: section leaves the effective hash as it was
+        if isinstance(out, dict) and out.get("kubernetes") is None:
+            out.pop("kubernetes", None)  # likewise without a kubernetes: section
         return out
 
     @field_validator("registries")
@@ -385,6 +413,17 @@ def cross_checks(doc: PolicyDoc) -> list[tuple[tuple[str | int, ...], str, str]]
                         f"add a pattern covering {repo} to registries:, or use another image",
                     )
                 )
+    proxy = doc.kubernetes.egress_proxy_image if doc.kubernetes is not None else None
+    if proxy is not None:
+        repo = image_repository(proxy)[0]
+        if not any(registry_matches(p, repo) for p in doc.registries):
+            out.append(
+                (
+                    ("kubernetes", "egress_proxy_image"),
+                    f"egress proxy image {proxy[:200]!r} is not in the registries allowlist",
+                    f"add a pattern covering {repo} to registries:, or use another image",
+                )
+            )
     if doc.clients is not None:
         cseen: set[str] = set()
         for j, c in enumerate(doc.clients):
