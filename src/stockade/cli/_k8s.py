@@ -429,6 +429,26 @@ def _verify_image(
     return v.pinned.digest, evidence
 
 
+def _authorise(policy: Policy, server: str, reference: str, digest: str, audit: Any) -> None:
+    """The policy's delegated ``task`` and ``secret_access`` questions, asked before a run as a
+    local run asks them (docs/policy.md, OPA); a refusal or an unanswerable question raises."""
+    from stockade.opa import Questions, authorise_run, local_client
+    from stockade.sandbox import Overrides, build_spec, policy_limits
+
+    questions = Questions.for_policy(policy, audit=audit, only=("task", "secret_access"))
+    if questions is None:
+        return
+    spec = build_spec((reference,), policy_limits(policy, server), Overrides(), image_digest=digest)
+    authorise_run(
+        questions,
+        client=local_client(),
+        server=server,
+        spec=spec,
+        workload=reference,
+        kind="server",
+    )
+
+
 @k8s.command("run")
 @click.option("--policy", "policy_file", required=True, type=click.Path(dir_okay=False))
 @click.option("--server", required=True)
@@ -514,8 +534,13 @@ def run_on_kubernetes(
     clock = SystemClock()
     workload = str(policy.server(server).image or server)
     with RunStore.open(store_path or paths.run_store()) as runs, _audit() as audit:
+        known_digest: str | None = None
         try:
             verified_digest, verification = _verify_image(policy, server, digest, plain_http)
+            known_digest = verified_digest
+            limits = policy_limits(policy, server)
+            # OPA's task and secret_access, before any secret value is read or cluster call made
+            _authorise(policy, server, str(verification["reference"]), verified_digest, audit)
             params = RunParams(
                 run_id=rid,
                 namespace=namespace,
@@ -527,11 +552,10 @@ def run_on_kubernetes(
                 secret_values=_secret_values(policy, server),
             )
             objs = render_server(policy, server, params)
-            limits = policy_limits(policy, server)
         except StockadeError as e:
             record_refused(
                 e, clock=clock, store=runs, audit=audit, workload=workload, kind="server",
-                server=server, policy_hash=policy.effective_hash,
+                server=server, policy_hash=policy.effective_hash, image_digest=known_digest,
             )  # fmt: skip
             raise
         limit = timeout_s if timeout_s is not None else limits.timeout_s

@@ -56,6 +56,12 @@ def _pump(src: IO[bytes], dst: IO[bytes], sanitize: bool) -> None:
     show_default=True,
     help="kubernetes: the server's verified image as a gVisor Pod (see docs/kubernetes.md).",
 )
+@click.option("--egress-proxy-ip", default=None, help="kubernetes: the egress proxy's ClusterIP.")
+@click.option(
+    "--egress-proxy-image",
+    default=None,
+    help="kubernetes: stockade's proxy image (@sha256); overrides kubernetes.egress_proxy_image.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(  # noqa: PLR0917 (click passes every option positionally by name)
     policy_file: Path | None,
@@ -75,6 +81,8 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
     image_ref: str | None,
     plain_http: tuple[str, ...],
     backend: str,
+    egress_proxy_ip: str | None,
+    egress_proxy_image: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND in a sandbox (gVisor by default): stockade run [OPTIONS] -- CMD ARGS..."""
@@ -86,17 +94,25 @@ def run(  # noqa: PLR0917 (click passes every option positionally by name)
             raise UsageError(
                 "--backend kubernetes runs a policy server's image with the policy's limits",
                 "pass only --policy FILE --server NAME [-i] [--timeout S] [--store F] "
-                "[--plain-http]",
+                "[--plain-http] [--egress-proxy-ip IP] [--egress-proxy-image REF@sha256:...]",
             )
         code = run_on_kubernetes(
             str(policy_file),
             server,
+            egress_proxy_ip=egress_proxy_ip,
+            egress_proxy_image=egress_proxy_image,
             timeout_s=timeout_s,
             plain_http=plain_http,
             store=store_path,
             interactive=interactive,
         )
         sys.exit(code)
+    if egress_proxy_ip is not None or egress_proxy_image is not None:
+        raise UsageError(
+            "--egress-proxy-ip/--egress-proxy-image need --backend kubernetes (a local run's "
+            "proxy is its own)",
+            "add --backend kubernetes, or drop them",
+        )
     from stockade.audit import AuditLog
     from stockade.sandbox import (
         Overrides,
