@@ -188,9 +188,11 @@ async def _session(tmp_path: Path, policy: Path, state: Path) -> dict[str, Any]:
         env={"STOCKADE_HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")},
     )
     async with Client(params, read_timeout_seconds=30) as client:
+        before = await client.call_tool("stockade__get_run_trace", {})
         tools = [t.name for t in (await client.list_tools()).tools]
         echo = await client.call_tool("echo__echo", {"message": "from a pod"})
-    return {"tools": tools, "echo": echo}
+        after = await client.call_tool("stockade__get_run_trace", {})
+    return {"tools": tools, "echo": echo, "before": before, "after": after}
 
 
 @pytest.mark.guarantee("k8s-attach-mcp")
@@ -203,6 +205,12 @@ def test_the_mcp_sdk_client_calls_a_tool_of_a_server_running_as_a_pod_behind_the
     seen = asyncio.run(asyncio.wait_for(_session(tmp_path, policy, state), 60))
     assert "echo__echo" in seen["tools"]
     assert "Echo: from a pod" in seen["echo"].content[0].text
+    unlaunched = seen["before"].structured_content["servers"]["echo"]
+    assert unlaunched == {
+        "sandbox": "not launched yet: its gVisor Pod is created at its first launch"
+    }
+    launched = seen["after"].structured_content["servers"]["echo"]
+    assert launched["run"]["backend"] == "kubernetes"
     created = [json.loads(line) for line in (state / "created.jsonl").read_text().splitlines()]
     (pod,) = [o for o in created if o["kind"] == "Pod"]
     assert pod["spec"]["runtimeClassName"] == "gvisor"

@@ -272,13 +272,20 @@ def gateway(
             if server in run_ids:
                 store.add_evidence(run_ids[server], "decision", data)
 
+        if unsafe_no_sandbox:
+            unlaunched = "none: gateway runs with --unsafe-no-sandbox"
+        elif kube is not None:
+            unlaunched = "not launched yet: its gVisor Pod is created at its first launch"
+        else:
+            unlaunched = "not launched yet: its sandbox is started at its first launch"
+
         def traces() -> dict[str, Any]:
             out: dict[str, Any] = {}
             for s in cfg.servers:
                 if s.name in run_ids:
                     out[s.name] = store.trace(run_ids[s.name]).model_dump(mode="json")
                 else:
-                    out[s.name] = {"sandbox": "none: gateway runs with --unsafe-no-sandbox"}
+                    out[s.name] = {"sandbox": unlaunched}
             return out
 
         if approver is None:  # any stockade policy: the operator channels (docs/approvals.md §5)
