@@ -76,9 +76,36 @@ class LoadedPolicy:
         self.config = config
         self.sinks = sinks
 
+    @classmethod
+    def derive(cls, policy: Any, config: GatewayConfig) -> LoadedPolicy:
+        """``config`` served under ``policy``, with the sinks the policy's tool rules imply (what
+        the local loader and the Kubernetes backend both use)."""
+        return cls(policy, config, policy_sinks(policy))
+
     @property
     def hash(self) -> str:
         return str(self.policy.effective_hash)
+
+
+def policy_sinks(policy: Any) -> dict[tuple[str, str], SinkRule]:
+    """Information-flow sinks: each exact tool (no glob) whose rule carries a sensitive category
+    and does not deny it; in a tainted context every string argument must come from the trusted
+    instruction, else a human approves."""
+    sinks: dict[tuple[str, str], SinkRule] = {}
+    for entry in policy.servers:
+        for rule in entry.tools.rules:
+            if rule.category not in _SINK_CATEGORIES or rule.action == "deny":
+                continue
+            if any(c in rule.tool for c in "*?["):
+                continue
+            sinks[(entry.name, rule.tool)] = SinkRule(
+                server=entry.name,
+                tool=rule.tool,
+                sensitive=("*",),
+                category=rule.category,
+                when_tainted="require_approval",
+            )
+    return sinks
 
 
 def load_policy_for_gateway(path: Path) -> LoadedPolicy:
@@ -88,7 +115,6 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
 
     policy = load_policy(path)
     servers: list[ServerSpec] = []
-    sinks: dict[tuple[str, str], SinkRule] = {}
     for entry in policy.servers:
         if entry.command is None:
             raise ConfigError(
@@ -125,24 +151,13 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
                 ),
             )
         )
-        for rule in entry.tools.rules:
-            if rule.category in _SINK_CATEGORIES and rule.action != "deny":
-                if any(c in rule.tool for c in "*?["):
-                    continue
-                sinks[(entry.name, rule.tool)] = SinkRule(
-                    server=entry.name,
-                    tool=rule.tool,
-                    sensitive=("*",),
-                    category=rule.category,
-                    when_tainted="require_approval",
-                )
     cfg = GatewayConfig(
         servers=tuple(servers),
         approval_timeout_s=policy.doc.approvals.timeout_s,
         clients=tuple(c.name for c in policy.doc.clients) if policy.doc.clients else ("stdio",),
         pins_dir="pins",
     )
-    return LoadedPolicy(policy, cfg, sinks)
+    return LoadedPolicy.derive(policy, cfg)
 
 
 def _code_paths(

@@ -14,24 +14,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from stockade.models import Category
-
 from ._errors import KubeError
 
 if TYPE_CHECKING:
     from stockade.gateway import LoadedPolicy
-    from stockade.gateway._interceptors import SinkRule
     from stockade.policy import Policy
 
 __all__ = ["gateway_policy", "image_servers"]
-
-_SINKS = {
-    Category.EXFILTRATION,
-    Category.CREDENTIALS,
-    Category.FINANCIAL,
-    Category.PERMISSION_GRANT,
-    Category.CONFIG_CHANGE,
-}
 
 
 def image_servers(policy: Policy) -> tuple[str, ...]:
@@ -47,25 +36,6 @@ def image_servers(policy: Policy) -> tuple[str, ...]:
     if not policy.servers:
         raise KubeError("the policy has no servers", "add the image servers to run")
     return tuple(s.name for s in policy.servers)
-
-
-def _sinks(policy: Policy) -> dict[tuple[str, str], SinkRule]:
-    """Tools whose rule carries a sensitive category (as the local loader derives them)."""
-    from stockade.gateway._interceptors import SinkRule
-
-    out: dict[tuple[str, str], SinkRule] = {}
-    for entry in policy.servers:
-        for rule in entry.tools.rules:
-            glob = any(c in rule.tool for c in "*?[")
-            if rule.category in _SINKS and rule.action != "deny" and not glob:
-                out[(entry.name, rule.tool)] = SinkRule(
-                    server=entry.name,
-                    tool=rule.tool,
-                    sensitive=("*",),
-                    category=rule.category,
-                    when_tainted="require_approval",
-                )
-    return out
 
 
 def gateway_policy(policy: Policy, references: Mapping[str, str]) -> LoadedPolicy:
@@ -108,4 +78,4 @@ def gateway_policy(policy: Policy, references: Mapping[str, str]) -> LoadedPolic
         clients=tuple(c.name for c in policy.doc.clients) if policy.doc.clients else ("stdio",),
         pins_dir="pins",
     )
-    return LoadedPolicy(policy, cfg, _sinks(policy))
+    return LoadedPolicy.derive(policy, cfg)  # the sinks as the local loader derives them
