@@ -5,7 +5,7 @@ Per connection: read the first request head, take ``Proxy-Authorization: Basic
 base64(run-id:token)``, and accept it only when SHA-256(token) equals the hash stored for that run
 (``tokens/<run-id>``, constant-time compare); anything else is answered ``407`` and logged as
 ``egress.blocked`` with ``kind: auth``. An authenticated connection is handed, head included, to
-that run's own ``EgressProxy`` (the local runs' proxy, ``stockade.sandbox._proxy``) with its
+that run's own ``EgressProxy`` (the local runs' proxy, ``stockade.sandbox.EgressProxy``) with its
 allowlist from ``allowlists/<run-id>`` (the same checks as a local run: names resolved by the
 proxy, every address checked, SNI and Host agreeing, every attempt logged with the run id).
 So a run cannot use another run's allowlist: it would need that run's token.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stockade.models import AuditEvent
-from stockade.sandbox._proxy import _splice as splice  # the local proxy's own relay
+from stockade.sandbox import splice  # the local proxy's own relay
 
 from ._errors import KubeError
 from ._names import check_run_id
@@ -207,8 +207,7 @@ class ClusterEgressProxy:
 
     def _run_proxy(self, run: str, tenants: Mapping[str, Tenant]) -> Path:
         """This run's own proxy (created on first use); proxies of departed runs are closed."""
-        from stockade.sandbox._egress import EgressPolicy  # the local runner's own proxy
-        from stockade.sandbox._proxy import EgressProxy
+        from stockade.sandbox import EgressPolicy, EgressProxy  # the local runner's own proxy
 
         with self._lock:
             for gone in [r for r in self._runs if r not in tenants]:

@@ -6,12 +6,15 @@ does the same while keeping the run store and audit log; ``reap_leftovers`` clea
 """
 
 from ._cgroup_detect import cgroup_root, cgroup_v1_root
+from ._egress import EgressPolicy
 from ._image import check_image_spec
 from ._layout import check_bind, host_layout
 from ._pin import tree_digest, verify_pin
 from ._pool import WarmPool
 from ._probe import GvisorRuntime, find_bwrap, find_gvisor
 from ._protocols import RunStoreLike, SecretSource
+from ._proxy import EgressProxy
+from ._proxy import _splice as splice  # the proxy's byte relay (the cluster egress proxy's too)
 from ._reap import reap_leftovers
 from ._runner import POLL_INTERVAL_S, Outcome, Sandbox, launch
 from ._seccomp import DENIED_SYSCALLS
@@ -21,6 +24,8 @@ from ._spec import Overrides, PolicyLimits, build_spec, policy_limits
 __all__ = [
     "DENIED_SYSCALLS",
     "POLL_INTERVAL_S",
+    "EgressPolicy",
+    "EgressProxy",
     "GvisorRuntime",
     "Outcome",
     "Overrides",
@@ -42,6 +47,7 @@ __all__ = [
     "policy_limits",
     "reap_leftovers",
     "record_refused",
+    "splice",
     "start_recorded",
     "tree_digest",
     "verify_pin",
