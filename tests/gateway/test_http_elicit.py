@@ -1,8 +1,9 @@
 """Elicitation over Streamable HTTP (2025-11-25 sessions): the question travels on the call's SSE
 stream; the answer comes back as a POST of the same session, matched by our own request id.
 
-The real gateway and :class:`HttpTransport` are served by uvicorn on a loopback port in front of
-the SDK echo server; the decider asks for a config_change approval, or an exfiltration approval
+The real gateway and :class:`HttpTransport` are served by uvicorn on a loopback port
+(``_httpserve.serving``) in front of the SDK echo server, a resource server and a prompt server;
+the decider asks for a config_change approval (any call, read or get), or an exfiltration approval
 when the message starts with ``leak``. The policy side lets config_change be asked in form mode and
 operator-only categories in URL mode.
 """
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-import uvicorn
-from mcp import Client, types
+from _httpserve import free_port, serving
+from mcp import Client, MCPError, types
 from mcp.client.streamable_http import streamable_http_client
 
 from stockade.approvals import (
@@ -49,6 +49,9 @@ pytestmark = pytest.mark.slow
 
 
 ECHO = Path(__file__).parent / "servers" / "sdk_echo.py"
+WATCH = Path(__file__).parent / "servers" / "watch_server.py"  # reads answer "watched text"
+PROMPTS = Path(__file__).parent / "servers" / "prompt_server.py"  # greet: "Say hello to ..."
+LOG = "/dev/null"  # the watch server's subscription log: unused here
 TOKEN = "alice-token-0123456789abcdef"  # noqa: S105 - a test credential
 TOKEN_B = "bob-token-0123456789abcdef01"  # noqa: S105 - a test credential
 PAGE = "http://127.0.0.1:9/approvals"
@@ -74,9 +77,6 @@ class Served:
 async def serve(
     tmp_path: Path, *, approval_s: float = 4.0, ask_s: float = 10.0
 ) -> AsyncIterator[Served]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     clock = SystemClock()
     sink = MemoryAuditSink()
     store = ApprovalStore(tmp_path / "runs.db", audit=sink)
@@ -96,9 +96,13 @@ async def serve(
         margin_s=0.5,
         channel=channel,
     )
-    spec = ServerSpec(name="cfg", command=(sys.executable, str(ECHO)), tofu=True)
+    specs = (
+        ServerSpec(name="cfg", command=(sys.executable, str(ECHO)), tofu=True),
+        ServerSpec(name="docs", command=(sys.executable, str(WATCH), "docs://readme", "", LOG)),
+        ServerSpec(name="prompts", command=(sys.executable, str(PROMPTS)), tofu=True),
+    )
     gw = Gateway(
-        GatewayConfig(servers=(spec,), clients=("alice", "bob"), approval_timeout_s=approval_s),
+        GatewayConfig(servers=specs, clients=("alice", "bob"), approval_timeout_s=approval_s),
         pins=PinStore(tmp_path / "pins"),
         launcher=SubprocessLauncher(),
         decider=asks_approval,
@@ -109,33 +113,35 @@ async def serve(
     t = HttpTransport(
         gw,
         host="127.0.0.1",
-        port=port,
+        port=free_port(),
         tokens={"alice": TOKEN, "bob": TOKEN_B},
         channel=channel,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(t.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
     await asyncio.wait_for(gw.start(), 30)
-    serving = asyncio.ensure_future(server.serve())
     try:
-        for _ in range(500):  # bounded wait for uvicorn to listen
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        yield Served(f"http://127.0.0.1:{port}/mcp", store, sink)
+        async with serving(t) as base:
+            yield Served(f"{base}/mcp", store, sink)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
         await gw.close()
 
 
 ERAS = pytest.mark.parametrize("era", ["legacy", "2026-07-28"])
 
 
+Act = Callable[[Client], Awaitable[Any]]
+
+
 def sdk_call(
-    tmp_path: Path, answer: str | None, message: str, era: str = "legacy", **kw: Any
-) -> tuple[types.CallToolResult, list[dict[str, Any]], list[Any]]:
+    tmp_path: Path,
+    answer: str | None,
+    message: str,
+    era: str = "legacy",
+    *,
+    act: Act | None = None,
+    **kw: Any,
+) -> tuple[Any, list[dict[str, Any]], list[Any]]:
+    """The call (or ``act``'s request; a refusal as its ``MCPError``) over HTTP, the questions
+    the client got, and the approval requests in the store."""
     asked: list[dict[str, Any]] = []
 
     async def on_elicit(context: Any, params: Any) -> types.ElicitResult | types.ErrorData:
@@ -144,7 +150,7 @@ def sdk_call(
             return types.ElicitResult(action="accept", content={"approve": True})
         return types.ElicitResult(action="decline")
 
-    async def go() -> tuple[types.CallToolResult, list[Any]]:
+    async def go() -> tuple[Any, list[Any]]:
         async with serve(tmp_path, **kw) as srv:
             auth = {"Authorization": f"Bearer {TOKEN}"}
             async with (
@@ -157,7 +163,14 @@ def sdk_call(
                 ) as client,
             ):
                 await client.list_tools()
-                result = await client.call_tool("cfg__echo", {"message": message})
+                result: Any
+                if act is None:
+                    result = await client.call_tool("cfg__echo", {"message": message})
+                else:
+                    try:
+                        result = await act(client)
+                    except MCPError as e:  # a refused read or get is a JSON-RPC error
+                        result = e
             return result, srv.store.list(now=SystemClock().now())
 
     result, requests = asyncio.run(asyncio.wait_for(go(), 90))
@@ -205,6 +218,53 @@ def test_an_exfiltration_call_over_http_gets_only_url_mode_and_the_answer_decide
     assert asked[0]["url"].startswith(PAGE + "/#req-apr_")
     assert result.is_error
     assert [r.state for r in requests] == [State.EXPIRED]
+
+
+async def _read(client: Client) -> str:
+    (resource,) = (await client.list_resources()).resources
+    got = await client.read_resource(resource.uri)
+    return " ".join(getattr(c, "text", "") for c in got.contents)
+
+
+async def _get(client: Client) -> str:
+    got = await client.get_prompt("prompts__greet", {"who": "bob"})
+    return " ".join(getattr(m.content, "text", "") for m in got.messages)
+
+
+KINDS = pytest.mark.parametrize(
+    ("act", "expect"),
+    [(_read, "watched text"), (_get, "Say hello to bob.")],
+    ids=["resources/read", "prompts/get"],
+)
+
+
+@pytest.mark.guarantee("apr-elicit-reads-prompts")
+@ERAS
+@KINDS
+def test_a_form_accept_over_http_approves_a_resource_read_or_a_prompt_get(
+    tmp_path: Path, era: str, act: Act, expect: str
+) -> None:
+    result, asked, requests = sdk_call(tmp_path, "accept", "", era, act=act)
+    assert [a["mode"] for a in asked] == ["form"]
+    assert expect in result
+    (req,) = requests
+    assert (req.state, req.channel, req.decided_by) == (
+        State.CONSUMED,
+        "elicitation",
+        "client:alice",
+    )
+
+
+@pytest.mark.guarantee("apr-elicit-reads-prompts")
+@KINDS
+def test_a_form_decline_over_http_denies_a_resource_read_or_a_prompt_get(
+    tmp_path: Path, act: Act, expect: str
+) -> None:
+    result, asked, requests = sdk_call(tmp_path, "decline", "", act=act)
+    assert len(asked) == 1
+    assert isinstance(result, MCPError)
+    assert "form elicitation: decline" in str(result)
+    assert [r.state for r in requests] == [State.DENIED]
 
 
 @pytest.mark.guarantee("apr-elicit-channel-capability")

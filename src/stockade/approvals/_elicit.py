@@ -63,9 +63,15 @@ def choose_mode(
 
 
 def _summary(request: ApprovalRequest) -> str:
+    call = request.call
+    if call.tool == "resources/read":  # the gateway's names for a resource read, a prompt get
+        action = f"resource {call.arguments.get('uri')!s:.200} of {call.server} may be read"
+    elif call.tool == "prompts/get":
+        action = f"prompt {call.server}__{call.arguments.get('name')!s:.100} may be fetched"
+    else:
+        action = f"{call.server}__{call.tool} may run"
     return safe_text(
-        f"stockade asks whether {request.call.server}__{request.call.tool} may run "
-        f"({request.category.value}: {request.reason})",
+        f"stockade asks whether {action} ({request.category.value}: {request.reason})",
         single_line=True,
         limit=500,
     )

@@ -1,6 +1,7 @@
-"""One 2026-07-28 ``tools/call`` as the gateway received it, for the input-required flow.
+"""One 2026-07-28 request as the gateway received it, for the input-required flow.
 
-The gateway sets a :class:`Round` for the duration of a 2026-07-28 ``tools/call`` (a context
+The gateway sets a :class:`Round` for the duration of a 2026-07-28 ``tools/call``,
+``resources/read`` or ``prompts/get`` (a context
 variable: the approver runs in a worker thread that inherits it); the elicitation channel reads it
 to answer with an ``input_required`` result instead of waiting, and to resume the request a retry
 names in its sealed ``requestState``. Outside such a call there is no round and nothing changes.
@@ -24,7 +25,7 @@ CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
 
 @dataclass
 class Round:
-    """What one stateless ``tools/call`` carried, and (once decided) the result to answer with."""
+    """What one stateless request carried, and (once decided) the result to answer with."""
 
     client: str
     modes: frozenset[ElicitMode]
@@ -37,7 +38,7 @@ _ROUND: ContextVar[Round | None] = ContextVar("stockade_input_round", default=No
 
 
 def round_from(params: Mapping[str, Any], client: str) -> Round:
-    """The round of a 2026-07-28 ``tools/call`` from its params (capabilities from ``_meta``)."""
+    """The round of a 2026-07-28 request from its params (capabilities from ``_meta``)."""
     meta = params.get("_meta")
     caps = meta.get(CAPABILITIES_META) if isinstance(meta, Mapping) else None
     responses = params.get("inputResponses")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -286,7 +286,7 @@ class Gateway(Surface, HostTools):
         if method == "resources/list":
             return result_response(rid, await self._resources_list(client, modern))
         if method == "resources/read":
-            return await self._resources_read(rid, params, client)
+            return await self._in_round(self._resources_read, rid, params, client, modern)
         if method == "resources/templates/list":
             return result_response(rid, await self._templates_list(client, modern))
         if method in ("resources/subscribe", "resources/unsubscribe"):
@@ -294,7 +294,7 @@ class Gateway(Surface, HostTools):
         if method == "prompts/list":
             return result_response(rid, await self._prompts_list(client, modern))
         if method == "prompts/get":
-            return await self._prompts_get(rid, params, client)
+            return await self._in_round(self._prompts_get, rid, params, client, modern)
         if method == "completion/complete":
             return await self._complete(rid, params, client)
         if method == "logging/setLevel":
@@ -302,6 +302,23 @@ class Gateway(Surface, HostTools):
         return error_response(
             rid, METHOD_NOT_FOUND, f"method not allowed by stockade gateway: {str(method)[:100]}"
         )
+
+    async def _in_round(
+        self,
+        answer: Callable[[Any, dict[str, Any], str], Awaitable[dict[str, Any]]],
+        rid: Any,
+        params: dict[str, Any],
+        client: str,
+        modern: bool,
+    ) -> dict[str, Any]:
+        """A ``resources/read`` or ``prompts/get``; in 2026-07-28 its approval may be asked with an
+        ``input_required`` answer, exactly as for ``tools/call`` (the retry resumes it)."""
+        round_ = round_from(params, client) if modern else None
+        with serving_round(round_):
+            resp = await answer(rid, params, client)
+        if round_ is not None and round_.result is not None:
+            return result_response(rid, round_.result)
+        return resp
 
     async def _tools_call(
         self,

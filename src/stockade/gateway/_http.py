@@ -16,14 +16,15 @@
 * A ``tools/call`` that names a ``progressToken`` from a client accepting ``text/event-stream`` is
   answered as an SSE stream carrying that call's own progress and then its response; every other
   answer is JSON.
-* Elicitation (2025-11-25 sessions, with an :class:`ElicitationChannel`): a ``tools/call`` of a
-  session whose client declared ``elicitation`` at ``initialize`` and accepts
-  ``text/event-stream`` is answered as an SSE stream; an approval question for that call travels
-  on it as an ``elicitation/create`` request (an id of ours, unguessable). The client answers with
-  a POST carrying the JSON-RPC response in the same session; a response that answers none of that
-  session's open questions (another session's, a forged or a replayed id) is refused with 400.
-  No answer within the bound denies. 2026-07-28 calls are asked through ``input_required``
-  results instead (see :mod:`stockade.approvals._rounds`).
+* Elicitation (2025-11-25 sessions, with an :class:`ElicitationChannel`): a ``tools/call``,
+  ``resources/read`` or ``prompts/get`` of a session whose client declared ``elicitation`` at
+  ``initialize`` and accepts ``text/event-stream`` is answered as an SSE stream; an approval
+  question for that request travels on it as an ``elicitation/create`` request (an id of ours,
+  unguessable). The client answers with a POST carrying the JSON-RPC response in the same
+  session; a response that answers none of that session's open questions (another session's, a
+  forged or a replayed id) is refused with 400. No answer within the bound denies. 2026-07-28
+  requests are asked through ``input_required`` results instead (see
+  :mod:`stockade.approvals._rounds`).
 * ``unsafe_no_auth_client`` (``--unsafe-no-auth``, for conformance testing only): a request with no
   ``Authorization`` header is taken as that client; a wrong token is still refused. Recorded in
   the audit log when the transport is made, and on every unauthenticated request.
@@ -216,7 +217,7 @@ class HttpTransport:
         return (
             self._channel is not None
             and sid is not None
-            and msg.get("method") == "tools/call"
+            and msg.get("method") in _ASKING
             and bool(client_modes(self._caps.get(sid)))
             and "text/event-stream" in request.headers.get("accept", "")
         )
@@ -426,6 +427,10 @@ class HttpTransport:
             media_type="application/json",
             headers=headers,
         )
+
+
+#: The requests whose approval may be asked on their own response stream.
+_ASKING = frozenset({"tools/call", "resources/read", "prompts/get"})
 
 
 async def _no_stream(msg: dict[str, Any]) -> None:
