@@ -227,10 +227,14 @@ def test_the_mcp_sdk_client_calls_a_tool_of_a_server_running_as_a_pod_behind_the
     assert "k8s" in kinds
 
 
-async def _session_real_client(tmp_path: Path, policy: Path, kubeconfig: Path) -> dict[str, Any]:
-    args = [str(DOUBLE), str(tmp_path / "state"), "--verified", DIGEST, "--", "gateway"]
-    args += ["--policy", str(policy), "--stdio", "--backend", "kubernetes", "--apply"]
-    args += ["--kubeconfig", str(kubeconfig)]
+async def _session_real_client(
+    tmp_path: Path, policy: Path, kubeconfig: Path, *extra: str, verified: str | None = DIGEST
+) -> dict[str, Any]:
+    """``stockade gateway --backend kubernetes --apply --kubeconfig`` (plus ``extra``) driven by
+    the MCP SDK client; ``verified=None`` runs the real supply-chain gate."""
+    args = [str(DOUBLE), str(tmp_path / "state"), *(["--verified", verified] if verified else [])]
+    args += ["--", "gateway", "--policy", str(policy), "--stdio", "--backend", "kubernetes"]
+    args += ["--apply", "--kubeconfig", str(kubeconfig), *extra]
     env = {
         "STOCKADE_HOME": str(tmp_path / "home"),
         "PATH": os.environ.get("PATH", ""),

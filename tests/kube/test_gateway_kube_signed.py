@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -19,24 +18,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from mcp import Client, StdioServerParameters
 
 from stockade.kube import runtime_class
 from stockade.supplychain import (
     ImageReference,
     RegistryClient,
-    load_private_key,
     push_signature,
     sign_image,
 )
 from supplychain.conftest import registry
+from supplychain.fakelog import new_p256, public_pem
 from supplychain.images import push_image
 
 from ._api_double import ApiServerDouble, serve
 from .test_cli import run_cli
 from .test_client_adapter import SDK_ECHO, daemonset
+from .test_gateway_kube import _session_real_client
 
 pytestmark = [pytest.mark.registry]
 __all__ = ["registry"]  # the session-scoped loopback registry fixture, reused
@@ -45,18 +43,12 @@ DOUBLE = Path(__file__).parent / "_gateway_double.py"
 _REPOS = itertools.count(1)
 
 
-def _key(public_path: Path) -> bytes:
-    """A fresh P-256 key: its public PEM written to ``public_path``, its private PEM returned."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def _key(public_path: Path) -> ec.EllipticCurvePrivateKey:
+    """A fresh P-256 key whose public PEM is written to ``public_path``."""
+    key = new_p256()
     public_path.parent.mkdir(parents=True, exist_ok=True)
-    public_path.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    public_path.write_bytes(public_pem(key))
+    return key
 
 
 def _push(registry: str, repo: str, tag: str, marker: bytes) -> ImageReference:
@@ -65,9 +57,9 @@ def _push(registry: str, repo: str, tag: str, marker: bytes) -> ImageReference:
     return ref
 
 
-def _sign(registry: str, ref: ImageReference, private_pem: bytes) -> None:
+def _sign(registry: str, ref: ImageReference, key: ec.EllipticCurvePrivateKey) -> None:
     with RegistryClient(plain_http=(registry,)) as client:
-        push_signature(client, ref, sign_image(load_private_key(private_pem), ref))
+        push_signature(client, ref, sign_image(key, ref))
 
 
 @dataclass(frozen=True)
@@ -76,7 +68,7 @@ class World:
     home: Path
     policy: Path
     repo: str  # this test's own repository in the shared registry
-    key: bytes  # the signer the policy trusts
+    key: ec.EllipticCurvePrivateKey  # the signer the policy trusts
     double: ApiServerDouble
     kubeconfig: Path
 
@@ -114,22 +106,6 @@ def world(registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         yield World(registry, tmp_path / "home", policy, repo, key, d, kubeconfig)
 
 
-async def _serve(w: World, tmp_path: Path) -> dict[str, Any]:
-    args = [str(DOUBLE), str(tmp_path / "state"), "--", "gateway", "--policy", str(w.policy)]
-    args += ["--stdio", "--backend", "kubernetes", "--apply", "--kubeconfig", str(w.kubeconfig)]
-    args += ["--plain-http", w.registry]
-    env = {
-        "STOCKADE_HOME": str(w.home),
-        "PATH": os.environ.get("PATH", ""),
-        "TMPDIR": str(tmp_path),
-    }
-    params = StdioServerParameters(command=sys.executable, args=args, env=env)
-    async with Client(params, read_timeout_seconds=30) as client:
-        tools = [t.name for t in (await client.list_tools()).tools]
-        echo = await client.call_tool("echo__echo", {"message": "signed and verified"})
-    return {"tools": tools, "echo": echo}
-
-
 @pytest.mark.guarantee("k8s-gateway-verified-first")
 @pytest.mark.guarantee("k8s-gateway-real-gate")
 def test_a_signed_image_is_verified_for_real_and_its_pod_runs_the_verified_digest(
@@ -139,9 +115,11 @@ def test_a_signed_image_is_verified_for_real_and_its_pod_runs_the_verified_diges
     _sign(world.registry, pinned, world.key)
     (tmp_path / "state").mkdir()
     before = set(world.double.objects)
-    seen = asyncio.run(asyncio.wait_for(_serve(world, tmp_path), 90))
+    gate = ("--plain-http", world.registry)  # no --verified: the real gate runs
+    session = _session_real_client(tmp_path, world.policy, world.kubeconfig, *gate, verified=None)
+    seen = asyncio.run(asyncio.wait_for(session, 90))
     assert "echo__echo" in seen["tools"]
-    assert "Echo: signed and verified" in seen["echo"].content[0].text
+    assert "Echo: over the websocket" in seen["echo"].content[0].text
     (pod,) = [o for o in world.double.created if o["kind"] == "Pod"]
     assert pod["spec"]["runtimeClassName"] == "gvisor"
     image = pod["spec"]["containers"][0]["image"]
