@@ -10,15 +10,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 from mcp import Client, StdioServerParameters
 
-__all__ = ["gateway_client", "gateway_params", "recording_server", "require_gvisor", "tool_names"]
+__all__ = [
+    "gateway_client",
+    "gateway_params",
+    "recording_server",
+    "require_gvisor",
+    "stockade_cli",
+    "tool_names",
+]
 
 
 def require_gvisor() -> None:
@@ -37,6 +46,18 @@ def gateway_params(
         command=sys.executable,
         args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio", *args],
         env={**base, "STOCKADE_HOME": str(home)},
+    )
+
+
+def stockade_cli(tmp_path: Path, *args: str, timeout_s: float = 60) -> CompletedProcess[str]:
+    """``python -m stockade ARGS...`` with the same home as :func:`gateway_client` (bounded)."""
+    return subprocess.run(
+        [sys.executable, "-m", "stockade", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={"PATH": os.environ.get("PATH", ""), "STOCKADE_HOME": str(tmp_path / "home")},
+        check=False,
     )
 
 

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from _gwclient import gateway_client, recording_server, tool_names
+from stockade.approvals import ApprovalStore
 from stockade.audit import AuditLog
-from stockade.cli._gateway import counted_sink
+from stockade.cli._gateway import KillGate, counted_sink
+from stockade.gateway import DownstreamError, ServerSpec
 from stockade.models import RunRecord, RunStatus
 from stockade.store import RunStore
 from stockade.testing import FakeClock
@@ -114,3 +116,29 @@ def test_the_gateway_sink_counts_blocked_egress_of_its_runs_in_the_store(tmp_pat
         ]
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert [json.loads(x)["type"] for x in lines].count("egress.blocked") == 2
+
+
+@pytest.mark.guarantee("apr-kill-lift-revives")
+def test_no_server_is_launched_while_the_kill_switch_is_engaged(tmp_path: Path) -> None:
+    launched: list[str] = []
+
+    class Recording:
+        def __init__(self) -> None:
+            self.run_ids: dict[str, str] = {}
+
+        async def launch(self, server: ServerSpec) -> Any:
+            launched.append(server.name)
+            return "started"
+
+    store = ApprovalStore(tmp_path / "runs.db")
+    gate = KillGate(Recording(), store)
+    spec = ServerSpec(name="notes", command=("/bin/cat",))
+    clock = FakeClock()
+    assert asyncio.run(gate.launch(spec)) == "started"
+    store.set_kill(engaged=True, by="ops", reason="incident 42", now=clock.now())
+    with pytest.raises(DownstreamError, match=r"kill switch is engaged by ops \(incident 42\)"):
+        asyncio.run(gate.launch(spec))  # a revival, a lazy first start, a crash restart
+    store.set_kill(engaged=False, by="ops", reason="resolved", now=clock.now())
+    assert asyncio.run(gate.launch(spec)) == "started"
+    assert launched == ["notes", "notes"]
+    assert gate.run_ids == {}  # the launcher's extras still reach the gateway

@@ -15,6 +15,7 @@ import click
 from stockade import paths
 from stockade.errors import UsageError
 from stockade.gateway import (
+    DownstreamError,
     EngineDecider,
     Gateway,
     HttpTransport,
@@ -336,6 +337,8 @@ def gateway(
 
             approvals_store = ApprovalStore(store_path or paths.run_store(), audit=sink)
             decider = VetoDecider(decider, loaded.policy, approvals_store, clock, audit=sink)
+        if loaded is not None:  # while the kill switch is engaged no server is (re)started
+            launcher = KillGate(launcher, approvals_store)
         gw = Gateway(
             cfg,
             pins=PinStore(pins_dir),
@@ -399,7 +402,7 @@ def _stop_on_kill(
 
     async def stop(kill: Any) -> None:
         stopped: list[str] = []
-        for name, session in gw.sessions.items():
+        for name, session in list(gw.sessions.items()):
             if not session.running:
                 continue
             if name in run_ids:
@@ -408,8 +411,8 @@ def _stop_on_kill(
                     "kill_switch",
                     {"by": kill.by, "reason": kill.reason, "action": "server stopped"},
                 )
-            await session.close()
-            stopped.append(name)
+            if await gw.stop_server(name):  # stays down until a call after the lift
+                stopped.append(name)
         sink.append(
             "gateway.kill_switch",
             {"by": kill.by, "reason": kill.reason, "stopped": stopped},
@@ -424,6 +427,29 @@ def _stop_on_kill(
         )
 
     return stop
+
+
+class KillGate:
+    """A launcher that refuses every launch while the kill switch is engaged (a revival, a lazy
+    first start, a restart after a crash): ``stockade kill`` stops the gateway's sandboxes, and
+    none may start again until an operator lifts it."""
+
+    def __init__(self, inner: Launcher, approvals: Any) -> None:
+        self._inner = inner
+        self._approvals = approvals
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)  # launchers carry extras (run_ids, close, ...)
+
+    async def launch(self, server: Any) -> Any:
+        kill = await asyncio.to_thread(self._approvals.kill_switch)
+        if kill.engaged:
+            raise DownstreamError(
+                f"server {server.name!r} is not started: the kill switch is engaged by "
+                f"{kill.by or 'an operator'} ({kill.reason})",
+                "an operator lifts it with: stockade kill --lift --reason TEXT",
+            )
+        return await self._inner.launch(server)
 
 
 def counted_sink(inner: Any, db: Path, clock: Any) -> Any:

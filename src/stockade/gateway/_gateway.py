@@ -191,6 +191,17 @@ class Gateway(Surface, HostTools):
             out.append(TRACE_TOOL)
         return out
 
+    async def stop_server(self, name: str) -> bool:
+        """Stop ``name`` if it runs (the kill switch); ``True`` if it did. As after an idle stop,
+        its tools stay listed and nothing revives it in the background (``tools/list`` would
+        otherwise restart a down server); the next call that reaches dispatch restarts it."""
+        session = self.sessions[name]
+        if not session.running:
+            return False
+        self._idle.add(name)
+        await session.close()
+        return True
+
     # -- agent side -------------------------------------------------------------------------
 
     def record(self, event: str, data: dict[str, Any]) -> None:
