@@ -49,10 +49,14 @@ def gateway_params(
     )
 
 
-def stockade_cli(tmp_path: Path, *args: str, timeout_s: float = 60) -> CompletedProcess[str]:
-    """``python -m stockade ARGS...`` with the same home as :func:`gateway_client` (bounded)."""
+def stockade_cli(
+    tmp_path: Path, *args: str, timeout_s: float = 60, stdin: str = ""
+) -> CompletedProcess[str]:
+    """``python -m stockade ARGS...`` with the same home as :func:`gateway_client` (bounded; its
+    stdin is ``stdin``, so a ``gateway --stdio`` started this way ends at once)."""
     return subprocess.run(
         [sys.executable, "-m", "stockade", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout_s,

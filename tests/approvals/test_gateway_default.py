@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
+
+from _gwclient import gateway_params, stockade_cli
 
 pytestmark = pytest.mark.slow
 
@@ -41,21 +41,6 @@ servers:
 """
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "STOCKADE_HOME": str(tmp_path / "home")}
-
-
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stockade", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(tmp_path),
-        check=False,
-    )
-
-
 SEND = ("mail__send_email", {"to": "x@y", "body": "b"})
 
 
@@ -67,13 +52,8 @@ async def _session(
 ) -> dict[str, Any]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(text)
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            *("-m", "stockade", "gateway", "--policy", str(policy), "--stdio"),
-            *("--unsafe-no-sandbox", *extra),
-        ],
-        env=_env(tmp_path),
+    params = gateway_params(
+        tmp_path / "home", policy, "--unsafe-no-sandbox", *extra, inherit_env=True
     )
     seen: dict[str, Any] = {}
     async with Client(params, read_timeout_seconds=60) as client:
@@ -81,14 +61,14 @@ async def _session(
         call = asyncio.create_task(client.call_tool(*call_))
         if not extra:
             for _ in range(200):  # bounded: about 20 s
-                out = await asyncio.to_thread(_cli, tmp_path, "approvals", "list", "--json")
+                out = await asyncio.to_thread(stockade_cli, tmp_path, "approvals", "list", "--json")
                 pending = json.loads(out.stdout)
                 if pending:
                     break
                 await asyncio.sleep(0.1)
             seen["pending"] = pending
             deny = await asyncio.to_thread(
-                _cli, tmp_path, "approvals", "deny", pending[0]["id"], "--by", "carol"
+                stockade_cli, tmp_path, "approvals", "deny", pending[0]["id"], "--by", "carol"
             )
             assert deny.returncode == 0, deny.stderr
         seen["result"] = await asyncio.wait_for(call, 60)
@@ -115,7 +95,7 @@ def test_the_list_approver_with_nothing_listed_denies_a_sensitive_call_at_once(
     seen = asyncio.run(asyncio.wait_for(_session(tmp_path, "--approver", "list"), 120))
     assert seen["result"].is_error
     assert "denied" in seen["result"].content[0].text
-    listed = _cli(tmp_path, "approvals", "list", "--json", "--all")
+    listed = stockade_cli(tmp_path, "approvals", "list", "--json", "--all")
     assert json.loads(listed.stdout) == []
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters, types
+from mcp import Client, types
+
+from _gwclient import gateway_params, require_gvisor, stockade_cli
 
 pytestmark = pytest.mark.slow
 
@@ -76,21 +75,6 @@ servers:
 """
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "STOCKADE_HOME": str(tmp_path / "home")}
-
-
-def stockade(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stockade", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(tmp_path),
-        check=False,
-    )
-
-
 def setup(tmp_path: Path, *, gvisor: bool = False, exfil_timeout: int = 30) -> tuple[Path, Path]:
     srv = tmp_path / "srv"
     srv.mkdir()
@@ -117,7 +101,7 @@ def received(outbox: Path) -> list[dict[str, Any]]:
 
 
 def history(tmp_path: Path) -> list[dict[str, Any]]:
-    out = stockade(tmp_path, "approvals", "list", "--all", "--json")
+    out = stockade_cli(tmp_path, "approvals", "list", "--all", "--json")
     assert out.returncode == 0, out.stderr
     found: list[dict[str, Any]] = json.loads(out.stdout)
     return found
@@ -146,11 +130,7 @@ async def session(
     operator_approves: bool = False,
     trace: bool = False,
 ) -> dict[str, Any]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio", *extra],
-        env=_env(tmp_path),
-    )
+    params = gateway_params(tmp_path / "home", policy, *extra, inherit_env=True)
     seen: dict[str, Any] = {}
     async with Client(
         params,
@@ -166,7 +146,7 @@ async def session(
                 await asyncio.sleep(0.1)
             rid = agent.asked[0]["url"].rsplit("#req-", 1)[1]
             ok = await asyncio.to_thread(
-                stockade, tmp_path, "approvals", "approve", rid, "--by", "alice"
+                stockade_cli, tmp_path, "approvals", "approve", rid, "--by", "alice"
             )
             assert ok.returncode == 0, ok.stderr
         seen["result"] = await asyncio.wait_for(call, 60)
@@ -250,17 +230,9 @@ def test_the_gateway_says_when_url_elicitation_is_off_for_want_of_an_approval_pa
     tmp_path: Path,
 ) -> None:
     policy, _ = setup(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "stockade", "gateway", "--policy", str(policy), "--stdio"],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(tmp_path),
-        check=False,
-    )
+    proc = stockade_cli(tmp_path, "gateway", "--policy", str(policy), "--stdio")
     assert "no --approval-page given, so no URL-mode elicitation for exfiltration" in proc.stderr
-    bad = stockade(
+    bad = stockade_cli(
         tmp_path,
         *("gateway", "--policy", str(policy), "--stdio", "--unsafe-no-sandbox"),
         *("--approval-page", "http://127.0.0.1:8765/?token=abc"),
@@ -289,15 +261,14 @@ def test_a_client_without_the_elicitation_capability_is_never_asked(tmp_path: Pa
 def test_the_run_trace_shows_a_form_approval_through_the_elicitation_channel(
     tmp_path: Path,
 ) -> None:
-    if shutil.which("runsc") is None or os.geteuid() != 0:
-        pytest.skip("GVISOR MISSING: needs runsc and root; run scripts/bootstrap as root")
+    require_gvisor()
     policy, outbox = setup(tmp_path, gvisor=True)
     agent = Agent("accept")
     seen = run(tmp_path, policy, agent, "set", "--approval-page", PAGE, trace=True)
     assert not seen["result"].is_error, text(seen["result"])
     assert [r["name"] for r in received(outbox)] == ["set"]
     run_id = seen["trace"].structured_content["servers"]["cfg"]["run"]["run_id"]
-    out = stockade(tmp_path, "trace", run_id, "--json")
+    out = stockade_cli(tmp_path, "trace", run_id, "--json")
     assert out.returncode == 0, out.stderr
     story = [a["data"] for a in json.loads(out.stdout)["approvals"]]
     assert [a["state"] for a in story] == ["pending", "approved", "consumed"]

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _gwclient import gateway_client, recording_server, require_gvisor, tool_names
+from _gwclient import gateway_client, recording_server, require_gvisor, stockade_cli, tool_names
 
 pytestmark = [pytest.mark.gvisor, pytest.mark.slow]
 
@@ -85,10 +82,6 @@ servers:
 """
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "STOCKADE_HOME": str(tmp_path / "home")}
-
-
 def _setup(tmp_path: Path, timeout_s: int) -> tuple[Path, Path]:
     srv = tmp_path / "srv"
     srv.mkdir()
@@ -102,19 +95,8 @@ def _setup(tmp_path: Path, timeout_s: int) -> tuple[Path, Path]:
     return policy, outbox
 
 
-def stockade(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stockade", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(tmp_path),
-        check=False,
-    )
-
-
 def _pending(tmp_path: Path) -> list[dict[str, Any]]:
-    out = stockade(tmp_path, "approvals", "list", "--json")
+    out = stockade_cli(tmp_path, "approvals", "list", "--json")
     assert out.returncode == 0, out.stderr
     found: list[dict[str, Any]] = json.loads(out.stdout)
     return found
@@ -156,7 +138,7 @@ async def replay(tmp_path: Path, policy: Path, *, operator_denies: bool) -> dict
         if operator_denies:
             rid = seen["pending"]["id"]
             deny = await asyncio.to_thread(
-                stockade,
+                stockade_cli,
                 tmp_path,
                 "approvals",
                 "deny",
@@ -199,7 +181,7 @@ def _check_story(tmp_path: Path, seen: dict[str, Any], outbox: Path, final: str)
     assert states == ["pending", final]
 
     # The same story from the command line, after the gateway is gone.
-    out = stockade(tmp_path, "trace", run_id, "--json")
+    out = stockade_cli(tmp_path, "trace", run_id, "--json")
     assert out.returncode == 0, out.stderr
     trace = json.loads(out.stdout)
     story = [a["data"] for a in trace["approvals"]]
@@ -213,7 +195,7 @@ def _check_story(tmp_path: Path, seen: dict[str, Any], outbox: Path, final: str)
         assert "flow: to not from trusted context" in a["provenance"]
     decisions = [d["data"] for d in trace["decisions"]]
     assert decisions[-1]["outcome"] == "denied:approval"
-    human = stockade(tmp_path, "trace", run_id)
+    human = stockade_cli(tmp_path, "trace", run_id)
     assert human.returncode == 0, human.stderr
     assert "approvals (2)" in human.stdout
     return story
@@ -252,11 +234,11 @@ async def killed(tmp_path: Path, policy: Path) -> dict[str, Any]:
         before = await client.call_tool("stockade__get_run_trace", {})
         run_id = before.structured_content["servers"]["web"]["run"]["run_id"]
         kill = await asyncio.to_thread(
-            stockade, tmp_path, "kill", "--by", "ops", "--reason", "incident 42"
+            stockade_cli, tmp_path, "kill", "--by", "ops", "--reason", "incident 42"
         )
         assert kill.returncode == 0, kill.stderr
         for _ in range(300):  # bounded: the gateway polls the switch and stops its servers
-            out = await asyncio.to_thread(stockade, tmp_path, "trace", run_id, "--json")
+            out = await asyncio.to_thread(stockade_cli, tmp_path, "trace", run_id, "--json")
             trace = json.loads(out.stdout)
             if trace["run"]["status"] != "running" and any(
                 e["kind"] == "kill_switch" for e in trace["events"]
