@@ -23,6 +23,7 @@ from mcp import Client, StdioServerParameters
 __all__ = [
     "gateway_client",
     "gateway_params",
+    "outbox_server",
     "recording_server",
     "require_gvisor",
     "stockade_cli",
@@ -47,6 +48,26 @@ def gateway_params(
         args=["-m", "stockade", "gateway", "--policy", str(policy), "--stdio", *args],
         env={**base, "STOCKADE_HOME": str(home)},
     )
+
+
+def outbox_server(
+    tmp_path: Path, filename: str, source: str, *, gvisor: bool = False
+) -> tuple[str, str, Path]:
+    """Write a server's ``source`` to ``tmp_path/srv/filename`` and make ``tmp_path/outbox`` for
+    what it records. Returns the policy's ``command`` items (quoted YAML, the outbox to be added
+    as the last argument), the ``fs_allowlist`` lines a gVisor run needs (empty otherwise) and the
+    outbox. In gVisor the command is relative to the policy (its ``srv/`` tree is bound) and the
+    outbox is writable by the sandbox's unprivileged uid; otherwise the script runs as a child."""
+    srv = tmp_path / "srv"
+    srv.mkdir(exist_ok=True)
+    (srv / filename).write_text(source)
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(exist_ok=True)
+    if not gvisor:
+        return f'"/usr/bin/python3", "{srv / filename}"', "", outbox
+    outbox.chmod(0o777)  # the sandboxed server runs as an unprivileged uid
+    allow = "    fs_allowlist:\n      - path: outbox/\n        mode: rw\n"
+    return f'"/usr/bin/python3", "srv/{filename}"', allow, outbox
 
 
 def stockade_cli(

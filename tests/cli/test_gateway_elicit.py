@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client, types
 
-from _gwclient import gateway_params, require_gvisor, stockade_cli
+from _gwclient import gateway_params, outbox_server, require_gvisor, stockade_cli
 
 pytestmark = pytest.mark.slow
 
@@ -76,18 +75,7 @@ servers:
 
 
 def setup(tmp_path: Path, *, gvisor: bool = False, exfil_timeout: int = 30) -> tuple[Path, Path]:
-    srv = tmp_path / "srv"
-    srv.mkdir()
-    (srv / "cfg_server.py").write_text(SERVER)
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    if gvisor:
-        outbox.chmod(0o777)  # the sandboxed server runs as an unprivileged uid
-        command = '"/usr/bin/python3", "srv/cfg_server.py"'
-        extra = "    fs_allowlist:\n      - path: outbox/\n        mode: rw\n"
-    else:
-        command = f'"{sys.executable}", "{srv / "cfg_server.py"}"'
-        extra = ""
+    command, extra, outbox = outbox_server(tmp_path, "cfg_server.py", SERVER, gvisor=gvisor)
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         POLICY.format(command=command, outbox=outbox, extra=extra, exfil_timeout=exfil_timeout)

@@ -183,33 +183,6 @@ def text(result: types.CallToolResult) -> str:
 
 @pytest.mark.guarantee("apr-elicit-http")
 @ERAS
-def test_a_form_accept_over_http_approves_a_config_change_and_the_tool_runs(
-    tmp_path: Path, era: str
-) -> None:
-    result, asked, requests = sdk_call(tmp_path, "accept", "hello", era)
-    assert [a["mode"] for a in asked] == ["form"]
-    assert not result.is_error, text(result)
-    assert "Echo: hello" in text(result)
-    (req,) = requests
-    assert (req.state, req.channel, req.decided_by) == (
-        State.CONSUMED,
-        "elicitation",
-        "client:alice",
-    )
-
-
-@pytest.mark.guarantee("apr-elicit-http")
-@ERAS
-def test_a_form_decline_over_http_denies_the_call(tmp_path: Path, era: str) -> None:
-    result, asked, requests = sdk_call(tmp_path, "decline", "hello", era)
-    assert len(asked) == 1
-    assert result.is_error
-    assert "form elicitation: decline" in text(result)
-    assert [r.state for r in requests] == [State.DENIED]
-
-
-@pytest.mark.guarantee("apr-elicit-http")
-@ERAS
 def test_an_exfiltration_call_over_http_gets_only_url_mode_and_the_answer_decides_nothing(
     tmp_path: Path, era: str
 ) -> None:
@@ -218,6 +191,10 @@ def test_an_exfiltration_call_over_http_gets_only_url_mode_and_the_answer_decide
     assert asked[0]["url"].startswith(PAGE + "/#req-apr_")
     assert result.is_error
     assert [r.state for r in requests] == [State.EXPIRED]
+
+
+async def _call(client: Client) -> str:
+    return text(await client.call_tool("cfg__echo", {"message": "hello"}))
 
 
 async def _read(client: Client) -> str:
@@ -233,15 +210,16 @@ async def _get(client: Client) -> str:
 
 KINDS = pytest.mark.parametrize(
     ("act", "expect"),
-    [(_read, "watched text"), (_get, "Say hello to bob.")],
-    ids=["resources/read", "prompts/get"],
+    [(_call, "Echo: hello"), (_read, "watched text"), (_get, "Say hello to bob.")],
+    ids=["tools/call", "resources/read", "prompts/get"],
 )
 
 
+@pytest.mark.guarantee("apr-elicit-http")
 @pytest.mark.guarantee("apr-elicit-reads-prompts")
 @ERAS
 @KINDS
-def test_a_form_accept_over_http_approves_a_resource_read_or_a_prompt_get(
+def test_a_form_accept_over_http_approves_a_config_change_call_read_or_get_and_it_runs(
     tmp_path: Path, era: str, act: Act, expect: str
 ) -> None:
     result, asked, requests = sdk_call(tmp_path, "accept", "", era, act=act)
@@ -255,15 +233,17 @@ def test_a_form_accept_over_http_approves_a_resource_read_or_a_prompt_get(
     )
 
 
+@pytest.mark.guarantee("apr-elicit-http")
 @pytest.mark.guarantee("apr-elicit-reads-prompts")
+@ERAS
 @KINDS
-def test_a_form_decline_over_http_denies_a_resource_read_or_a_prompt_get(
-    tmp_path: Path, act: Act, expect: str
+def test_a_form_decline_over_http_denies_the_call_read_or_get(
+    tmp_path: Path, era: str, act: Act, expect: str
 ) -> None:
-    result, asked, requests = sdk_call(tmp_path, "decline", "", act=act)
+    result, asked, requests = sdk_call(tmp_path, "decline", "", era, act=act)
     assert len(asked) == 1
-    assert isinstance(result, MCPError)
-    assert "form elicitation: decline" in str(result)
+    assert "form elicitation: decline" in str(result)  # an error result, or a JSON-RPC error
+    assert expect not in str(result)
     assert [r.state for r in requests] == [State.DENIED]
 
 

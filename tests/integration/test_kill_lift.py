@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from _gwclient import gateway_client, recording_server, require_gvisor, stockade_cli
+from _gwclient import (
+    gateway_client,
+    outbox_server,
+    recording_server,
+    require_gvisor,
+    stockade_cli,
+)
 from stockade.store import RunStore
 
 pytestmark = pytest.mark.slow
@@ -40,26 +46,13 @@ servers:
 
 
 def setup(tmp_path: Path, *, gvisor: bool = False) -> tuple[Path, Path]:
-    srv = tmp_path / "srv"
-    srv.mkdir()
     pid = "__import__('os').getpid()"
     source = recording_server(
         "notes", [NOTE], record="p", reply=f"'noted by ' + str({pid})", on_start=f"{{'pid': {pid}}}"
     )
-    (srv / "notes.py").write_text(source)
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    if gvisor:
-        outbox.chmod(0o777)  # the sandboxed server runs as an unprivileged uid
-        command = '"/usr/bin/python3", "srv/notes.py"'
-        extra = "    fs_allowlist:\n      - path: outbox/\n        mode: rw\n"
-        outbox_arg = "outbox"
-    else:
-        command = f'"/usr/bin/python3", "{srv / "notes.py"}"'
-        extra = ""
-        outbox_arg = str(outbox)
+    command, extra, outbox = outbox_server(tmp_path, "notes.py", source, gvisor=gvisor)
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.format(command=command, outbox=outbox_arg, extra=extra))
+    policy.write_text(POLICY.format(command=command, outbox=outbox, extra=extra))
     return policy, outbox
 
 
