@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from _gwclient import gateway_client, recording_server, tool_names
+from _gwclient import gateway_client, recording_server, stockade_cli, tool_names
 from stockade.approvals import ApprovalStore
 from stockade.audit import AuditLog
 from stockade.cli._gateway import KillGate, counted_sink
@@ -87,6 +87,8 @@ def test_a_warm_pool_server_whose_secret_opa_refuses_is_never_launched_nor_poole
     with RunStore.open(home / "runs.db") as store:
         assert store.list() == []  # no sandbox, pooled or cold, was ever booted for it
     assert _events(home, "sandbox.launched") == []
+    started = stockade_cli(tmp_path, "gateway", "--policy", str(policy), "--stdio")  # EOF: ends
+    assert "warm_pool of server mail ignored: it is granted secrets" in started.stderr
 
 
 @pytest.mark.guarantee("cp-egress-metric-bounded")

@@ -461,10 +461,25 @@ def counted_sink(inner: Any, db: Path, clock: Any) -> Any:
 
 
 def _warm_pools(loaded: Any) -> dict[str, int]:
-    """The policy's ``warm_pool: N`` per server (servers asking for none are left out)."""
+    """The policy's ``warm_pool: N`` per server (servers asking for none are left out). A server
+    with granted secrets is never pooled (secrets are per run: each is delivered by a launch,
+    after OPA's ``secret_access`` when delegated); the gateway says so and starts it cold."""
     if loaded is None:
         return {}
-    return {s.name: s.warm_pool for s in loaded.policy.servers if s.warm_pool > 0}
+    sizes: dict[str, int] = {}
+    for s in loaded.policy.servers:
+        if s.warm_pool > 0 and s.secrets:
+            click.echo(
+                safe_text(
+                    f"stockade: warm_pool of server {s.name} ignored: it is granted secrets, "
+                    "which are delivered per launch; it starts cold",
+                    single_line=True,
+                ),
+                err=True,
+            )
+        elif s.warm_pool > 0:
+            sizes[s.name] = s.warm_pool
+    return sizes
 
 
 def _host_port(value: str) -> tuple[str, int]:
