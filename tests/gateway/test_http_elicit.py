@@ -424,3 +424,47 @@ def test_over_http_a_2026_state_opens_only_for_its_own_client_and_intact(tmp_pat
     assert "altered" in seen["tampered"]["content"][0]["text"]
     assert seen["pending"] == State.PENDING
     assert not seen["good"].get("isError"), seen["good"]
+
+
+@pytest.mark.guarantee("apr-elicit-reads-prompts")
+@pytest.mark.guarantee("apr-mrtr-served")
+def test_over_http_a_2026_state_of_a_resource_read_opens_only_for_that_read(
+    tmp_path: Path,
+) -> None:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+    }
+
+    def rpc(method: str, params: dict[str, Any], retry: dict[str, Any] | None = None) -> Any:
+        body = {"jsonrpc": "2.0", "id": 4, "method": method}
+        return {**body, "params": {**params, "_meta": meta, **(retry or {})}}
+
+    async def go() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with serve(tmp_path) as srv, httpx.AsyncClient(timeout=30) as c:
+            h = headers(**{"mcp-protocol-version": "2026-07-28"})
+            listed = (await c.post(srv.url, json=rpc("resources/list", {}), headers=h)).json()
+            read = {"uri": listed["result"]["resources"][0]["uri"]}
+            first = (await c.post(srv.url, json=rpc("resources/read", read), headers=h)).json()
+            seen["first"] = first["result"]
+            retry = {
+                "requestState": first["result"]["requestState"],
+                "inputResponses": {"stockade_approval": reply(0)["result"]},
+            }
+            get = {"name": "prompts__greet", "arguments": {"who": "bob"}}
+            moved = await c.post(srv.url, json=rpc("prompts/get", get, retry), headers=h)
+            seen["moved"] = moved.json()
+            seen["pending"] = srv.store.list(now=SystemClock().now())[0].state
+            own = await c.post(srv.url, json=rpc("resources/read", read, retry), headers=h)
+            seen["own"] = own.json()["result"]
+        return seen
+
+    seen = asyncio.run(asyncio.wait_for(go(), 90))
+    assert seen["first"]["resultType"] == "input_required"
+    question = seen["first"]["inputRequests"]["stockade_approval"]["params"]
+    assert "may be read" in question["message"]
+    assert "different call" in seen["moved"]["error"]["message"]  # the prompt was not fetched
+    assert seen["pending"] == State.PENDING  # and the read's request was left as it was
+    assert seen["own"]["resultType"] == "complete"
+    assert "watched text" in seen["own"]["contents"][0]["text"]
