@@ -117,7 +117,7 @@ def test_an_image_no_signature_rule_covers_is_refused_before_any_cluster_call(
 
         with RunStore.open(paths.run_store()) as runs:
             (rec,) = runs.list()
-        assert (rec.status.value, rec.server) == ("refused", "echo")
+        assert (rec.status.value, rec.server, rec.backend) == ("refused", "echo", "kubernetes")
 
 
 @pytest.mark.guarantee("k8s-gateway-verified-first")

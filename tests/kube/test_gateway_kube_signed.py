@@ -176,4 +176,4 @@ def test_an_unsigned_or_tampered_image_is_refused_before_the_cluster_is_asked_an
 
     with RunStore.open(world.home / "runs.db") as runs:
         (rec,) = runs.list()
-    assert (rec.status.value, rec.server) == ("refused", "echo")
+    assert (rec.status.value, rec.server, rec.backend) == ("refused", "echo", "kubernetes")

@@ -556,6 +556,7 @@ def run_on_kubernetes(
             record_refused(
                 e, clock=clock, store=runs, audit=audit, workload=workload, kind="server",
                 server=server, policy_hash=policy.effective_hash, image_digest=known_digest,
+                backend="kubernetes",
             )  # fmt: skip
             raise
         limit = timeout_s if timeout_s is not None else limits.timeout_s

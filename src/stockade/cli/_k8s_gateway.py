@@ -129,7 +129,7 @@ def _record_refusal(
         record_refused(
             e, clock=SystemClock(), store=runs, audit=audit,
             workload=str(policy.server(server).image or server), kind="server", server=server,
-            policy_hash=policy.effective_hash,
+            policy_hash=policy.effective_hash, backend="kubernetes",
         )  # fmt: skip
 
 

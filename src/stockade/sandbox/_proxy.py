@@ -121,6 +121,9 @@ def _relay_response(up: Reader, conn: socket.socket, *, head_only: bool) -> bool
 
 
 def _splice(a: socket.socket, b: socket.socket) -> None:
+    """Relay bytes both ways between two connected sockets until either side closes (blocking;
+    each direction in its own thread). The local and the cluster egress proxy both use it."""
+
     def pump(src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):

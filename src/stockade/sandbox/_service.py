@@ -128,15 +128,17 @@ def record_refused(
     policy_hash: str = "",
     image_digest: str | None = None,
     evidence: tuple[tuple[str, dict[str, Any]], ...] = (),
+    backend: str = "gvisor",
 ) -> str:
-    """Record a run refused before any sandbox existed (e.g. an image that did not verify)."""
+    """Record a run refused before any sandbox existed (e.g. an image that did not verify) on
+    ``backend`` (the one the run was meant for: ``gvisor`` locally, ``kubernetes`` as a Pod)."""
     run_id = uuid.uuid4().hex
     now = clock.now()
     reason = {"what": err.what, "fix": err.fix, "error": type(err).__name__}
     if store is not None:
         store.create(
             RunRecord(
-                run_id=run_id, workload=workload, kind=kind, server=server, backend="gvisor",
+                run_id=run_id, workload=workload, kind=kind, server=server, backend=backend,
                 policy_hash=policy_hash, image_digest=image_digest, status=RunStatus.REFUSED,
                 end_reason=EndReason.REFUSED, created_at=now, ended_at=now,
             )
