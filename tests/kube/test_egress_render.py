@@ -204,6 +204,7 @@ def _apply(cluster: FakeCluster, store: RecordStore, run_id: str, token: str) ->
 
 
 def _entries(cluster: FakeCluster, kind: str) -> set[str]:
+    # pragma: allowlist nextline secret
     name = {"ConfigMap": "stockade-egress-allowlists", "Secret": "stockade-egress-tokens"}[kind]
     (obj,) = [o for r, o in cluster.objects.items() if r.name == name]
     return set(obj.get("data") or {})

@@ -22,7 +22,7 @@ from stockade.sandbox._cgroup_v1 import CgroupV1
 from .test_runner_lifecycle import _skip_unless
 
 PY = "/usr/bin/python3"
-RUN = "0123456789abcdef0123456789abcdef"
+RUN = "0123456789abcdef0123456789abcdef"  # pragma: allowlist secret
 BOMB = "x = []\nwhile True: x.append(bytearray(8 << 20))"
 
 
