@@ -96,12 +96,6 @@ def test_engine_decisions_and_probes_do_not_consume_rate_limits(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        (
-            POLICY.replace(
-                'command: ["/usr/bin/python3", "srv/server.py"]', "image: ghcr.io/a/b:1"
-            ).replace("servers:", "registries: [ghcr.io/a/b]\nservers:"),
-            "image server",
-        ),
         (POLICY.replace("name: mail", "name: Mail_1"), "cannot be namespaced"),
     ],
 )

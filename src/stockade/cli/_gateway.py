@@ -169,11 +169,23 @@ def gateway(
     alert_command: str | None,
     alert_webhook: str | None,
     kube: KubeGateway | None,
+    plain_http: tuple[str, ...] = (),
 ) -> None:
     """Serve one MCP endpoint that gates every tool call of the policy's servers."""
     if use_stdio == (http is not None):
         raise UsageError("choose exactly one transport", "pass --stdio or --http 127.0.0.1:PORT")
-    cfg, pins_dir, loaded = load_any(policy_path) if kube is None else kube.config()
+    if kube is None and unsafe_no_sandbox:
+        cfg, pins_dir, loaded = load_any(policy_path)
+        _refuse_unsandboxed_images(cfg)
+    elif kube is None:  # every image through the supply-chain gate before anything is served
+        from ._gateway_images import image_verifier
+
+        verify = image_verifier(
+            plain_http=plain_http, store_path=store_path, audit_log=audit_log, clock=SystemClock()
+        )
+        cfg, pins_dir, loaded = load_any(policy_path, verify)
+    else:
+        cfg, pins_dir, loaded = kube.config()
     tokens = _client_tokens(client_token)
     if loaded is not None and loaded.policy.doc.clients is None:
         cfg = cfg.model_copy(update={"clients": (client, *sorted(tokens))})
@@ -218,6 +230,7 @@ def gateway(
                 "unsafe_no_sandbox": unsafe_no_sandbox,
                 "policy_hash": None if loaded is None else loaded.hash,
                 "client": client,
+                "images": {s.name: s.image.reference for s in cfg.servers if s.image is not None},
             },
         )
         launcher: Launcher
@@ -452,6 +465,18 @@ class KillGate:
         return await self._inner.launch(server)
 
 
+def _refuse_unsandboxed_images(cfg: Any) -> None:
+    """``--unsafe-no-sandbox`` never runs an image server (its command exists only in the
+    image's verified rootfs, which only the sandbox mounts)."""
+    imaged = [s.name for s in cfg.servers if s.image is not None]
+    if imaged:
+        raise UsageError(
+            f"--unsafe-no-sandbox cannot serve image server(s) {', '.join(imaged)}: an image "
+            "runs only verified, in gVisor",
+            "drop --unsafe-no-sandbox",
+        )
+
+
 def counted_sink(inner: Any, db: Path, clock: Any) -> Any:
     """The gateway's audit sink: ``inner``, counting each ``egress.blocked`` of a run in the run
     store at ``db`` (``stockade_egress_blocked_total`` on ``/metrics``); the launchers get it."""
@@ -468,7 +493,16 @@ def _warm_pools(loaded: Any) -> dict[str, int]:
         return {}
     sizes: dict[str, int] = {}
     for s in loaded.policy.servers:
-        if s.warm_pool > 0 and s.secrets:
+        if s.warm_pool > 0 and s.image is not None:
+            click.echo(
+                safe_text(
+                    f"stockade: warm_pool of server {s.name} ignored: an image server starts "
+                    "cold (each run records its image's verification)",
+                    single_line=True,
+                ),
+                err=True,
+            )
+        elif s.warm_pool > 0 and s.secrets:
             click.echo(
                 safe_text(
                     f"stockade: warm_pool of server {s.name} ignored: it is granted secrets, "

@@ -10,6 +10,7 @@ preflights, applies, waits for the Pod, attaches its stdio; stop rolls the run b
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import secrets as _secrets
 from collections.abc import Callable
@@ -236,14 +237,14 @@ def kube_gateway_options(f: _F) -> _F:
     def wrapper(**kw: Any) -> Any:
         backend = kw.pop("backend")
         opts = KubeOptions(**{k: kw.pop(k) for k in _KEYS}, execute=kw.pop("k8s_apply"))
-        if backend == "local":
-            if opts != KubeOptions():
+        if backend == "local":  # --plain-http: a loopback registry of the local image servers
+            if dataclasses.replace(opts, plain_http=()) != KubeOptions():
                 raise UsageError(
-                    "--kubeconfig, --context, --egress-proxy-ip/-image/-namespace, --plain-http, "
+                    "--kubeconfig, --context, --egress-proxy-ip/-image/-namespace, "
                     "--unsafe-assume-networkpolicy and --apply need --backend kubernetes",
                     "add --backend kubernetes, or drop them",
                 )
-            return f(**kw, kube=None)
+            return f(**kw, kube=None, plain_http=opts.plain_http)
         if kw.get("unsafe_no_sandbox"):
             raise UsageError(
                 "--unsafe-no-sandbox with --backend kubernetes: a Pod is always sandboxed",

@@ -7,17 +7,18 @@ is the safe one (no TOFU, default deny, small messages, short timeouts).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from stockade.models import Bind, Category, Frozen
+from stockade.models import Bind, Category, Frozen, NetworkProfile
 
 from ._errors import ConfigError
 
 __all__ = [
     "GatewayConfig",
+    "ServerImage",
     "ServerSandbox",
     "ServerSpec",
     "ToolRule",
@@ -46,6 +47,28 @@ class ServerSandbox(Frozen):
     pids: int = Field(default=128, gt=0, le=4096)
     timeout_s: float = Field(default=86400, gt=0)
     secrets: tuple[str, ...] = Field(default=(), description="secret names delivered as files")
+    network: NetworkProfile = Field(
+        default_factory=NetworkProfile,
+        description="none, or an allowlist served by the run's own egress proxy",
+    )
+
+
+class ServerImage(Frozen):
+    """An image server's image as this gateway verified it before serving.
+
+    ``rootfs`` is empty until the supply-chain gate passed in this process (a policy loaded only
+    to review pins): such a server is never launched. ``env`` and ``user`` are the image config's
+    requests, filtered by the sandbox's spec builder; ``evidence`` is recorded with every run.
+    """
+
+    requested: str = Field(min_length=1)
+    reference: str = Field(min_length=1, description="name@sha256:... as verified (pins bind)")
+    digest: str = ""
+    rootfs: str = ""
+    workdir: str = "/"
+    env: tuple[str, ...] = ()
+    user: str = ""
+    evidence: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 class ServerSpec(Frozen):
@@ -61,6 +84,7 @@ class ServerSpec(Frozen):
     tools: dict[str, ToolRule] = Field(default_factory=dict)
     call_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     sandbox: ServerSandbox = Field(default_factory=ServerSandbox)
+    image: ServerImage | None = Field(default=None, description="set for an image server")
     start: Literal["eager", "lazy"] = "eager"
     idle_stop_s: float | None = Field(default=None, gt=0, description="stop after idle seconds")
     unlisted_uris: Literal["refuse", "route"] = Field(
@@ -115,6 +139,13 @@ def load_gateway_config(path: Path) -> tuple[GatewayConfig, Path]:
         raise ConfigError(
             f"policy {path}: invalid gateway section: {problems}", "see docs/gateway.md"
         ) from e
+    imaged = [s.name for s in cfg.servers if s.image is not None]
+    if imaged:
+        raise ConfigError(
+            f"policy {path}: gateway section server(s) {', '.join(imaged)} name an image; only a "
+            "stockade policy serves image servers (it carries the registries and signature rules)",
+            "move the servers into a stockade policy's servers: with image: and verify:",
+        )
     names = [s.name for s in cfg.servers]
     if len(set(names)) != len(names):
         raise ConfigError(

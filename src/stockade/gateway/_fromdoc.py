@@ -1,26 +1,32 @@
 """Wiring to the real policy: servers, sandbox limits and decisions from a ``stockade`` policy.
 
 A policy file without a ``gateway:`` section is loaded with :func:`stockade.policy.load_policy`;
-each server becomes a :class:`ServerSpec` (command servers only for now), its sandbox limits come
-from :func:`stockade.sandbox.policy_limits`, and calls are decided by the policy engine. Tools
+each server becomes a :class:`ServerSpec` (a command server, or an image server whose image the
+caller's ``verify`` passed through the supply-chain gate), its sandbox limits and network profile
+come from :func:`stockade.sandbox.policy_limits`, and calls are decided by the policy engine. Tools
 whose rule carries a sensitive category are information-flow sinks: in a tainted context every
 string argument must come from the trusted instruction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from stockade.models import Bind, Category, Clock, Decision, ToolCall
 
-from ._config import GatewayConfig, ServerSandbox, ServerSpec
+from ._config import GatewayConfig, ServerImage, ServerSandbox, ServerSpec
 from ._errors import ConfigError, NamespaceError
 from ._interceptors import DecisionContext, SinkRule
 from ._names import qualify
 
-__all__ = ["EngineDecider", "LoadedPolicy", "load_any", "load_policy_for_gateway"]
+__all__ = ["EngineDecider", "ImageVerifier", "LoadedPolicy", "load_any", "load_policy_for_gateway"]
+
+#: ``(policy, server) -> (image, argv)``: the supply-chain gate for one image server (raises, and
+#: records the refusal, when the image does not pass); ``argv`` is what runs in its rootfs.
+ImageVerifier = Callable[[Any, str], tuple[ServerImage, tuple[str, ...]]]
 
 _SINK_CATEGORIES = {
     Category.EXFILTRATION,
@@ -108,19 +114,19 @@ def policy_sinks(policy: Any) -> dict[tuple[str, str], SinkRule]:
     return sinks
 
 
-def load_policy_for_gateway(path: Path) -> LoadedPolicy:
-    """Load a real policy and derive the gateway configuration from its servers."""
+def load_policy_for_gateway(path: Path, verify: ImageVerifier | None = None) -> LoadedPolicy:
+    """Load a real policy and derive the gateway configuration from its servers.
+
+    Each image server goes through ``verify`` (the supply-chain gate) here, before anything is
+    served. Without ``verify`` (pins review) an image server is described by its reference only
+    and is never launched.
+    """
     from stockade.policy import load_policy
     from stockade.sandbox import policy_limits
 
     policy = load_policy(path)
     servers: list[ServerSpec] = []
     for entry in policy.servers:
-        if entry.command is None:
-            raise ConfigError(
-                f"server {entry.name!r} is an image server; the gateway runs command servers only",
-                "give the server a command, or leave it out of the policy the gateway serves",
-            )
         try:
             qualify(entry.name, "x")
         except NamespaceError as e:
@@ -129,16 +135,28 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
                 "use lowercase letters, digits and single hyphens",
             ) from e
         limits = policy_limits(policy, entry.name, kind="server")
-        command, code_binds, tree = _code_paths(tuple(entry.command), path.parent)
+        image: ServerImage | None = None
+        tree: str | None = None
         granted = {b.target for b in limits.binds}
-        code_binds = tuple(b for b in code_binds if b.target not in granted)
+        if entry.image is not None:
+            if verify is not None:
+                image, command = verify(policy, entry.name)
+            else:
+                image, command = _unverified(entry.image), tuple(entry.command or (entry.image,))
+            code_binds: tuple[Bind, ...] = ()
+        else:
+            assert entry.command is not None  # noqa: S101 (the schema: an image or a command)
+            command, code_binds, tree = _code_paths(tuple(entry.command), path.parent)
+            code_binds = tuple(b for b in code_binds if b.target not in granted)
         servers.append(
             ServerSpec(
                 name=entry.name,
                 command=command,
                 env=dict(entry.env),
+                package="" if image is None else image.reference,
                 tofu=entry.tofu,
                 package_tree=tree,
+                image=image,
                 start=entry.start,
                 unlisted_uris=entry.resources.unlisted_uris,
                 sandbox=ServerSandbox(
@@ -148,6 +166,7 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
                     pids=limits.pids,
                     timeout_s=limits.timeout_s,
                     secrets=limits.secrets,
+                    network=limits.network,
                 ),
             )
         )
@@ -158,6 +177,19 @@ def load_policy_for_gateway(path: Path) -> LoadedPolicy:
         pins_dir="pins",
     )
     return LoadedPolicy.derive(policy, cfg)
+
+
+def _unverified(text: str) -> ServerImage:
+    """An image server seen without its gate (``stockade tools``): the identity its pins bind to
+    when the policy pins a digest (a verified digest reference resolves to itself), no rootfs."""
+    from stockade.errors import StockadeError
+    from stockade.supplychain import parse_reference
+
+    try:
+        ref = parse_reference(text)
+    except StockadeError:
+        return ServerImage(requested=text, reference=text)
+    return ServerImage(requested=text, reference=str(ref) if ref.digest else text)
 
 
 def _code_paths(
@@ -195,12 +227,15 @@ def _code_paths(
     return tuple(out), tuple(binds.values()), tree
 
 
-def load_any(path: Path) -> tuple[GatewayConfig, Path, LoadedPolicy | None]:
-    """A ``gateway:`` section (stand-alone format) or a real policy; pins live beside it."""
+def load_any(
+    path: Path, verify: ImageVerifier | None = None
+) -> tuple[GatewayConfig, Path, LoadedPolicy | None]:
+    """A ``gateway:`` section (stand-alone format) or a real policy (its image servers through
+    ``verify``, when given); pins live beside it."""
     from ._config import has_gateway_section, load_gateway_config
 
     if has_gateway_section(path):
         cfg, pins = load_gateway_config(path)
         return cfg, pins, None
-    loaded = load_policy_for_gateway(path)
+    loaded = load_policy_for_gateway(path, verify)
     return loaded.config, path.parent / loaded.config.pins_dir, loaded

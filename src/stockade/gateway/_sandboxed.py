@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stockade.errors import SandboxError
-from stockade.models import AuditSink, Clock, NetworkProfile, Runtime, SandboxSpec
+from stockade.models import AuditSink, Clock, Runtime, SandboxSpec
 
 from ._config import ServerSpec
 from ._errors import DownstreamError
@@ -23,19 +23,53 @@ __all__ = ["SandboxLauncher", "sandbox_spec_for"]
 
 
 def sandbox_spec_for(server: ServerSpec) -> SandboxSpec:
-    """The hardened spec a server runs under: gVisor, no network, its binds and limits only."""
+    """The hardened spec a server runs under: gVisor, its binds, limits and network profile only
+    (an allowlist is served by the run's own egress proxy, as for ``stockade run``). An image
+    server runs its verified rootfs, with the image's Env/User only through the spec builder's
+    filters; one whose image was not verified in this process is refused."""
     box = server.sandbox
-    return SandboxSpec(
-        argv=server.command,
-        runtime=Runtime.GVISOR,
-        binds=box.binds,
-        memory_mb=box.memory_mb,
+    if server.image is None:
+        return SandboxSpec(
+            argv=server.command,
+            runtime=Runtime.GVISOR,
+            binds=box.binds,
+            memory_mb=box.memory_mb,
+            cpu_seconds=box.cpu_seconds,
+            pids=box.pids,
+            timeout_s=box.timeout_s,
+            network=box.network,
+            env=tuple(sorted(server.env.items())),
+            secrets=box.secrets,
+        )
+    from stockade.sandbox import Overrides, PolicyLimits, build_spec
+
+    image = server.image
+    if not image.rootfs or not image.digest:
+        raise SandboxError(
+            f"image {image.requested!r} of server {server.name!r} was not verified by this "
+            "gateway: got no verified rootfs, expected the supply-chain gate to pass first",
+            "serve the policy with stockade gateway (it verifies every image before serving)",
+        )
+    limits = PolicyLimits(
+        kind="server",
         cpu_seconds=box.cpu_seconds,
+        memory_mb=box.memory_mb,
         pids=box.pids,
         timeout_s=box.timeout_s,
-        network=NetworkProfile(mode="none"),
-        env=tuple(sorted(server.env.items())),
+        network=box.network,
+        binds=box.binds,
         secrets=box.secrets,
+        env=tuple(sorted(server.env.items())),
+        from_policy=True,
+    )
+    return build_spec(
+        server.command,
+        limits,
+        Overrides(cwd=image.workdir),
+        image_digest=image.digest,
+        rootfs=image.rootfs,
+        image_env=image.env,
+        image_user=image.user,
     )
 
 
@@ -100,6 +134,7 @@ class SandboxLauncher:
         from stockade.sandbox import start_recorded
 
         self._state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        image = server.image
         try:
             run = start_recorded(
                 sandbox_spec_for(server),
@@ -108,13 +143,14 @@ class SandboxLauncher:
                 store=self._store,
                 audit=self._audit,
                 secrets=self._secrets,
-                workload=" ".join(server.command),
+                workload=" ".join(server.command) if image is None else image.reference,
                 kind="server",
                 server=server.name,
                 policy_hash=self._policy_hash,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
+                evidence=() if image is None else image.evidence,
             )
         except SandboxError as e:
             raise DownstreamError(
