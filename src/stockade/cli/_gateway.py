@@ -365,6 +365,7 @@ def gateway(
             traces=traces,
             sinks=None if loaded is None else loaded.sinks,
             approval_timeouts=None if loaded is None else loaded.policy.doc.approvals.timeout_for,
+            opa=None if loaded is None else _gateway_questions(loaded.policy, sink),
         )
         if loaded is not None:
             from stockade.approvals import watch_kill
@@ -392,6 +393,13 @@ def gateway(
             )
             click.echo(f"stockade: gateway listening on http://{host}:{port}/mcp", err=True)
             asyncio.run(_with_watch(serve_http(gw, transport, host), watch))
+
+
+def _gateway_questions(policy: Any, sink: Any) -> Any:
+    """OPA's delegation and data_access, when the policy delegates them (docs/policy.md)."""
+    from stockade.gateway._opa_step import gateway_questions_for
+
+    return gateway_questions_for(policy, audit=sink)
 
 
 async def _with_watch(

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockade import __version__
 from stockade.approvals import INPUT_REQUIRED_RULE, round_from, serving_round
@@ -29,6 +29,7 @@ from ._interceptors import (
     ArgumentValidation,
     AuditStep,
     Authenticate,
+    CrossNamespaceCheck,
     FlowRule,
     OutputHandling,
     PinCheck,
@@ -47,6 +48,9 @@ from ._state import AddressedNotify, Notify
 from ._surface import Surface
 from ._taint import TaintTracker
 from ._timing import APPROVAL, CallTimer, Timed, timed_terminal
+
+if TYPE_CHECKING:
+    from stockade.opa import Questions
 
 __all__ = ["MODERN_VERSION", "SUPPORTED_VERSIONS", "TRACE_TOOL", "Gateway"]
 
@@ -88,8 +92,10 @@ class Gateway(Surface, HostTools):
         sinks: Mapping[tuple[str, str], SinkRule] | None = None,
         approval_timeouts: Callable[[Category], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        opa: Questions | None = None,
     ) -> None:
         self.config = config
+        self._opa = opa  # delegation and data_access, when the policy delegates them
         self._pins = pins
         self._audit = audit
         self._launcher = launcher
@@ -129,7 +135,9 @@ class Gateway(Surface, HostTools):
                 PinCheck(self._lookup),
                 PolicyStep(decider, self.taint),
                 ArgumentValidation(),
-                FlowRule(sink_rules(config) if sinks is None else sinks, self.taint),
+                FlowRule(
+                    sink_rules(config) if sinks is None else sinks, self.taint, self._data_access()
+                ),
                 Timed(
                     ApprovalStep(approver, config.approval_timeout_s, approval_timeouts),
                     APPROVAL,
@@ -153,6 +161,14 @@ class Gateway(Surface, HostTools):
             ],
             self._dispatch_prompt,
         )
+
+    def _data_access(self) -> CrossNamespaceCheck | None:
+        """OPA's ``data_access`` for the information-flow step, when the policy delegates it."""
+        if self._opa is None or not self._opa.delegates("data_access"):
+            return None
+        from ._opa_step import DataAccessQuestion
+
+        return DataAccessQuestion(self._opa)
 
     def _gates(
         self,

@@ -27,6 +27,8 @@ __all__ = [
     "ArgumentValidation",
     "AuditStep",
     "Authenticate",
+    "CrossNamespace",
+    "CrossNamespaceCheck",
     "DecisionContext",
     "FlowRule",
     "ListingDecider",
@@ -206,49 +208,109 @@ class SinkRule(Frozen):
     when_tainted: Literal["deny", "require_approval"] = "require_approval"
 
 
+class CrossNamespace(Frozen):
+    """Untrusted content of other servers in the context of a call (the ``data_access`` input).
+
+    ``from_servers``: the servers (other than the one called) whose output entered the context;
+    ``complete``: False when the gateway forgot this context's provenance (it may be longer);
+    ``sensitive``: the sink rule's sensitive argument names present in the call, each with whether
+    its value comes from the trusted instruction.
+    """
+
+    from_servers: tuple[str, ...]
+    complete: bool = True
+    tainted: bool = True
+    sensitive: tuple[tuple[str, bool], ...] = ()
+
+
+CrossNamespaceCheck = Callable[[ToolCall, CrossNamespace], Decision]
+
+
 @dataclass
 class FlowRule:
     """Information flow: in a tainted context, sensitive sink arguments must come from trust.
 
     A value counts as trusted when it appears verbatim in the instruction the host application
     registered for this conversation. The provenance that decided is recorded on the context.
+
+    With ``cross`` (OPA's ``data_access``, when the policy delegates it), a call whose context
+    carries output of servers other than the one called is put to it after the built-in check:
+    its deny denies, its require_approval asks a human unless the call already needs approval,
+    and its allow keeps what the built-in steps decided.
     """
 
     sinks: Mapping[tuple[str, str], SinkRule]
     taint: TaintTracker
+    cross: CrossNamespaceCheck | None = None
 
     async def __call__(self, ctx: CallContext, nxt: Next) -> ToolResult:
-        rule = self.sinks.get((ctx.call.server, ctx.call.tool))
-        if rule is None:
-            return await nxt(ctx)
         key = ContextKey(client=ctx.call.client, conversation=ctx.call.session)
-        if not self.taint.is_tainted(key):
+        rule = self.sinks.get((ctx.call.server, ctx.call.tool))
+        checked: list[tuple[str, bool]] = []
+        if rule is not None and not self.taint.is_tainted(key):
             ctx.provenance.append("flow: context clean")
-            return await nxt(ctx)
+        elif rule is not None:
+            checked = self._trace_arguments(ctx, key, rule)
+            untrusted = [name for name, trusted in checked if not trusted]
+            if untrusted:
+                reason = (
+                    f"{self.taint.describe(key)}; sensitive argument(s) {', '.join(untrusted)} "
+                    "do not come from the user's trusted instruction"
+                )
+                if rule.when_tainted == "deny":
+                    return deny_result(ctx, "information-flow", reason)
+                ctx.decision = Decision.require_approval(reason, rule.category, rule="flow")
+        if self.cross is not None:
+            denied = self._cross_namespace(ctx, key, tuple(checked))
+            if denied is not None:
+                return denied
+        return await nxt(ctx)
+
+    def _trace_arguments(
+        self, ctx: CallContext, key: ContextKey, rule: SinkRule
+    ) -> list[tuple[str, bool]]:
+        """Each sensitive argument present, and whether it comes from the trusted instruction."""
         trusted = self.taint.trusted_instruction(key) or ""
-        untrusted: list[str] = []
         names = rule.sensitive
         if "*" in names:
             names = tuple(k for k, v in ctx.call.arguments.items() if isinstance(v, str))
+        out: list[tuple[str, bool]] = []
         for arg in names:
             if arg not in ctx.call.arguments:
                 continue
             value = str(ctx.call.arguments[arg])
-            if value and trusted and value in trusted:
-                ctx.provenance.append(f"flow: {arg} from trusted instruction")
-            else:
-                untrusted.append(arg)
-                ctx.provenance.append(f"flow: {arg} not from trusted context")
-        if not untrusted:
-            return await nxt(ctx)
-        reason = (
-            f"{self.taint.describe(key)}; sensitive argument(s) {', '.join(untrusted)} "
-            "do not come from the user's trusted instruction"
+            ok = bool(value and trusted and value in trusted)
+            ctx.provenance.append(
+                f"flow: {arg} from trusted instruction"
+                if ok
+                else f"flow: {arg} not from trusted context"
+            )
+            out.append((arg, ok))
+        return out
+
+    def _cross_namespace(
+        self, ctx: CallContext, key: ContextKey, checked: tuple[tuple[str, bool], ...]
+    ) -> ToolResult | None:
+        assert self.cross is not None  # noqa: S101 - checked by the caller
+        sources, complete = self.taint.sources(key)
+        others = tuple(s for s in sources if s != ctx.call.server)
+        if not others and complete:
+            return None
+        flow = CrossNamespace(
+            from_servers=others,
+            complete=complete,
+            tainted=self.taint.is_tainted(key),
+            sensitive=checked,
         )
-        if rule.when_tainted == "deny":
-            return deny_result(ctx, "information-flow", reason)
-        ctx.decision = Decision.require_approval(reason, rule.category, rule="flow")
-        return await nxt(ctx)
+        decision = self.cross(ctx.call, flow)
+        ctx.provenance.append(f"data_access: {decision.kind} by {decision.rule}")
+        if decision.kind == "deny":
+            return deny_result(ctx, "data-access", decision.reason)
+        if decision.kind == "require_approval" and (
+            ctx.decision is None or ctx.decision.kind == "allow"
+        ):
+            ctx.decision = decision
+        return None
 
 
 @dataclass
@@ -297,7 +359,9 @@ class OutputHandling:
     async def __call__(self, ctx: CallContext, nxt: Next) -> ToolResult:
         raw = await nxt(ctx)
         self.taint.mark_tainted(
-            ContextKey(client=ctx.call.client, conversation=ctx.call.session), ctx.exposed_name
+            ContextKey(client=ctx.call.client, conversation=ctx.call.session),
+            ctx.exposed_name,
+            server=ctx.call.server,
         )
         if not ctx.outcome:
             ctx.outcome = "error" if raw.get("isError") else "ok"

@@ -13,6 +13,12 @@ client may talk to this server at all: anything but allow denies the call and hi
 tools. :class:`OpaLaunchGate` wraps the gateway's launcher and asks ``secret_access`` for each
 secret a server is granted before its sandbox is launched; a refusal means the server does not
 start.
+
+:class:`DataAccessQuestion` is the information-flow step's ``data_access`` (cross-namespace data):
+a call whose context carries output of other servers is put to Rego with those servers and the
+sink's sensitive argument names. :func:`gateway_questions_for` builds the asker of the questions
+the gateway itself puts outside the decider: ``delegation`` (when the host application registers
+a trusted context) and ``data_access``.
 """
 
 from __future__ import annotations
@@ -26,11 +32,18 @@ from stockade.opa import OpaDelegate, OpaDenied, OpaEvaluator, OpaInput, Questio
 
 from ._config import ServerSpec
 from ._errors import DownstreamError
-from ._interceptors import DecisionContext, PolicyDecider
+from ._interceptors import CrossNamespace, DecisionContext, PolicyDecider
 from ._launcher import DownstreamProcess, Launcher
 from ._taint import ContextKey, TaintTracker
 
-__all__ = ["OpaDecider", "OpaLaunchGate", "opa_decider_for", "opa_launcher_for"]
+__all__ = [
+    "DataAccessQuestion",
+    "OpaDecider",
+    "OpaLaunchGate",
+    "gateway_questions_for",
+    "opa_decider_for",
+    "opa_launcher_for",
+]
 
 
 class OpaDecider:
@@ -214,3 +227,46 @@ def opa_launcher_for(
         policy, audit=audit, evaluator=evaluator, only=("secret_access",)
     )
     return inner if questions is None else OpaLaunchGate(inner, questions)
+
+
+class DataAccessQuestion:
+    """A :data:`~._interceptors.CrossNamespaceCheck`: ``data_access`` put to Rego.
+
+    Input: ``client``, ``server`` (the one called), ``tool``, ``session``, ``tainted``,
+    ``provenance`` (the servers whose output is in the context) and ``extra``: ``from_servers``
+    (those other than ``server``), ``provenance_complete`` and ``sensitive_arguments`` (names, each
+    with ``trusted``: whether its value comes from the trusted instruction; never the values).
+    """
+
+    def __init__(self, questions: Questions, digests: Mapping[str, str] | None = None) -> None:
+        self._questions = questions
+        self._digests = dict(digests or {})
+
+    def __call__(self, call: ToolCall, flow: CrossNamespace) -> Decision:
+        return self._questions.ask(
+            "data_access",
+            client=call.client,
+            server=call.server,
+            tool=call.tool,
+            image_digest=self._digests.get(call.server),
+            session=call.session,
+            tainted=flow.tainted,
+            provenance=flow.from_servers,
+            extra={
+                "from_servers": list(flow.from_servers),
+                "provenance_complete": flow.complete,
+                "sensitive_arguments": [
+                    {"name": name, "trusted": trusted} for name, trusted in flow.sensitive
+                ],
+            },
+        )
+
+
+def gateway_questions_for(
+    policy: Any, *, audit: AuditSink | None = None, evaluator: OpaEvaluator | None = None
+) -> Questions | None:
+    """The asker of ``delegation`` and ``data_access`` when the policy delegates either, else
+    None (the gateway then asks neither)."""
+    return Questions.for_policy(
+        policy, audit=audit, evaluator=evaluator, only=("delegation", "data_access")
+    )

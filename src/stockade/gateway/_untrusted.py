@@ -33,7 +33,7 @@ class UntrustedOutput(ABC):
     async def __call__(self, ctx: CallContext, nxt: Next) -> ToolResult:
         raw = await nxt(ctx)
         key = ContextKey(client=ctx.call.client, conversation=ctx.call.session)
-        self.taint.mark_tainted(key, ctx.exposed_name)
+        self.taint.mark_tainted(key, ctx.exposed_name, server=ctx.call.server)
         if raw.get("isError"):
             ctx.outcome = ctx.outcome or "error"
             return raw

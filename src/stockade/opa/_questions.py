@@ -23,6 +23,10 @@ from ._input import OpaInput, Question
 __all__ = ["OpaDenied", "Questions", "authorise_run", "evaluator_for", "local_client"]
 
 
+# input.extra fields copied into the opa_decision event (names and identities, never values)
+_AUDITED_EXTRA = ("secret", "delegate_to", "from_servers")
+
+
 class OpaDenied(OpaError):
     """A delegated question was answered with something other than allow (or OPA failed)."""
 
@@ -102,6 +106,8 @@ class Questions:
         tool: str = "",
         image_digest: str | None = None,
         session: str = "",
+        tainted: bool = False,
+        provenance: tuple[str, ...] = (),
         extra: dict[str, Any] | None = None,
         audit: bool = True,
     ) -> Decision:
@@ -115,6 +121,8 @@ class Questions:
             tool=tool,
             image_digest=image_digest,
             session=session,
+            tainted=tainted,
+            provenance=provenance,
             policy_hash=self._policy_hash,
             extra=extra or {},
         )
@@ -130,7 +138,7 @@ class Questions:
                     "result": decision.kind,
                     "reason": decision.reason,
                     "rule": decision.rule,
-                    **({"secret": extra["secret"]} if extra and "secret" in extra else {}),
+                    **{k: v for k, v in (extra or {}).items() if k in _AUDITED_EXTRA},
                 },
                 session_id=session or None,
             )
