@@ -23,6 +23,8 @@ from stockade.gateway._sandboxed import sandbox_spec_for
 from stockade.models import Clock
 from stockade.textsafe import safe_text
 
+from ._k8s_gateway import _record_refusal
+
 __all__ = ["image_verifier"]
 
 
@@ -39,9 +41,7 @@ def image_verifier(
             probe = ServerSpec(name=server, command=argv, env=dict(entry.env), image=image)
             sandbox_spec_for(probe)
         except StockadeError as e:
-            run_id = _record(
-                e, policy, server=server, store_path=store_path, audit_log=audit_log, clock=clock
-            )
+            run_id = _record_refusal(e, policy, server, store_path, audit_log, backend="gvisor")
             click.echo(
                 safe_text(
                     f"stockade: server {server}: image {entry.image} refused (run {run_id}): "
@@ -94,28 +94,3 @@ def _prepare(
         evidence=image_evidence(prepared, entry.image, clock.now().isoformat()),
     )
     return image, prepared.argv
-
-
-def _record(
-    err: StockadeError,
-    policy: Any,
-    *,
-    server: str,
-    store_path: Path | None,
-    audit_log: Path | None,
-    clock: Clock,
-) -> str:
-    from stockade.audit import AuditLog
-    from stockade.sandbox import record_refused
-    from stockade.store import RunStore
-
-    log_path = audit_log or paths.audit_log()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        RunStore.open(store_path or paths.run_store()) as runs,
-        AuditLog.open(log_path, paths.key_dir()) as audit,
-    ):
-        return record_refused(
-            err, clock=clock, store=runs, audit=audit, workload=str(policy.server(server).image),
-            kind="server", server=server, policy_hash=policy.effective_hash,
-        )  # fmt: skip

@@ -115,8 +115,15 @@ def _verified(policy: Policy, server: str, opts: KubeOptions) -> tuple[str, dict
 
 
 def _record_refusal(
-    e: StockadeError, policy: Policy, server: str, store_path: Path | None, log: Path | None
-) -> None:
+    e: StockadeError,
+    policy: Policy,
+    server: str,
+    store_path: Path | None,
+    log: Path | None,
+    *,
+    backend: str = "kubernetes",
+) -> str:
+    """Record ``server``'s image refused (run store and audit log); the refused run's id."""
     from stockade.audit import AuditLog
     from stockade.sandbox import record_refused
     from stockade.store import RunStore
@@ -127,10 +134,10 @@ def _record_refusal(
         RunStore.open(store_path or paths.run_store()) as runs,
         AuditLog.open(log_path, paths.key_dir()) as audit,
     ):
-        record_refused(
+        return record_refused(
             e, clock=SystemClock(), store=runs, audit=audit,
             workload=str(policy.server(server).image or server), kind="server", server=server,
-            policy_hash=policy.effective_hash, backend="kubernetes",
+            policy_hash=policy.effective_hash, backend=backend,
         )  # fmt: skip
 
 

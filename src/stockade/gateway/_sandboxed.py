@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stockade.errors import SandboxError
-from stockade.models import AuditSink, Clock, Runtime, SandboxSpec
+from stockade.models import AuditSink, Clock, SandboxSpec
 
 from ._config import ServerSpec
 from ._errors import DownstreamError
@@ -27,29 +27,9 @@ def sandbox_spec_for(server: ServerSpec) -> SandboxSpec:
     (an allowlist is served by the run's own egress proxy, as for ``stockade run``). An image
     server runs its verified rootfs, with the image's Env/User only through the spec builder's
     filters; one whose image was not verified in this process is refused."""
-    box = server.sandbox
-    if server.image is None:
-        return SandboxSpec(
-            argv=server.command,
-            runtime=Runtime.GVISOR,
-            binds=box.binds,
-            memory_mb=box.memory_mb,
-            cpu_seconds=box.cpu_seconds,
-            pids=box.pids,
-            timeout_s=box.timeout_s,
-            network=box.network,
-            env=tuple(sorted(server.env.items())),
-            secrets=box.secrets,
-        )
     from stockade.sandbox import Overrides, PolicyLimits, build_spec
 
-    image = server.image
-    if not image.rootfs or not image.digest:
-        raise SandboxError(
-            f"image {image.requested!r} of server {server.name!r} was not verified by this "
-            "gateway: got no verified rootfs, expected the supply-chain gate to pass first",
-            "serve the policy with stockade gateway (it verifies every image before serving)",
-        )
+    box = server.sandbox
     limits = PolicyLimits(
         kind="server",
         cpu_seconds=box.cpu_seconds,
@@ -62,6 +42,15 @@ def sandbox_spec_for(server: ServerSpec) -> SandboxSpec:
         env=tuple(sorted(server.env.items())),
         from_policy=True,
     )
+    image = server.image
+    if image is None:
+        return build_spec(server.command, limits, Overrides())
+    if not image.rootfs or not image.digest:
+        raise SandboxError(
+            f"image {image.requested!r} of server {server.name!r} was not verified by this "
+            "gateway: got no verified rootfs, expected the supply-chain gate to pass first",
+            "serve the policy with stockade gateway (it verifies every image before serving)",
+        )
     return build_spec(
         server.command,
         limits,
