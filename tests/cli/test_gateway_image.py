@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client, StdioServerParameters
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_image_run import Registry, new_key, push, registry, sign
+for _dir in ("integration", "gateway"):  # the image and loopback-egress helpers, reused
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / _dir))
+from test_gateway_egress import CHILD, upstream  # noqa: E402
+from test_image_run import Registry, new_key, push, registry, sign  # noqa: E402
 
-from _gwclient import gateway_client, require_gvisor, stockade_cli
-from stockade.store import RunStore
+from _gwclient import gateway_client, require_gvisor, stockade_cli  # noqa: E402
+from stockade.store import RunStore  # noqa: E402
 
 pytestmark = [pytest.mark.gvisor, pytest.mark.registry]
-__all__ = ["registry"]  # the module-scoped loopback registry fixture, reused
+__all__ = ["registry", "upstream"]  # fixtures reused: the loopback registry and HTTP server
 
 # One JSON-RPC message a line in, one out: initialize, tools/list, tools/call of "echo".
 MCP_SH = r"""
@@ -42,6 +45,15 @@ while IFS= read -r line; do
     *'"tools/call"'*)
       word=$(echo "$line" | $bb sed -n 's/.*"word": *"\([A-Za-z0-9-]*\)".*/\1/p')
       text="echo: $word from $($bb id -u)"
+      if [ "$word" = net ]; then  # plain HTTP by hand, through the run's proxy ($http_proxy)
+        proxy=${http_proxy#http://}; proxy=${proxy%/}
+        text=$(for h in allowed.test other.test; do
+          got=$(printf 'GET http://%s:%s/ HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' \
+            "$h" "$UPSTREAM_PORT" "$h" "$UPSTREAM_PORT" \
+            | $bb nc -w 20 "${proxy%:*}" "${proxy##*:}" 2>&1 | $bb head -1 | $bb tr -d '\r"\\')
+          echo "$got <- $h"
+        done | $bb tr '\n' ' ')
+      fi
       reply "\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"$text\"}]}" ;;
     *)
       reply "\"error\":{\"code\":-32601,\"message\":\"no\"}" ;;
@@ -70,7 +82,7 @@ servers:
     verify: [team]
     tofu: true
     start: lazy
-    tools:
+{extra}    tools:
       rules:
         - tool: echo
           action: allow
@@ -92,7 +104,11 @@ def _image(registry: Registry, tag: str, monkeypatch: pytest.MonkeyPatch) -> Any
 
 
 def _world(
-    registry: Registry, tmp_path: Path, signer: str, monkeypatch: pytest.MonkeyPatch
+    registry: Registry,
+    tmp_path: Path,
+    signer: str,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: str = "",
 ) -> tuple[Path, Any]:
     require_gvisor()
     pdir = tmp_path / "policy"
@@ -104,7 +120,7 @@ def _world(
     elif signer == "other":
         sign(registry, pinned, untrusted)
     policy = pdir / "policy.yaml"
-    policy.write_text(POLICY.format(host=registry.host, image=str(pinned)))
+    policy.write_text(POLICY.format(host=registry.host, image=str(pinned), extra=extra))
     return policy, pinned
 
 
@@ -167,3 +183,28 @@ def test_an_image_server_signed_by_an_untrusted_key_or_unsigned_is_refused_befor
     log = (home / "audit" / "audit.jsonl").read_text()
     assert "sandbox.refused" in log
     assert "gateway.start" not in log  # the gateway never began serving
+
+
+async def _net_session(tmp_path: Path, policy: Path, host: str) -> str:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", CHILD, "gateway", "--policy", str(policy), "--stdio", "--plain-http", host],
+        env={"PATH": "/usr/bin:/bin", "STOCKADE_HOME": str(tmp_path / "home")},
+    )
+    async with Client(params, read_timeout_seconds=90) as client:
+        result = await client.call_tool("shecho__echo", {"word": "net"})
+    return str(result.content[0].text)  # type: ignore[union-attr]
+
+
+@pytest.mark.guarantee("gw-server-network-allowlist")
+def test_an_image_server_granted_an_allowlist_reaches_that_name_only_through_its_proxy(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: int
+) -> None:
+    extra = f"    network: [allowed.test]\n    env: {{UPSTREAM_PORT: '{upstream}'}}\n"
+    policy, _ = _world(registry, tmp_path, "team", monkeypatch, extra)
+    text = asyncio.run(asyncio.wait_for(_net_session(tmp_path, policy, registry.host), 240))
+    assert "HTTP/1.0 200 OK <- allowed.test" in text, text
+    assert "403 Forbidden <- other.test" in text, text
+    with RunStore.open(tmp_path / "home" / "runs.db") as store:
+        blocked = store.egress_blocked()
+    assert ("shecho", "other.test", "not_allowlisted", 1) in blocked
