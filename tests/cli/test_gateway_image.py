@@ -22,6 +22,7 @@ from test_gateway_egress import CHILD, upstream  # noqa: E402
 from test_image_run import Registry, new_key, push, registry, sign  # noqa: E402
 
 from _gwclient import gateway_client, require_gvisor, stockade_cli  # noqa: E402
+from stockade.gateway import load_any  # noqa: E402
 from stockade.store import RunStore  # noqa: E402
 
 pytestmark = [pytest.mark.gvisor, pytest.mark.registry]
@@ -159,6 +160,8 @@ def test_a_signed_image_server_is_verified_served_in_gvisor_and_its_trace_shows_
     # the tool pins bind to the verified image reference (a new digest is reviewed again)
     pins = json.loads((policy.parent / "pins" / "shecho.pins.json").read_text())
     assert pins["package"] == str(pinned)
+    offline, _, _ = load_any(policy)  # what stockade tools diff|approve compare pins with
+    assert offline.servers[0].package == pins["package"]
     assert "echo" in pins["tools"]
 
 
