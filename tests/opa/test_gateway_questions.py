@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from stockade.gateway import Gateway, GatewayConfig, PinStore, SubprocessLauncher
@@ -29,8 +28,10 @@ from stockade.gateway._interceptors import (
 from stockade.gateway._opa_step import DataAccessQuestion
 from stockade.gateway._taint import ContextKey, TaintTracker
 from stockade.models import Category, ToolCall
-from stockade.opa import OpaDelegate, OpaServerEvaluator, Questions, RegoEvaluator
+from stockade.opa import OpaDelegate, Questions, RegoEvaluator
 from stockade.testing import FakeClock, MemoryAuditSink, ScriptedApprover, StaticDecider
+
+from ._fakes import Recorder, erroring, unreachable
 
 CRED = "host-credential-0123456789"
 
@@ -68,19 +69,6 @@ def _rego(
     delegated: tuple[str, ...] = ("data_access", "delegation"), audit: Any = None
 ) -> Questions:
     return Questions(OpaDelegate(RegoEvaluator({"authz.rego": REGO})), delegated, audit=audit)
-
-
-def _unreachable() -> OpaServerEvaluator:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    return OpaServerEvaluator("http://127.0.0.1:9", transport=httpx.MockTransport(refuse))
-
-
-def _erroring() -> OpaServerEvaluator:
-    return OpaServerEvaluator(
-        "http://127.0.0.1:9", transport=httpx.MockTransport(lambda r: httpx.Response(500))
-    )
 
 
 class Flow:
@@ -228,8 +216,8 @@ def test_a_rego_allow_never_turns_a_built_in_approval_or_deny_into_an_allow() ->
 
 
 @pytest.mark.guarantee("cp-opa-questions-fail-closed")
-@pytest.mark.parametrize("evaluator", [_unreachable, _erroring])
-def test_data_access_denies_when_opa_is_unreachable_or_erroring(evaluator: Any) -> None:
+@pytest.mark.parametrize("evaluator", [unreachable, erroring])
+def test_data_access_denies_when_opa_isunreachable_orerroring(evaluator: Any) -> None:
     flow = Flow(Questions(OpaDelegate(evaluator()), ("data_access",)))
     flow.call("web__fetch")
     out = flow.call("files__put", {"path": "a"})
@@ -239,22 +227,17 @@ def test_data_access_denies_when_opa_is_unreachable_or_erroring(evaluator: Any) 
 
 @pytest.mark.guarantee("cp-opa-not-delegated")
 def test_data_access_not_delegated_is_never_asked() -> None:
-    flow = Flow(Questions(OpaDelegate(_unreachable()), ("tool_call", "delegation")))
+    flow = Flow(Questions(OpaDelegate(unreachable()), ("tool_call", "delegation")))
     flow.call("web__fetch")
     assert _stage(flow.call("files__put", {"path": "a"})) is None
-    gw = _gateway(Questions(OpaDelegate(_unreachable()), ("delegation",)))
+    gw = _gateway(Questions(OpaDelegate(unreachable()), ("delegation",)))
     assert gw._data_access() is None
 
 
 def test_the_data_access_input_names_sources_and_sensitive_arguments_never_values() -> None:
-    seen: list[dict[str, Any]] = []
-
-    class Recorder:
-        def evaluate(self, path: str, input_doc: dict[str, Any]) -> object:
-            seen.append(input_doc)
-            return {"result": "allow"}
-
-    flow = Flow(Questions(OpaDelegate(Recorder()), ("data_access",)))
+    recorder = Recorder()
+    seen = recorder.seen
+    flow = Flow(Questions(OpaDelegate(recorder), ("data_access",)))
     flow.register("c1", "mail bob@example.org the summary")
     flow.call("web__fetch")
     flow.call("notes__add")
@@ -298,14 +281,8 @@ def test_a_forgotten_unregistered_context_is_asked_with_incomplete_provenance(
     assert taint.sources(ContextKey(client="alice", conversation="u0")) == ((), False)
     assert taint.sources(ContextKey(client="alice", conversation="u3")) == (("a",), True)
     assert taint.sources(registered) == (("web",), True)  # registered contexts are never forgotten
-    seen: list[dict[str, Any]] = []
-
-    class Recorder:
-        def evaluate(self, path: str, input_doc: dict[str, Any]) -> object:
-            seen.append(input_doc["extra"])
-            return {"result": "deny", "reason": "provenance unknown"}
-
-    asker = Questions(OpaDelegate(Recorder()), ("data_access",))
+    recorder = Recorder({"result": "deny", "reason": "provenance unknown"})
+    asker = Questions(OpaDelegate(recorder), ("data_access",))
     check = FlowRule({}, taint, DataAccessQuestion(asker))
     ctx = CallContext(
         call=ToolCall(server="files", tool="put", client="alice", session="u0"),
@@ -317,7 +294,9 @@ def test_a_forgotten_unregistered_context_is_asked_with_incomplete_provenance(
 
     out = asyncio.run(check(ctx, nxt))
     assert _stage(out) == "data-access"
-    assert seen == [{"from_servers": [], "provenance_complete": False, "sensitive_arguments": []}]
+    assert [doc["extra"] for doc in recorder.seen] == [
+        {"from_servers": [], "provenance_complete": False, "sensitive_arguments": []}
+    ]
 
 
 # -- delegation -------------------------------------------------------------------------------
@@ -378,16 +357,10 @@ def test_rego_refusing_delegation_refuses_the_registration_with_its_reason() -> 
 
 
 def test_the_delegation_input_carries_a_digest_of_the_instruction_never_its_text() -> None:
-    seen: list[dict[str, Any]] = []
-
-    class Recorder:
-        def evaluate(self, path: str, input_doc: dict[str, Any]) -> object:
-            seen.append(input_doc)
-            return {"result": "allow"}
-
-    gw = _gateway(Questions(OpaDelegate(Recorder()), ("delegation",)))
+    recorder = Recorder()
+    gw = _gateway(Questions(OpaDelegate(recorder), ("delegation",)))
     assert not _register(gw, "alice", "pay the invoice to ACME")["isError"]
-    (doc,) = seen
+    (doc,) = recorder.seen
     assert (doc["question"], doc["client"], doc["session"]) == ("delegation", "alice", "c1")
     assert doc["extra"] == {
         "delegate_to": "alice",
@@ -400,8 +373,8 @@ def test_the_delegation_input_carries_a_digest_of_the_instruction_never_its_text
 
 @pytest.mark.guarantee("cp-opa-delegation")
 @pytest.mark.guarantee("cp-opa-questions-fail-closed")
-@pytest.mark.parametrize("evaluator", [_unreachable, _erroring])
-def test_delegation_with_opa_unreachable_or_erroring_refuses_the_registration(
+@pytest.mark.parametrize("evaluator", [unreachable, erroring])
+def test_delegation_with_opaunreachable_orerroring_refuses_the_registration(
     evaluator: Any,
 ) -> None:
     gw = _gateway(Questions(OpaDelegate(evaluator()), ("delegation",)))
@@ -425,7 +398,7 @@ def test_delegation_is_asked_only_after_the_host_credential_and_refusals_do_not_
 
 @pytest.mark.guarantee("cp-opa-not-delegated")
 def test_delegation_not_delegated_is_never_asked() -> None:
-    gw = _gateway(Questions(OpaDelegate(_unreachable()), ("data_access",)))
+    gw = _gateway(Questions(OpaDelegate(unreachable()), ("data_access",)))
     assert not _register(gw, "bob")["isError"]
     assert _clean(gw, "bob")
     assert not _register(_gateway(None), "bob")["isError"]

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from stockade.gateway import Gateway, GatewayConfig, PinStore, ServerSpec, SubprocessLauncher
@@ -21,7 +20,6 @@ from stockade.opa import (
     QUESTIONS,
     OpaDelegate,
     OpaDenied,
-    OpaServerEvaluator,
     Questions,
     RegoEvaluator,
     authorise_run,
@@ -29,6 +27,8 @@ from stockade.opa import (
 from stockade.policy import load_policy
 from stockade.store import RunStore
 from stockade.testing import FakeClock, MemoryAuditSink, ScriptedApprover, StaticDecider
+
+from ._fakes import erroring, unreachable
 
 ECHO = Path(__file__).resolve().parents[1] / "gateway" / "servers" / "sdk_echo.py"
 
@@ -67,19 +67,6 @@ def _questions(rego: str = REGO, delegated: tuple[str, ...] = QUESTIONS, **kw: A
     return Questions(OpaDelegate(RegoEvaluator({"authz.rego": rego})), delegated, **kw)
 
 
-def _unreachable() -> OpaServerEvaluator:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    return OpaServerEvaluator("http://127.0.0.1:9", transport=httpx.MockTransport(refuse))
-
-
-def _erroring() -> OpaServerEvaluator:
-    return OpaServerEvaluator(
-        "http://127.0.0.1:9", transport=httpx.MockTransport(lambda r: httpx.Response(500))
-    )
-
-
 @pytest.mark.guarantee("cp-opa-questions-fail-closed")
 @pytest.mark.parametrize("question", QUESTIONS)
 @pytest.mark.parametrize("failure", ["unreachable", "erroring", "malformed", "undefined"])
@@ -87,9 +74,9 @@ def test_every_question_denies_when_opa_is_unavailable_or_erroring(
     question: str, failure: str
 ) -> None:
     if failure == "unreachable":
-        q = Questions(OpaDelegate(_unreachable()), QUESTIONS)
+        q = Questions(OpaDelegate(unreachable()), QUESTIONS)
     elif failure == "erroring":
-        q = Questions(OpaDelegate(_erroring()), QUESTIONS)
+        q = Questions(OpaDelegate(erroring()), QUESTIONS)
     else:
         q = _questions(BROKEN[failure].replace("server_access", question))
     d = q.ask(question, client="alice", server="echo")  # type: ignore[arg-type]
@@ -121,7 +108,7 @@ def test_each_answer_carries_its_reason_and_is_audited_with_its_question() -> No
 
 
 def test_a_question_not_delegated_is_not_asked() -> None:
-    q = Questions(OpaDelegate(_unreachable()), ("tool_call",))
+    q = Questions(OpaDelegate(unreachable()), ("tool_call",))
     d = q.ask("task", client="alice")
     assert (d.kind, d.rule) == ("allow", "builtin")
 
@@ -210,7 +197,7 @@ def test_server_access_denied_hides_the_servers_tools_and_denies_its_calls(
 @pytest.mark.guarantee("cp-opa-server-access")
 @pytest.mark.guarantee("cp-opa-questions-fail-closed")
 def test_server_access_with_opa_down_lists_nothing_and_denies_every_call() -> None:
-    d = _access_decider(MemoryAuditSink(), _unreachable())
+    d = _access_decider(MemoryAuditSink(), unreachable())
     assert d.listable("alice", "echo", "echo") is False
     from stockade.gateway import DecisionContext
 
