@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stockade.gateway import Gateway, GatewayConfig, PinStore, SubprocessLauncher
 from stockade.gateway import _taint as taint_module
@@ -402,3 +404,56 @@ def test_delegation_not_delegated_is_never_asked() -> None:
     assert not _register(gw, "bob")["isError"]
     assert _clean(gw, "bob")
     assert not _register(_gateway(None), "bob")["isError"]
+
+
+# -- the algebra ------------------------------------------------------------------------------
+
+ANSWERS = [
+    {"result": "allow"},
+    {"result": "deny", "reason": "no"},
+    {"result": "require_approval", "reason": "ask", "category": "exfiltration"},
+    {"result": "maybe"},
+    {"result": "deny"},
+    "allow",
+    {"result": "allow", "unknown": 1},
+]
+
+
+@pytest.mark.guarantee("cp-opa-gateway-tighten-only")
+@given(
+    answer=st.sampled_from(ANSWERS),
+    builtin=st.sampled_from(["allow", "approval", "deny"]),
+    read=st.lists(st.sampled_from(["web", "notes", "files"]), max_size=3),
+)
+def test_data_access_never_lets_through_what_the_built_in_steps_stop(
+    answer: object, builtin: str, read: list[str]
+) -> None:
+    """With an approver that refuses, a call reaches its server only when the built-in decision
+    allows it and OPA (when asked at all) answers allow."""
+    recorder = Recorder(answer)
+    flow = Flow(
+        Questions(OpaDelegate(recorder), ("data_access",)),
+        approval={"files__put"} if builtin == "approval" else set(),
+    )
+    for server in read:
+        flow.call(f"{server}__fetch" if server == "web" else f"{server}__add")
+    flow.reached.clear()
+    recorder.seen.clear()
+    name = "files__put" if builtin != "deny" else "files__other"
+    flow.call(name, {"path": "a"})
+    asked = any(s != "files" for s in read)
+    assert bool(recorder.seen) is (asked and builtin != "deny")
+    opa_allows = not asked or answer == {"result": "allow"}
+    assert (flow.reached == [name]) is (builtin == "allow" and opa_allows)
+
+
+def test_the_taint_provenance_is_per_conversation_deduplicated_and_reset_by_registration() -> None:
+    taint = TaintTracker(CRED)
+    key = ContextKey(client="alice", conversation="c1")
+    for server in ("web", "mail", "web"):
+        taint.mark_tainted(key, f"{server}__x", server=server)
+    assert taint.sources(key) == (("web", "mail"), True)
+    assert taint.sources(ContextKey(client="bob", conversation="c1")) == ((), True)
+    assert taint.register(key, "fresh start", CRED)
+    assert taint.sources(key) == ((), True)
+    assert not taint.is_tainted(key)
