@@ -261,7 +261,7 @@ class FlowRule:
                     return deny_result(ctx, "information-flow", reason)
                 ctx.decision = Decision.require_approval(reason, rule.category, rule="flow")
         if self.cross is not None:
-            denied = self._cross_namespace(ctx, key, tuple(checked))
+            denied = self._cross_namespace(self.cross, ctx, key, tuple(checked))
             if denied is not None:
                 return denied
         return await nxt(ctx)
@@ -289,9 +289,13 @@ class FlowRule:
         return out
 
     def _cross_namespace(
-        self, ctx: CallContext, key: ContextKey, checked: tuple[tuple[str, bool], ...]
+        self,
+        cross: CrossNamespaceCheck,
+        ctx: CallContext,
+        key: ContextKey,
+        checked: tuple[tuple[str, bool], ...],
     ) -> ToolResult | None:
-        assert self.cross is not None  # noqa: S101 - checked by the caller
+        """``data_access`` when the context carries other servers' output: a denial, or None."""
         sources, complete = self.taint.sources(key)
         others = tuple(s for s in sources if s != ctx.call.server)
         if not others and complete:
@@ -302,7 +306,7 @@ class FlowRule:
             tainted=self.taint.is_tainted(key),
             sensitive=checked,
         )
-        decision = self.cross(ctx.call, flow)
+        decision = cross(ctx.call, flow)
         ctx.provenance.append(f"data_access: {decision.kind} by {decision.rule}")
         if decision.kind == "deny":
             return deny_result(ctx, "data-access", decision.reason)
