@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from stockade.gateway import DecisionContext, EngineDecider
 from stockade.gateway._opa_step import OpaDecider, opa_decider_for
 from stockade.models import ToolCall
-from stockade.opa import OpaDelegate, OpaServerEvaluator
+from stockade.opa import OpaDelegate
 from stockade.policy import load_policy
 from stockade.testing import FakeClock, MemoryAuditSink
+
+from ._fakes import Recorder, unreachable
 
 REGO = """\
 package stockade.tool_call
@@ -91,24 +92,18 @@ def test_an_opa_allow_keeps_the_built_in_approval(tmp_path: Path) -> None:
 
 def test_the_input_document_is_the_documented_one(tmp_path: Path) -> None:
     policy = _policy(tmp_path)
-    seen: list[dict[str, Any]] = []
-
-    class Recorder:
-        def evaluate(self, path: str, input_doc: dict[str, Any]) -> object:
-            seen.append(input_doc)
-            return {"result": "allow"}
-
+    recorder = Recorder()
     d = opa_decider_for(
         policy,
         EngineDecider(policy, FakeClock()),
-        evaluator=Recorder(),
+        evaluator=recorder,
         digests={"mail": "sha256:" + "a" * 64},
     )
     call = ToolCall(
         server="mail", tool="send_email", client="bob", session="s1", arguments={"to": "x"}
     )
     d(call, DecisionContext(tainted=True, exposed_name="mail__send_email"))
-    assert seen == [
+    assert recorder.seen == [
         {
             "version": 1,
             "question": "tool_call",
@@ -131,11 +126,7 @@ def test_the_input_document_is_the_documented_one(tmp_path: Path) -> None:
 def test_an_unreachable_opa_server_denies_with_the_reason(tmp_path: Path) -> None:
     policy = _policy(tmp_path)
 
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    evaluator = OpaServerEvaluator("http://127.0.0.1:9", transport=httpx.MockTransport(refuse))
-    d = opa_decider_for(policy, EngineDecider(policy, FakeClock()), evaluator=evaluator)
+    d = opa_decider_for(policy, EngineDecider(policy, FakeClock()), evaluator=unreachable())
     decision = d(ToolCall(server="mail", tool="echo", client="alice"), CLEAN)
     assert decision.kind == "deny"
     assert "OPA could not decide" in decision.reason
