@@ -84,3 +84,22 @@ def test_a_pooled_server_is_served_by_a_fresh_sandbox_each_launch_and_recorded(
     launched = [d for t, d, _ in sink.events if t == "sandbox.launched"]
     assert [d.get("pooled", False) for d in launched] == [True, True, False]
     assert not list((tmp_path / "st" / "live").glob("*.json"))
+
+
+@pytest.mark.guarantee("sandbox-pool-gateway")
+def test_a_refill_that_runs_after_close_boots_no_sandbox(tmp_path: Path) -> None:
+    """Regression: the refill a launch queues in the background could take the pool's lock after
+    the gateway closed the launcher, boot a sandbox into the detached pool and leave it running.
+    No runtime is needed: a closed pool must not even try to start one."""
+    from stockade.sandbox._pool_launcher import _refill
+
+    server = ServerSpec(name="evil", command=("/bin/cat",))
+    launcher = PoolLauncher(state=tmp_path / "state", clock=FixedClock(), sizes={"evil": 2})
+    pool = launcher._pool_for(server)
+    assert pool is not None
+    lock = launcher._locks["evil"]
+    launcher.close()
+    _refill(lock, pool)  # the queued refill, late
+    assert pool.fill() == 0
+    assert launcher._pool_for(server) is None  # a closed launcher makes no new pool
+    assert not (tmp_path / "state").exists()  # nothing was ever started

@@ -57,6 +57,7 @@ class WarmPool:
         self._audit = audit
         self._protected = protected
         self._ready: list[_Started] = []
+        self._closed = False
 
     def _new(self) -> _Started:
         return _start(
@@ -67,7 +68,10 @@ class WarmPool:
         )  # fmt: skip
 
     def fill(self) -> int:
-        """Start sandboxes until ``size`` are ready; the number ready."""
+        """Start sandboxes until ``size`` are ready; the number ready. A closed pool starts none:
+        a background refill that runs after :meth:`close` must not boot a sandbox nobody owns."""
+        if self._closed:
+            return 0
         alive = []
         for s in self._ready:
             if s.proc.poll() is None:
@@ -116,6 +120,7 @@ class WarmPool:
         return cold.handle(self._audit, cpu_offset_ns=cold.cgroup.usage().cpu_ns)
 
     def close(self) -> None:
+        self._closed = True
         for s in self._ready:
             s.discard()
         self._ready = []

@@ -56,11 +56,12 @@ class PoolLauncher:
         self._pools: dict[str, WarmPool] = {}
         # take() and fill() of one pool never overlap: a taken sandbox must not be re-listed.
         self._locks: dict[str, threading.Lock] = {}
+        self._closed = False
         self.run_ids = self._cold.run_ids
 
     def _pool_for(self, server: ServerSpec) -> WarmPool | None:
         size = self._sizes.get(server.name, 0)
-        if not size or server.sandbox.secrets:
+        if self._closed or not size or server.sandbox.secrets:
             # Secrets are per run: a pooled sandbox never holds one, so every secret is delivered
             # by a launch, after the launcher's gates (OPA's secret_access) have been asked.
             return None
@@ -131,6 +132,7 @@ class PoolLauncher:
         return _Sandboxed(run, reader, sb.stdin)
 
     def close(self) -> None:
+        self._closed = True  # no pool is made again; a refill still queued finds its pool closed
         for name, pool in self._pools.items():
             with self._locks[name]:
                 pool.close()
