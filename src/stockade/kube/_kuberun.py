@@ -21,6 +21,7 @@ from ._errors import KubeError
 from ._outcome import PodOutcome, pod_outcome
 from ._records import RecordStore
 from ._render import Manifest
+from ._rollback import RollbackRecord
 from ._supervise import PodApi, Supervised, supervise
 
 __all__ = ["KubeRun", "run_pod", "run_pod_attached", "wait_running"]
@@ -42,22 +43,20 @@ def _pod_ref(desired: tuple[Manifest, ...]) -> ObjRef:
     return pods[0]
 
 
-def run_pod(
+def _apply_for_run(
     api: PodApi,
     desired: tuple[Manifest, ...],
     *,
     store: RecordStore,
     clock: Clock,
-    wait: Callable[[float], None],
     server: str,
     run_id: str,
     timeout_s: float,
-    audit: AuditSink | None = None,
-    unsafe_assume_networkpolicy: bool = False,
-) -> KubeRun:
-    """Refused (``PreflightError``) before any write when the cluster lacks gVisor, restricted
-    Pod Security or NetworkPolicy enforcement. Once anything was written, the rollback record
-    is executed however the watch ends (exit, deadline, API error, ``KeyboardInterrupt``)."""
+    audit: AuditSink | None,
+    unsafe_assume_networkpolicy: bool,
+) -> tuple[ObjRef, ApplyResult, RollbackRecord, datetime]:
+    """The first half of every run: check the timeout, apply (preflight refusals first) and
+    return the Pod, the apply, its rollback record and the run's deadline."""
     if not timeout_s > 0:
         raise KubeError(f"run timeout {timeout_s!r} s, expected > 0", "set a timeout")
     pod = _pod_ref(desired)
@@ -75,7 +74,29 @@ def run_pod(
     record = applied.record
     if record is None:  # apply_run(execute=True) always records; fail closed if it did not
         raise KubeError("the apply returned no rollback record", "report this as a bug")
-    deadline = clock.now() + timedelta(seconds=timeout_s)
+    return pod, applied, record, clock.now() + timedelta(seconds=timeout_s)
+
+
+def run_pod(
+    api: PodApi,
+    desired: tuple[Manifest, ...],
+    *,
+    store: RecordStore,
+    clock: Clock,
+    wait: Callable[[float], None],
+    server: str,
+    run_id: str,
+    timeout_s: float,
+    audit: AuditSink | None = None,
+    unsafe_assume_networkpolicy: bool = False,
+) -> KubeRun:
+    """Refused (``PreflightError``) before any write when the cluster lacks gVisor, restricted
+    Pod Security or NetworkPolicy enforcement. Once anything was written, the rollback record
+    is executed however the watch ends (exit, deadline, API error, ``KeyboardInterrupt``)."""
+    pod, applied, record, deadline = _apply_for_run(
+        api, desired, store=store, clock=clock, server=server, run_id=run_id,
+        timeout_s=timeout_s, audit=audit, unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+    )  # fmt: skip
     try:
         supervised = supervise(
             api, pod, created=(), deadline=deadline, clock=clock, wait=wait, keep=True
@@ -121,24 +142,10 @@ def run_pod_attached(
     (``stockade run --backend kubernetes -i``). The pump stops at the run's deadline; the watch
     then ends the run (deleting a Pod still alive at the deadline) and the rollback record
     undoes the apply, on every exit path. ``None`` for the pump when the Pod never ran."""
-    if not timeout_s > 0:
-        raise KubeError(f"run timeout {timeout_s!r} s, expected > 0", "set a timeout")
-    pod = _pod_ref(desired)
-    applied = apply_run(
-        api,
-        desired,
-        execute=True,
-        store=store,
-        clock=clock,
-        server=server,
-        run_id=run_id,
-        unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
-        audit=audit,
-    )
-    record = applied.record
-    if record is None:
-        raise KubeError("the apply returned no rollback record", "report this as a bug")
-    deadline = clock.now() + timedelta(seconds=timeout_s)
+    pod, applied, record, deadline = _apply_for_run(
+        api, desired, store=store, clock=clock, server=server, run_id=run_id,
+        timeout_s=timeout_s, audit=audit, unsafe_assume_networkpolicy=unsafe_assume_networkpolicy,
+    )  # fmt: skip
     pumped: Pumped | None = None
     try:
         first = wait_running(api, pod, deadline=deadline, clock=clock, wait=wait)
