@@ -372,6 +372,7 @@ def _verify_image(
         image_gate,
         parse_reference,
         require_pinned,
+        verification_evidence,
         verify_remote_image,
     )
 
@@ -398,27 +399,11 @@ def _verify_image(
             approved_bases=gate.approved_bases,
             require_sbom=gate.require_sbom,
         )
-    ev = v.evidence
-    # The same fields a local image run records (supplychain image_evidence), plus the
+    # The same fields a local image run records (supplychain verification_evidence), plus the
     # reference/digest the Pod is rendered with; "image" and "sbom" become their own evidence.
-    evidence: dict[str, Any] = {
-        "rule": ev.rule,
-        "signer_kind": ev.signer_kind,
-        "key_id": ev.key_id,
-        "subject": ev.subject,
-        "issuer": ev.issuer,
-        "log_index": ev.log_index,
-        "integrated_time": ev.integrated_time,
-        "registry_rule": v.allowed_by,
-        "signed_reference": ev.signed_reference,
-        "found_via": ev.found_via,
-        "verified_at": clock.now().isoformat(),
-        "provenance": None if v.provenance is None else v.provenance.model_dump(mode="json"),
-        "reference": v.reference,
-        "digest": v.pinned.digest,
-    }
-    if v.base is not None:
-        evidence["approved_base"] = v.base.model_dump(mode="json")
+    evidence: dict[str, Any] = verification_evidence(v, clock.now().isoformat())
+    evidence["reference"] = v.reference
+    evidence["digest"] = v.pinned.digest
     evidence["image"] = {
         "requested": text,
         "reference": v.reference,

@@ -57,7 +57,14 @@ from ._referrers import (
     verify_referrer_bundles,
 )
 from ._registry import RegistryClient
-from ._runimage import ImageGate, PreparedImage, image_evidence, image_gate, prepare_image
+from ._runimage import (
+    ImageGate,
+    PreparedImage,
+    image_evidence,
+    image_gate,
+    prepare_image,
+    verification_evidence,
+)
 from ._sign import PrivateKey, load_private_key, sign_bytes, sign_image
 from ._sigstore_oci import fetch_signatures, push_signature, signature_tag
 from ._simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload, parse_payload
@@ -148,6 +155,7 @@ __all__ = [
     "signature_tag",
     "unpack_image",
     "unpack_layer",
+    "verification_evidence",
     "verify_attestation_bundle",
     "verify_bundle",
     "verify_bundle_with_key",

@@ -234,6 +234,21 @@ def image_evidence(
 ) -> tuple[tuple[str, dict[str, Any]], ...]:
     """The ``verification`` (with provenance), ``image`` and ``sbom`` evidence of the run."""
     v = prepared.verified
+    verification = verification_evidence(v, verified_at)
+    image = {
+        "requested": requested,
+        "reference": v.reference,
+        "digest": v.pinned.digest,
+        "platform_manifest": prepared.manifest_digest,
+        "rootfs": prepared.rootfs,
+    }
+    sbom = (v.sbom or SbomEvidence(present=False)).model_dump(mode="json")
+    return (("verification", verification), ("image", image), ("sbom", sbom))
+
+
+def verification_evidence(v: VerifiedImage, verified_at: str) -> dict[str, Any]:
+    """What verified the image (rule, signer, log entry, registry rule, provenance, approved
+    base): the same fields for a local image run and a Pod."""
     ev = v.evidence
     verification: dict[str, Any] = {
         "rule": ev.rule,
@@ -251,12 +266,4 @@ def image_evidence(
     }
     if v.base is not None:
         verification["approved_base"] = v.base.model_dump(mode="json")
-    image = {
-        "requested": requested,
-        "reference": v.reference,
-        "digest": v.pinned.digest,
-        "platform_manifest": prepared.manifest_digest,
-        "rootfs": prepared.rootfs,
-    }
-    sbom = (v.sbom or SbomEvidence(present=False)).model_dump(mode="json")
-    return (("verification", verification), ("image", image), ("sbom", sbom))
+    return verification
