@@ -68,3 +68,51 @@ def test_a_gateway_with_a_warm_pool_serves_from_a_pooled_sandbox_and_leaves_noth
         assert store.get(run_id).status.value != "running"
     # the gateway closed its pool on exit: no warm or taken sandbox is still live
     assert not list((home / "sandbox" / "live").glob("*.json"))
+
+
+@pytest.mark.guarantee("sandbox-pool-gateway")
+def test_sigterm_stops_the_gateway_with_its_warm_pool_and_leaves_nothing_live(
+    tmp_path: Path,
+) -> None:
+    """A supervisor's (or an impatient MCP client's) SIGTERM ends serving like Ctrl-C: the pool's
+    booted sandbox is discarded and no live-run record stays behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    require_gvisor()
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    shutil.copy(EVIL, srv / "evil_server.py")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.format(script=srv / "evil_server.py"))
+    live = tmp_path / "home" / "sandbox" / "live"
+    env = {"PATH": os.environ.get("PATH", ""), "STOCKADE_HOME": str(tmp_path / "home")}
+    argv = [sys.executable, "-m", "stockade", "gateway", "--policy", str(policy), "--stdio"]
+    proc = subprocess.Popen(  # stdin stays open: the gateway serves until the signal
+        [*argv, "--approver", "list"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + 120
+        while not list(live.glob("*.json")) and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.05)
+        assert list(live.glob("*.json")), "the warm pool never booted its sandbox"
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+        proc.stdin.write(json.dumps(hello).encode() + b"\n")
+        proc.stdin.flush()
+        assert b'"id":1' in proc.stdout.readline().replace(b" ", b"")  # serving now
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert b"stopping on a signal" in err, err
+    assert not list(live.glob("*.json"))

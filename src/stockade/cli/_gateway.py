@@ -377,7 +377,7 @@ def gateway(
                 return watch_kill(kill_store, on_kill)
 
         if http is None:
-            asyncio.run(_with_watch(serve_stdio(gw, client=client, channel=channel), watch))
+            _serve(_with_watch(serve_stdio(gw, client=client, channel=channel), watch))
         else:
             host, port = _host_port(http)
             anonymous = client if unsafe_no_auth else None
@@ -392,7 +392,29 @@ def gateway(
                 channel=channel,
             )
             click.echo(f"stockade: gateway listening on http://{host}:{port}/mcp", err=True)
-            asyncio.run(_with_watch(serve_http(gw, transport, host), watch))
+            _serve(_with_watch(serve_http(gw, transport, host), watch))
+
+
+def _serve(main: Coroutine[None, None, None]) -> None:
+    """Serve until the client leaves. SIGTERM (a supervisor, or an MCP client giving up on a slow
+    exit) ends serving like Ctrl-C does: the event loop cancels its tasks, so the servers are
+    closed and the clean-up that follows still stops every sandbox and warm pool; without this a
+    SIGTERM ended the process with sandbox state left behind."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        click.echo("stockade: gateway stopping on a signal; stopping its servers", err=True)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _gateway_questions(policy: Any, sink: Any) -> Any:
